@@ -1,0 +1,188 @@
+"""The library's entry points: start, resume, status and export a job.
+
+The CLI is a thin layer over these functions; they raise ``ResumerError``s
+and print nothing. A run's progress display is the caller's (``progress``).
+
+>>> outcome = start(Path("job.toml"), Path("jobs.db"))   # doctest: +SKIP
+>>> outcome.exit_status                                    # doctest: +SKIP
+0
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any, TextIO
+
+import httpx
+
+from resumer import lock, logs
+from resumer.client import Client, read_source_file
+from resumer.config import Job, load_job, parse_job
+from resumer.errors import CheckpointError
+from resumer.export import write_export
+from resumer.model import STATUSES
+from resumer.policies import RetryPolicy
+from resumer.runner import Outcome, Runner, install_signal_handlers
+from resumer.store import Counts, Store
+
+log = logging.getLogger(__name__)
+
+# Builds the progress display around a run, given a counts snapshot and the leaf level.
+ProgressFactory = Callable[[Callable[[], Counts], int], AbstractContextManager[Any]]
+
+
+def _no_progress(_snapshot: Callable[[], Counts], _leaf: int) -> AbstractContextManager[Any]:
+    return contextlib.nullcontext()
+
+
+def start(
+    job_file: Path,
+    db: Path,
+    *,
+    progress: ProgressFactory = _no_progress,
+    handle_signals: bool = False,
+    retry: RetryPolicy | None = None,
+) -> Outcome:
+    """Create the checkpoint for ``job_file`` in ``db`` and run the job.
+
+    Everything the job file needs is checked before the database is created,
+    so a refused job file leaves no database behind.
+    """
+    job = load_job(job_file)
+    job.environment()
+    if job.source.file is not None:
+        for _ in read_source_file(job.source.file, job.response):
+            pass  # a bad source file is refused now, not mid-run
+    with lock.JobLock(db):
+        store = Store.create(db, job.text, job.origin, str(job.base_dir))
+        try:
+            log.info("job %s: started in %s", job.origin, db)
+            return _run(job, store, progress, handle_signals, retry)
+        finally:
+            store.close()
+
+
+def resume(
+    db: Path,
+    *,
+    progress: ProgressFactory = _no_progress,
+    handle_signals: bool = False,
+    retry: RetryPolicy | None = None,
+) -> Outcome:
+    """Continue the job stored in ``db`` from its checkpoint."""
+    if not db.is_file():
+        raise CheckpointError(f"{db}: no such database (start a job with `resumer start`)")
+    with lock.JobLock(db):
+        store = Store.open(db)
+        try:
+            job = stored_job(store)
+            job.environment()
+            log.info("job %s: resumed from %s", job.origin, db)
+            return _run(job, store, progress, handle_signals, retry)
+        finally:
+            store.close()
+
+
+def stored_job(store: Store) -> Job:
+    record = store.job()
+    return parse_job(record.text, record.origin, Path(record.base_dir))
+
+
+def _run(
+    job: Job,
+    store: Store,
+    progress: ProgressFactory,
+    handle_signals: bool,
+    retry: RetryPolicy | None,
+) -> Outcome:
+    env = job.environment()
+    logs.protect(env.values())
+    limits = httpx.Limits(
+        max_connections=job.crawl.http_concurrency,
+        max_keepalive_connections=job.crawl.http_concurrency,
+    )
+    with httpx.Client(limits=limits, timeout=job.request.timeout, follow_redirects=True) as http:
+        client = Client(job, env, http)
+        http.headers.update(client.headers())
+        runner = Runner(job, store, client, retry=retry)
+        if handle_signals:
+            install_signal_handlers(runner)
+        began = time.monotonic()
+        with progress(store.counts, job.crawl.max_depth):
+            outcome = runner.run()
+    log.info(
+        "job %s: %s after %.1fs; %d queries stored, %d failed node(s)",
+        job.origin,
+        "stopped" if outcome.stopped else ("complete" if outcome.complete else "finished"),
+        time.monotonic() - began,
+        outcome.queries,
+        outcome.failed,
+    )
+    return outcome
+
+
+@contextlib.contextmanager
+def opened(db: Path) -> Iterator[Store]:
+    """A checkpoint opened for reading (no migration, no lock)."""
+    store = Store.open(db, migrate=False)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def status(db: Path) -> dict[str, Any]:
+    """The job's state and counts: the contracted ``status --json`` keys plus timings."""
+    with opened(db) as store:
+        job = stored_job(store)
+        counts = store.counts()
+        record = store.job()
+        source = store.source_status()
+        has_work = store.has_work()
+        source_error = store.source_error() if source == "failed" else None
+    pid = lock.holder(db)
+    if pid is not None:
+        state = "running"
+    elif source == "complete":
+        state = "complete"
+    elif has_work:
+        state = "stopped"
+    else:
+        state = "failed"
+    levels = {}
+    for level in range(1, job.crawl.max_depth + 1):
+        row = dict(counts.get(level, dict.fromkeys(STATUSES, 0)))
+        row["total"] = sum(row.values())
+        levels[str(level)] = row
+    totals = {key: sum(row[key] for row in levels.values()) for key in (*STATUSES, "total")}
+    elapsed = record.run_seconds
+    if state == "running" and record.started_at:
+        elapsed += max(0.0, time.time() - record.started_at)
+    return {
+        "state": state,
+        "levels": levels,
+        "totals": totals,
+        "pid": pid if pid and pid > 0 else None,
+        "created_at": record.created_at,
+        "elapsed": elapsed,
+        "source_error": source_error,
+    }
+
+
+def finished_state(db: Path) -> str | None:
+    """``complete`` or ``failed`` if the job has no work left, else None."""
+    with opened(db) as store:
+        if store.has_work():
+            return None
+        return "complete" if store.source_status() == "complete" else "failed"
+
+
+def export(db: Path, out: TextIO, *, partial: bool = False) -> int:
+    """Write the export of ``db`` to ``out``; return the number of level-1 trees written."""
+    with opened(db) as store:
+        return write_export(store, out, partial=partial)

@@ -1,0 +1,238 @@
+"""The ``resumer`` command line: parse, call ``resumer.api``, print, exit.
+
+Every ``ResumerError`` becomes one line on stderr and an exit status here, in
+one place; a user's mistake never shows a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+
+from resumer import api, logs
+from resumer.errors import CheckpointError, ConfigError, ResumerError
+from resumer.runner import Outcome
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_STOPPED = 130
+
+DEFAULT_DB = Path("resumer.db")
+
+app = typer.Typer(
+    name="resumer",
+    help="Crawl a tree of records behind an HTTP API, concurrently, politely and durably.",
+    no_args_is_help=True,
+    add_completion=True,
+    pretty_exceptions_enable=False,
+)
+
+DbOption = Annotated[Path, typer.Option("--db", help="The checkpoint database.", dir_okay=False)]
+LogLevel = Annotated[
+    str,
+    typer.Option("--log-level", help="DEBUG, INFO, WARNING or ERROR.", case_sensitive=False),
+]
+LogFile = Annotated[
+    Path | None, typer.Option("--log-file", help="Also write log lines to this file.")
+]
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _fail(message: str, status: int) -> NoReturn:
+    err.print(f"resumer: error: {message}", markup=False, soft_wrap=True)
+    raise typer.Exit(status)
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Map every ResumerError to one line and an exit status."""
+    try:
+        yield
+    except (ConfigError, CheckpointError) as exc:
+        _fail(str(exc), EXIT_USAGE)
+    except ResumerError as exc:
+        _fail(str(exc), EXIT_FAILED)
+
+
+def _logging(level: str, log_file: Path | None) -> None:
+    if level.upper() not in logs.LEVELS:
+        _fail(f"--log-level: expected one of {', '.join(logs.LEVELS)}, got {level!r}", EXIT_USAGE)
+    try:
+        logs.configure(level, log_file, out)
+    except OSError as exc:
+        _fail(f"--log-file: cannot write {log_file} ({exc.strerror})", EXIT_USAGE)
+
+
+def _progress(snapshot: Callable[[], Any], leaf_level: int) -> Any:
+    from resumer.display import Progress
+
+    return Progress(snapshot, leaf_level, out)
+
+
+def _report(outcome: Outcome, db: Path) -> NoReturn:
+    """Say how the run ended and exit with the contracted status."""
+    if outcome.stopped:
+        err.print(f"stopped; everything is checkpointed. Resume with: resumer resume --db {db}")
+    elif outcome.complete:
+        out.print(f"complete: every node is stored in {db}. Export with: resumer export --db {db}")
+    else:
+        err.print(
+            f"finished with {outcome.failed} failed node(s); see why with: "
+            f'resumer export --db {db} --partial (each failed node carries its "error")'
+        )
+    raise typer.Exit(outcome.exit_status)
+
+
+@app.command()
+def start(
+    job_file: Annotated[Path, typer.Argument(help="The job file (TOML).", dir_okay=False)],
+    db: DbOption = DEFAULT_DB,
+    log_level: LogLevel = "INFO",
+    log_file: LogFile = None,
+) -> None:
+    """Create the checkpoint, store the job file in it, and crawl until nothing is left."""
+    _logging(log_level, log_file)
+    with _errors():
+        outcome = api.start(job_file, db, progress=_progress, handle_signals=True)
+    _report(outcome, db)
+
+
+@app.command()
+def resume(
+    db: DbOption = DEFAULT_DB,
+    log_level: LogLevel = "INFO",
+    log_file: LogFile = None,
+) -> None:
+    """Continue the job stored in the checkpoint, exactly where it stopped."""
+    _logging(log_level, log_file)
+    with _errors():
+        if not db.is_file():
+            raise CheckpointError(f"{db}: no such database (start a job with `resumer start`)")
+        finished = api.finished_state(db)
+        if finished is not None:
+            info = api.status(db)
+            failed = info["totals"]["failed"] + (1 if info["source_error"] else 0)
+            if finished == "complete":
+                out.print(f"this job is already complete; export it with: resumer export --db {db}")
+                raise typer.Exit(EXIT_OK)
+            err.print(
+                f"this job already finished with {failed} failed node(s); nothing left to query. "
+                f"See why with: resumer export --db {db} --partial"
+            )
+            raise typer.Exit(EXIT_FAILED)
+        outcome = api.resume(db, progress=_progress, handle_signals=True)
+    _report(outcome, db)
+
+
+@app.command()
+def status(
+    db: DbOption = DEFAULT_DB,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """Show the job's state and node counts per level and status."""
+    with _errors():
+        info = api.status(db)
+    if as_json:
+        contracted = {key: info[key] for key in ("state", "levels", "totals")}
+        out.print_json(json.dumps(contracted)) if out.is_terminal else print(json.dumps(contracted))
+        return
+    from resumer.display import status_table
+
+    out.print(status_table(info))
+
+
+@app.command()
+def export(
+    db: DbOption = DEFAULT_DB,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Write here instead of stdout.")
+    ] = None,
+    partial: Annotated[
+        bool, typer.Option("--partial", help="Every level-1 tree, finished or not, with errors.")
+    ] = False,
+) -> None:
+    """Write the crawled trees as JSON (streamed)."""
+    with _errors():
+        if output is None:
+            api.export(db, sys.stdout, partial=partial)
+            return
+        _export_to_file(db, output, partial)
+
+
+def _export_to_file(db: Path, output: Path, partial: bool) -> None:
+    """Write to a temporary file beside ``output``, then rename: never a half-written export."""
+    folder = output.resolve().parent
+    if not folder.is_dir():
+        _fail(f"-o {output}: folder {folder} does not exist", EXIT_USAGE)
+    fd, temporary = tempfile.mkstemp(dir=folder, prefix=f".{output.name}.")
+    try:
+        with open(fd, "w", encoding="utf-8") as handle:
+            trees = api.export(db, handle, partial=partial)
+        os.replace(temporary, output)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    err.print(f"wrote {trees} level-1 tree(s) to {output}")
+
+
+@app.command()
+def demo(
+    log_level: LogLevel = "WARNING",
+) -> None:
+    """Crawl a demo tree from the built-in fake API, end to end, in a temporary folder."""
+    from resumer.demo import run_demo
+
+    _logging(log_level, None)
+    with _errors():
+        status_code = run_demo(out, progress=_progress)
+    raise typer.Exit(status_code)
+
+
+@app.command("fake-api")
+def fake_api(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port (0 picks a free one).", min=0, max=65535)] = 8808,
+    seed: Annotated[int, typer.Option(help="Seed of the tree.")] = 0,
+    roots: Annotated[int, typer.Option(help="Level-1 features.", min=0)] = 10,
+    fanout: Annotated[str, typer.Option(help="Children per node, per level: 5,5,5.")] = "5,5,5",
+    latency: Annotated[float, typer.Option(help="Seconds before each answer.", min=0)] = 0.0,
+    even: Annotated[
+        bool, typer.Option("--even", help="Exactly FANOUT children everywhere.")
+    ] = False,
+) -> None:
+    """Serve the fake feature API (the demo's) until stopped."""
+    from resumer.fakeapi import FakeAPI, FakeTree, parse_fanout
+
+    try:
+        shape = parse_fanout(fanout)
+    except ValueError as exc:
+        _fail(f"--fanout: {exc}", EXIT_USAGE)
+    api_server = FakeAPI(
+        FakeTree(seed=seed, roots=roots, fanout=shape, even=even), host, port, latency
+    )
+
+    def ready(server: FakeAPI) -> None:
+        print(f"serving the fake feature API on {server.url}", flush=True)
+
+    try:
+        api_server.serve_forever(on_ready=ready)
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        _fail(f"cannot listen on {host}:{port} ({exc.strerror})", EXIT_USAGE)
+
+
+def main() -> None:
+    app()

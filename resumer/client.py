@@ -1,0 +1,302 @@
+"""One query: render the request for a node, send it, map the body to child items.
+
+Also loads the level-1 nodes from the job's source (a URL read like any
+response, or a .csv/.json/.jsonl file). Errors come out as ``QueryError``
+(``transient`` when a retry may help) or, for a bad source file,
+``ConfigError``; every message carries the status, the URL and the start of
+the body, with secrets masked.
+
+This module knows nothing of the database, threads or retries.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from resumer.config import Job, Response
+from resumer.errors import ConfigError, QueryError
+from resumer.model import Item, Task
+from resumer.template import Redactor, Template, quote_segment
+
+BODY_EXCERPT = 200  # characters of a response body kept in an error message
+
+_Render = Callable[[Mapping[str, str]], Any]
+
+
+def _compile_json(value: Any, env: Mapping[str, str]) -> _Render:
+    """A function rendering a templated JSON value; a string that is exactly ``{level}`` → int."""
+    if isinstance(value, Mapping):
+        parts = [(key, _compile_json(item, env)) for key, item in value.items()]
+        return lambda values: {key: render(values) for key, render in parts}
+    if isinstance(value, tuple | list):
+        items = [_compile_json(item, env) for item in value]
+        return lambda values: [render(values) for render in items]
+    if isinstance(value, str):
+        template = Template.compile(value).bind_env(env)
+        if template.only_placeholder() == "level":
+            return lambda values: int(values["level"])
+        return template.render
+    return lambda values: value
+
+
+class Client:
+    """Queries the children endpoint for nodes, on a shared ``httpx.Client``.
+
+    >>> client = Client(job, env, httpx.Client())       # doctest: +SKIP
+    >>> client.query(Task(7, 1, "A1", "Alpha", "core", ""))  # doctest: +SKIP
+    [Item(id='A1.1', name='...', type='...', payload='{...}'), ...]
+    """
+
+    def __init__(self, job: Job, env: Mapping[str, str], http: httpx.Client) -> None:
+        request = job.request
+        self.job = job
+        self.http = http
+        self.redactor = Redactor(env.values())
+        self._method = request.method
+        self._url = Template.compile(request.url).bind_env(env)
+        self._params = {k: Template.compile(v).bind_env(env) for k, v in request.params.items()}
+        self._body = _compile_json(request.body, env) if request.body is not None else None
+        self._headers = {k: Template.compile(v).bind_env(env) for k, v in request.headers.items()}
+        self._static_headers = all(t.is_literal for t in self._headers.values())
+        self._mapper = Mapper(job.response)
+        if job.source.url is not None:
+            self._source_url = Template.compile(job.source.url).bind_env(env).render({})
+
+    def headers(self, values: Mapping[str, str] | None = None) -> dict[str, str]:
+        return {k: t.render(values or {}) for k, t in self._headers.items()}
+
+    def query(self, task: Task, timeout: float) -> list[Item]:
+        """One HTTP call for ``task``'s children."""
+        values = {
+            "id": task.id,
+            "name": task.name,
+            "type": task.type,
+            "level": str(task.level),
+            "parent_id": task.parent_id,
+        }
+        url = self._url.render(values, quote_segment)
+        params = {k: t.render(values) for k, t in self._params.items()}
+        body = self._body(values) if self._body is not None else None
+        headers = None if self._static_headers else self.headers(values)
+        return self._call(self._method, url, params, body, headers, timeout)
+
+    def load_roots(self) -> list[Item]:
+        """The level-1 nodes, from the source URL or file."""
+        if self.job.source.file is not None:
+            return list(read_source_file(self.job.source.file, self.job.response))
+        return self._call("GET", self._source_url, None, None, None, self.job.request.timeout)
+
+    def _call(
+        self,
+        method: str,
+        url: str,
+        params: dict[str, str] | None,
+        body: Any,
+        headers: dict[str, str] | None,
+        timeout: float,
+    ) -> list[Item]:
+        try:
+            response = self.http.request(
+                method, url, params=params, json=body, headers=headers, timeout=timeout
+            )
+        except httpx.HTTPError as exc:
+            where = self.redactor.redact(f"{method} {_url_of(exc, url)}")
+            reason = self.redactor.redact(str(exc) or type(exc).__name__)
+            raise QueryError(f"{type(exc).__name__} on {where}: {reason}", transient=True) from exc
+        where = self.redactor.redact(f"{method} {response.url}")
+        if response.status_code >= 300:
+            raise QueryError(
+                f"HTTP {response.status_code} from {where}: {self._excerpt(response.text)}",
+                transient=response.status_code >= 500,
+                status=response.status_code,
+            )
+        try:
+            document = json.loads(response.content)
+        except ValueError:
+            raise QueryError(
+                f"body is not JSON (HTTP {response.status_code} from {where}): "
+                f"{self._excerpt(response.text)}",
+                transient=False,
+                status=response.status_code,
+            ) from None
+        try:
+            return self._mapper.items(document)
+        except MappingError as exc:
+            raise QueryError(
+                f"{exc} (HTTP {response.status_code} from {where}); body: "
+                f"{self._excerpt(response.text)}",
+                transient=False,
+                status=response.status_code,
+            ) from None
+
+    def _excerpt(self, text: str) -> str:
+        text = text[:BODY_EXCERPT].replace("\n", " ")
+        return self.redactor.redact(text) if text else "(empty body)"
+
+
+def _url_of(exc: httpx.HTTPError, fallback: str) -> str:
+    try:
+        return str(exc.request.url)
+    except RuntimeError:  # no request attached
+        return fallback
+
+
+class MappingError(ValueError):
+    """A body does not have the shape the job's [response] section describes."""
+
+
+def lookup(document: Any, path: str) -> Any:
+    """The value at a dotted ``path`` ("" = the document); ``KeyError`` naming the missing step."""
+    if path == "":
+        return document
+    value = document
+    for step in path.split("."):
+        if isinstance(value, dict) and step in value:
+            value = value[step]
+        elif isinstance(value, list) and step.isdigit() and int(step) < len(value):
+            value = value[int(step)]
+        else:
+            raise KeyError(step)
+    return value
+
+
+def as_text(value: Any) -> str:
+    """An id/name/type as text: strings as they are, other scalars as their JSON text."""
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return ""
+    return json.dumps(value, ensure_ascii=False)
+
+
+class Mapper:
+    """Turns a decoded body into ``Item``s following the [response] section."""
+
+    def __init__(self, response: Response) -> None:
+        self.response = response
+
+    def items(self, document: Any) -> list[Item]:
+        path = self.response.items
+        try:
+            found = lookup(document, path)
+        except KeyError:
+            raise MappingError(f"items path {path!r} not found{_keys_hint(document)}") from None
+        if not isinstance(found, list):
+            where = f"items path {path!r}" if path else "the body"
+            raise MappingError(f"{where} is {_kind(found)}, expected a list of items")
+        return [self.item(item, index) for index, item in enumerate(found)]
+
+    def item(self, item: Any, index: int) -> Item:
+        if not isinstance(item, dict):
+            raise MappingError(f"item {index} is {_kind(item)}, expected an object")
+        response = self.response
+        try:
+            raw_id = lookup(item, response.id)
+        except KeyError:
+            raw_id = None
+        if raw_id is None or isinstance(raw_id, dict | list):
+            raise MappingError(
+                f"item {index} has no usable id field {response.id!r}{_keys_hint(item)}"
+            )
+        return Item(
+            id=as_text(raw_id),
+            name=_optional(item, response.name),
+            type=_optional(item, response.type),
+            payload=json.dumps(item, ensure_ascii=False, separators=(",", ":")),
+        )
+
+
+def _optional(item: dict[str, Any], path: str) -> str:
+    try:
+        value = lookup(item, path)
+    except KeyError:
+        return ""
+    return "" if isinstance(value, dict | list) else as_text(value)
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return "a string"
+    if value is None:
+        return "null"
+    return f"a {type(value).__name__}"
+
+
+def _keys_hint(value: Any) -> str:
+    if isinstance(value, dict):
+        keys = ", ".join(list(value)[:10]) or "(none)"
+        return f"; its top-level keys are: {keys}"
+    return f"; the body is {_kind(value)}"
+
+
+def read_source_file(path: Path, response: Response) -> Iterator[Item]:
+    """Level-1 items from a .csv (header with id,name,type), .json (array) or .jsonl file."""
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".csv":
+            yield from _read_csv(path)
+        elif suffix == ".json":
+            yield from _read_json(path, response)
+        else:
+            yield from _read_jsonl(path, response)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such source file (source.file)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the source file ({exc})") from exc
+
+
+def _read_csv(path: Path) -> Iterator[Item]:
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        header = reader.fieldnames or []
+        if "id" not in header:
+            raise ConfigError(f"{path}:1: expected a header row with id,name,type; got {header}")
+        for row in reader:
+            line = reader.line_num
+            if None in row or None in row.values():
+                raise ConfigError(f"{path}:{line}: expected {len(header)} fields as in the header")
+            if not row["id"]:
+                raise ConfigError(f"{path}:{line}: empty id")
+            yield Item(
+                id=row["id"],
+                name=row.get("name") or "",
+                type=row.get("type") or "",
+                payload=json.dumps(row, ensure_ascii=False, separators=(",", ":")),
+            )
+
+
+def _read_json(path: Path, response: Response) -> Iterator[Item]:
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise ConfigError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(document, list):
+        raise ConfigError(f"{path}: expected a JSON array of objects, got {_kind(document)}")
+    mapper = Mapper(response)
+    for index, item in enumerate(document):
+        try:
+            yield mapper.item(item, index)
+        except MappingError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+
+
+def _read_jsonl(path: Path, response: Response) -> Iterator[Item]:
+    mapper = Mapper(response)
+    with path.open(encoding="utf-8") as handle:
+        for line_number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield mapper.item(json.loads(line), line_number)
+            except ValueError as exc:
+                raise ConfigError(f"{path}:{line_number}: {exc}") from None

@@ -1,0 +1,424 @@
+"""The job file: its schema, loading, validation, and the frozen ``Job`` settings.
+
+Everything a job file may contain is declared once in ``SCHEMA`` (types,
+defaults, ranges, help); ``load_job`` checks a file against it and builds the
+typed, immutable ``Job``. Every mistake becomes a one-line ``ConfigError``
+naming the file, the line when it can be found, the key and what was expected.
+
+This module reads no database and makes no HTTP call.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from resumer.errors import ConfigError
+from resumer.template import Template, TemplateError
+
+# Defaults (units in the names' comments).
+DEFAULT_METHOD = "GET"
+DEFAULT_TEMPLATE = MappingProxyType({"id": "{id}", "name": "{name}", "type": "{type}"})
+DEFAULT_TIMEOUT = 10.0  # seconds, connect + read, per HTTP call
+DEFAULT_MAX_DEPTH = 4  # the leaf level
+DEFAULT_HTTP_CONCURRENCY = 16  # HTTP calls in flight, all levels together
+DEFAULT_WORKERS = 4  # worker threads per queried level
+DEFAULT_GRACE = 10.0  # seconds to drain in-flight queries after the first Ctrl-C
+
+SOURCE_SUFFIXES = (".csv", ".json", ".jsonl")
+
+_REQUIRED = object()
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    """One key of the job file: its type, default, bounds and help text."""
+
+    kind: str  # "str", "int", "float", "table", "json"
+    default: Any = _REQUIRED
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] = ()
+    help: str = ""
+
+    def expected(self) -> str:
+        if self.choices:
+            return "one of " + ", ".join(f'"{c}"' for c in self.choices)
+        noun = {
+            "str": "a string",
+            "int": "an integer",
+            "float": "a number",
+            "table": "a table of strings",
+            "json": "a table",
+        }[self.kind]
+        if self.minimum is not None and self.maximum is not None:
+            return f"{noun} from {_num(self.minimum)} to {_num(self.maximum)}"
+        if self.minimum is not None:
+            return f"{noun} >= {_num(self.minimum)}"
+        return noun
+
+
+SCHEMA: Mapping[str, Mapping[str, Key]] = {
+    "source": {
+        "url": Key("str", None, help="URL of the level-1 list (GET; read with [response])"),
+        "file": Key("str", None, help="a .csv, .json or .jsonl file of level-1 nodes"),
+    },
+    "request": {
+        "url": Key("str", help="the children endpoint, queried once per node"),
+        "method": Key("str", DEFAULT_METHOD, choices=("GET", "POST")),
+        "params": Key("table", None, help="query-string parameters (templated)"),
+        "body": Key("json", None, help="JSON body for POST (templated)"),
+        "headers": Key("table", MappingProxyType({}), help="HTTP headers; ${VAR} for secrets"),
+        "timeout": Key("float", DEFAULT_TIMEOUT, minimum=0.001, maximum=3600, help="seconds"),
+    },
+    "response": {
+        "items": Key("str", "", help='dotted path to the list of items; "" = the body'),
+        "id": Key("str", "id", help="dotted path to an item's id"),
+        "name": Key("str", "name", help="dotted path to an item's name"),
+        "type": Key("str", "type", help="dotted path to an item's type"),
+    },
+    "crawl": {
+        "max_depth": Key("int", DEFAULT_MAX_DEPTH, minimum=1, maximum=64, help="the leaf level"),
+        "http_concurrency": Key("int", DEFAULT_HTTP_CONCURRENCY, minimum=1, maximum=1024),
+        "grace": Key("float", DEFAULT_GRACE, minimum=0, maximum=3600, help="seconds"),
+    },
+}
+
+LEVEL_SCHEMA: Mapping[str, Key] = {
+    "workers": Key("int", DEFAULT_WORKERS, minimum=1, maximum=512, help="worker threads"),
+    "timeout": Key("float", None, minimum=0.001, maximum=3600, help="overrides request.timeout"),
+}
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, dict):
+        return MappingProxyType({k: _freeze(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    url: str | None
+    file: Path | None  # absolute: resolved against the job file's folder
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    url: str
+    method: str
+    params: Mapping[str, Any]
+    body: Any  # frozen JSON value (MappingProxyType / tuple / scalars), or None for GET
+    headers: Mapping[str, str]
+    timeout: float
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    items: str
+    id: str
+    name: str
+    type: str
+
+
+@dataclass(frozen=True, slots=True)
+class Crawl:
+    max_depth: int
+    http_concurrency: int
+    grace: float
+
+
+@dataclass(frozen=True, slots=True)
+class Level:
+    workers: int
+    timeout: float
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A validated job. ``text`` is the job file exactly as written (``${VAR}`` kept).
+
+    >>> job = parse_job('[source]\\nfile = "r.csv"\\n[request]\\nurl = "http://h/c"\\n', "j.toml")
+    >>> job.crawl.max_depth, job.level(1).workers
+    (4, 4)
+    """
+
+    text: str
+    origin: str
+    base_dir: Path
+    source: Source
+    request: Request
+    response: Response
+    crawl: Crawl
+    levels: Mapping[int, Level] = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def queried_levels(self) -> range:
+        """Levels whose nodes are queried: 1 .. max_depth - 1."""
+        return range(1, self.crawl.max_depth)
+
+    def level(self, n: int) -> Level:
+        return self.levels[n]
+
+    def env_vars(self) -> tuple[str, ...]:
+        """Every ``${VAR}`` the job refers to, in order of appearance, without repeats."""
+        names: list[str] = []
+        for text in self.template_strings():
+            names.extend(Template.compile(text).env_vars)
+        return tuple(dict.fromkeys(names))
+
+    def template_strings(self) -> list[str]:
+        """Every string that is templated: URLs, params, headers and body values."""
+        strings = [self.source.url or "", self.request.url]
+        strings += [*self.request.params.values(), *self.request.headers.values()]
+        strings += _strings_in(self.request.body)
+        return strings
+
+    def environment(self, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The values of the job's ``${VAR}``s; an undefined one is a ``ConfigError``."""
+        environ = os.environ if environ is None else environ
+        missing = [name for name in self.env_vars() if name not in environ]
+        if missing:
+            names = ", ".join(missing)
+            raise ConfigError(
+                f"{self.origin}: environment variable {names} is not set "
+                f"(the job file refers to ${{{missing[0]}}})"
+            )
+        return {name: environ[name] for name in self.env_vars()}
+
+
+def _strings_in(value: Any) -> list[str]:
+    if isinstance(value, Mapping):
+        return [s for item in value.values() for s in _strings_in(item)]
+    if isinstance(value, tuple):
+        return [s for item in value for s in _strings_in(item)]
+    return [value] if isinstance(value, str) else []
+
+
+def load_job(path: str | Path) -> Job:
+    """Read and validate a job file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such job file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the job file ({exc})") from exc
+    return parse_job(text, str(path), base_dir=path.resolve().parent)
+
+
+def parse_job(text: str, origin: str, base_dir: Path | None = None) -> Job:
+    """Validate job file text; ``origin`` names it in messages."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{origin}: not valid TOML: {exc}") from exc
+    return _Validator(text, origin, base_dir or Path.cwd()).job(raw)
+
+
+class _Validator:
+    def __init__(self, text: str, origin: str, base_dir: Path) -> None:
+        self.text = text
+        self.origin = origin
+        self.base_dir = base_dir
+
+    def fail(self, section: str, key: str | None, message: str) -> ConfigError:
+        dotted = f"{section}.{key}" if key else f"[{section}]"
+        line = _line_of(self.text, section, key)
+        where = f"{self.origin}:{line}" if line else self.origin
+        return ConfigError(f"{where}: {dotted}: {message}")
+
+    def job(self, raw: dict[str, Any]) -> Job:
+        for name in raw:
+            if name not in SCHEMA and name != "levels":
+                known = ", ".join(f"[{s}]" for s in [*SCHEMA, "levels.N"])
+                line = _line_of(self.text, name, None)
+                where = f"{self.origin}:{line}" if line else self.origin
+                raise ConfigError(f"{where}: unknown section [{name}] (known: {known})")
+        values = {name: self.section(name, raw.get(name, {})) for name in SCHEMA}
+        crawl = Crawl(**values["crawl"])
+        request = self.request(values["request"])
+        return Job(
+            text=self.text,
+            origin=self.origin,
+            base_dir=self.base_dir,
+            source=self.source(values["source"]),
+            request=request,
+            response=Response(**values["response"]),
+            crawl=crawl,
+            levels=self.levels(raw.get("levels", {}), crawl, request.timeout),
+        )
+
+    def section(
+        self, name: str, raw: Any, schema: Mapping[str, Key] | None = None
+    ) -> dict[str, Any]:
+        schema = SCHEMA[name] if schema is None else schema
+        if not isinstance(raw, dict):
+            raise self.fail(name, None, "expected a table")
+        for key in raw:
+            if key not in schema:
+                known = ", ".join(schema)
+                raise self.fail(name, key, f"unknown key (known keys: {known})")
+        out: dict[str, Any] = {}
+        for key, spec in schema.items():
+            if key in raw:
+                out[key] = self.value(name, key, spec, raw[key])
+            elif spec.default is _REQUIRED:
+                raise self.fail(name, key, f"missing; expected {spec.expected()}")
+            else:
+                out[key] = spec.default
+        return out
+
+    def value(self, section: str, key: str, spec: Key, value: Any) -> Any:
+        got = f"got {_describe(value)}"
+        if spec.kind == "str" and isinstance(value, str):
+            if spec.choices and value.upper() not in spec.choices:
+                raise self.fail(section, key, f"expected {spec.expected()}, {got}")
+            return value.upper() if spec.choices else value
+        if spec.kind == "int" and isinstance(value, int) and not isinstance(value, bool):
+            return self.bounded(section, key, spec, value)
+        if spec.kind == "float" and isinstance(value, int | float) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise self.fail(section, key, f"expected {spec.expected()}, {got}")
+            return float(self.bounded(section, key, spec, value))
+        if spec.kind == "table" and isinstance(value, dict):
+            for sub, item in value.items():
+                if not isinstance(item, str):
+                    raise self.fail(section, f"{key}.{sub}", f"expected a string, {got_of(item)}")
+            return MappingProxyType(dict(value))
+        if spec.kind == "json" and isinstance(value, dict | list):
+            return _freeze(value)
+        raise self.fail(section, key, f"expected {spec.expected()}, {got}")
+
+    def bounded(self, section: str, key: str, spec: Key, value: float) -> float:
+        low = spec.minimum if spec.minimum is not None else -math.inf
+        high = spec.maximum if spec.maximum is not None else math.inf
+        if not low <= value <= high:
+            raise self.fail(section, key, f"expected {spec.expected()}, got {value}")
+        return value
+
+    def source(self, values: dict[str, Any]) -> Source:
+        url, file = values["url"], values["file"]
+        if (url is None) == (file is None):
+            which = "both are set" if url is not None else "neither is set"
+            raise self.fail("source", None, f"expected exactly one of url or file; {which}")
+        if url is not None:
+            self.template("source", "url", url)
+            return Source(url=url, file=None)
+        path = Path(file)
+        if path.suffix.lower() not in SOURCE_SUFFIXES:
+            kinds = ", ".join(SOURCE_SUFFIXES)
+            raise self.fail("source", "file", f"expected a file ending in {kinds}, got {file!r}")
+        return Source(url=None, file=path if path.is_absolute() else self.base_dir / path)
+
+    def request(self, values: dict[str, Any]) -> Request:
+        method = values["method"]
+        params, body = values["params"], values["body"]
+        if method == "GET" and body is not None:
+            raise self.fail("request", "body", "a GET request has no body; use params, or POST")
+        if method == "GET" and params is None:
+            params = DEFAULT_TEMPLATE
+        if method == "POST" and body is None:
+            body = DEFAULT_TEMPLATE
+        params = params if params is not None else MappingProxyType({})
+        self.template("request", "url", values["url"])
+        for key, item in params.items():
+            self.template("request", f"params.{key}", item)
+        for key, item in values["headers"].items():
+            self.template("request", f"headers.{key}", item)
+        self.json_templates("request.body", body)
+        return Request(
+            url=values["url"],
+            method=method,
+            params=params,
+            body=body,
+            headers=values["headers"],
+            timeout=values["timeout"],
+        )
+
+    def json_templates(self, dotted: str, value: Any) -> None:
+        if isinstance(value, Mapping):
+            for key, item in value.items():
+                self.json_templates(f"{dotted}.{key}", item)
+        elif isinstance(value, tuple):
+            for index, item in enumerate(value):
+                self.json_templates(f"{dotted}[{index}]", item)
+        elif isinstance(value, str):
+            section, _, key = dotted.partition(".")
+            self.template(section, key, value)
+
+    def template(self, section: str, key: str, value: str) -> None:
+        try:
+            Template.compile(value)
+        except TemplateError as exc:
+            raise self.fail(section, key, str(exc)) from None
+
+    def levels(self, raw: Any, crawl: Crawl, default_timeout: float) -> Mapping[int, Level]:
+        if not isinstance(raw, dict):
+            raise self.fail("levels", None, "expected tables [levels.1], [levels.2], ...")
+        given: dict[int, dict[str, Any]] = {}
+        for name, table in raw.items():
+            if not (isinstance(name, str) and name.isdigit()):
+                raise self.fail("levels", name, "expected a level number, as in [levels.1]")
+            number = int(name)
+            if not 1 <= number < crawl.max_depth:
+                raise self.fail(
+                    f"levels.{name}",
+                    None,
+                    f"level {number} is not queried: expected 1 to {crawl.max_depth - 1} "
+                    f"(levels below crawl.max_depth = {crawl.max_depth})",
+                )
+            given[number] = self.section(f"levels.{name}", table, LEVEL_SCHEMA)
+        levels = {}
+        for number in range(1, crawl.max_depth):
+            values = given.get(number, {"workers": DEFAULT_WORKERS, "timeout": None})
+            timeout = values["timeout"] if values["timeout"] is not None else default_timeout
+            levels[number] = Level(workers=values["workers"], timeout=timeout)
+        return MappingProxyType(levels)
+
+
+def got_of(value: Any) -> str:
+    return f"got {_describe(value)}"
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, bool):
+        return f"a boolean ({str(value).lower()})"
+    if isinstance(value, str):
+        return f'a string ("{value}")' if len(value) <= 40 else "a string"
+    if isinstance(value, int | float):
+        return f"a number ({value})"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "an array"
+    return type(value).__name__
+
+
+def _num(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _line_of(text: str, section: str, key: str | None) -> int | None:
+    """Best-effort line number of ``key`` in ``[section]`` (TOML gives none after parsing)."""
+    header = re.compile(r"^\s*\[\s*" + re.escape(section).replace(r"\.", r"\s*\.\s*") + r"\s*\]")
+    first = key.split(".")[0] if key else None
+    assignment = re.compile(r"^\s*" + re.escape(first) + r"\s*=") if first else None
+    inside = False
+    for number, line in enumerate(text.splitlines(), start=1):
+        if re.match(r"^\s*\[", line):
+            inside = bool(header.match(line))
+            if inside and assignment is None:
+                return number
+            continue
+        if inside and assignment is not None and assignment.match(line):
+            return number
+    return None

@@ -1,0 +1,169 @@
+"""What people see: the status table and the live progress of a run (rich).
+
+Rendering only: the figures come in as plain dicts from the caller (a
+``snapshot`` function), so this module never touches the database or HTTP.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from rich.console import Console, Group
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from resumer.model import STATUSES
+
+log = logging.getLogger(__name__)
+
+LevelCounts = Mapping[int, Mapping[str, int]]
+Snapshot = Callable[[], LevelCounts]
+
+LIVE_REFRESH = 1.0  # seconds between two live redraws
+LOG_EVERY = 10.0  # seconds between two progress lines when output is not a terminal
+RATE_WINDOW = 30.0  # seconds of history behind the rate shown
+
+
+def queried(counts: Mapping[str, int]) -> int:
+    """Nodes of a level whose query is finished (whatever became of their subtree)."""
+    return counts.get("waiting", 0) + counts.get("complete", 0) + counts.get("failed", 0)
+
+
+def format_duration(seconds: float) -> str:
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
+
+
+def status_table(info: Mapping[str, Any]) -> Group:
+    """The ``resumer status`` view: the job's state and timings, then a table per level."""
+    state = info["state"]
+    style = {"complete": "green", "failed": "red", "running": "cyan"}.get(state, "yellow")
+    header = Text.assemble(("state: ", "bold"), (state, style))
+    if info.get("pid"):
+        header.append(f" (process {info['pid']})")
+    lines = [header]
+    if info.get("created_at"):
+        created = datetime.fromtimestamp(info["created_at"]).strftime("%Y-%m-%d %H:%M:%S")
+        lines.append(Text(f"started: {created}   elapsed: {format_duration(info['elapsed'])}"))
+    if info.get("source_error"):
+        lines.append(Text(f"source failed: {info['source_error']}", style="red"))
+    table = Table(show_edge=False, header_style="bold")
+    table.add_column("level", justify="right")
+    for status in (*STATUSES, "total"):
+        table.add_column(status, justify="right")
+    for level, counts in sorted(info["levels"].items(), key=lambda kv: int(kv[0])):
+        table.add_row(str(level), *(f"{counts[s]:,}" for s in (*STATUSES, "total")))
+    totals = info["totals"]
+    table.add_row("all", *(f"{totals[s]:,}" for s in (*STATUSES, "total")), style="bold")
+    return Group(*lines, table)
+
+
+class _Rates:
+    """Queries finished per second over a sliding window, per level."""
+
+    def __init__(self) -> None:
+        self._history: deque[tuple[float, dict[int, int]]] = deque()
+
+    def update(self, now: float, counts: LevelCounts) -> dict[int, float]:
+        done = {level: queried(c) for level, c in counts.items()}
+        self._history.append((now, done))
+        while len(self._history) > 2 and now - self._history[0][0] > RATE_WINDOW:
+            self._history.popleft()
+        then, before = self._history[0]
+        span = now - then
+        if span <= 0:
+            return dict.fromkeys(done, 0.0)
+        return {level: (n - before.get(level, 0)) / span for level, n in done.items()}
+
+
+def progress_view(counts: LevelCounts, rates: Mapping[int, float], leaf_level: int) -> Table:
+    table = Table(show_edge=False, header_style="bold", box=None)
+    for name, justify in (("level", "right"), ("", "left"), ("done", "right")):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    table.add_column("rate", justify="right")
+    table.add_column("failed", justify="right")
+    for level in sorted(counts):
+        c = counts[level]
+        known = sum(c.values())
+        done = queried(c) if level < leaf_level else c.get("complete", 0)
+        rate = f"{rates.get(level, 0.0):,.0f}/s" if level < leaf_level else "leaves"
+        failed = c.get("failed", 0)
+        table.add_row(
+            str(level),
+            ProgressBar(total=max(known, 1), completed=done, width=30),
+            f"{done:,}/{known:,}",
+            rate,
+            Text(f"{failed:,}", style="red" if failed else ""),
+        )
+    return table
+
+
+class Progress:
+    """Shows a run's progress until closed: a live table on a terminal, log lines otherwise.
+
+    >>> with Progress(store.counts, leaf_level=4, console=Console()):  # doctest: +SKIP
+    ...     runner.run()
+    """
+
+    def __init__(self, snapshot: Snapshot, leaf_level: int, console: Console) -> None:
+        self.snapshot = snapshot
+        self.leaf_level = leaf_level
+        self.console = console
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="progress", daemon=True)
+        self._rates = _Rates()
+
+    def __enter__(self) -> Progress:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        try:
+            if self.console.is_terminal:
+                self._live()
+            else:
+                self._log_lines()
+        except Exception:  # the display must never bring a crawl down
+            log.debug("progress display stopped", exc_info=True)
+
+    def _view(self) -> Table:
+        counts = self.snapshot()
+        return progress_view(counts, self._rates.update(time.monotonic(), counts), self.leaf_level)
+
+    def _live(self) -> None:
+        from rich.live import Live
+
+        with Live(self._view(), console=self.console, auto_refresh=False) as live:
+            while not self._stop.wait(LIVE_REFRESH):
+                live.update(self._view(), refresh=True)
+            live.update(self._view(), refresh=True)
+
+    def _log_lines(self) -> None:
+        while not self._stop.wait(LOG_EVERY):
+            counts = self.snapshot()
+            rates = self._rates.update(time.monotonic(), counts)
+            parts = []
+            for level in sorted(counts):
+                c = counts[level]
+                done = queried(c) if level < self.leaf_level else c.get("complete", 0)
+                parts.append(f"level {level} {done}/{sum(c.values())}")
+            failed = sum(c.get("failed", 0) for c in counts.values())
+            log.info(
+                "progress: %s; %.0f queries/s; %d failed",
+                ", ".join(parts),
+                sum(rates.values()),
+                failed,
+            )

@@ -1,0 +1,294 @@
+"""The fake feature API: a deterministic tree behind HTTP, for the demo, tests and benchmarks.
+
+The tree is a pure function of ``seed``, ``roots`` and ``fanout``: ids are
+dotted paths (``F3.7.2``), so the server is stateless and any node's children
+can be recomputed, and ``FakeTree.expected_export`` gives the ground truth a
+crawl must reproduce. With ``even=False`` (the default) fan-out varies around
+the given figure and some nodes have no children.
+
+Endpoints (bodies are ``{"data": {"items": [...]}}``):
+
+- ``GET /features``: the level-1 nodes;
+- ``GET /children?id=&name=&type=``, ``POST /children`` with a JSON body
+  (``id``/``name``/``type`` or ``featureId``/``featureName``/``featureType``),
+  ``GET /features/{id}/children``: a node's children. A name or type that does
+  not match the id answers 400, an unknown id 404.
+
+The server is a small asyncio HTTP/1.1 loop (keep-alive, Content-Length
+bodies) rather than ``http.server``: it must answer thousands of calls a second
+on one core so that benchmarks measure the crawler, not the fake.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import threading
+import zlib
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+TYPES = ("core", "edge", "misc", "beta")
+ROOT_PREFIX = "F"
+
+
+@dataclass(frozen=True)
+class FakeTree:
+    """A deterministic feature tree.
+
+    >>> tree = FakeTree(seed=1, roots=2, fanout=(3,), even=True)
+    >>> [c["id"] for c in tree.children("F1")]
+    ['F1.1', 'F1.2', 'F1.3']
+    """
+
+    seed: int = 0
+    roots: int = 10
+    fanout: Sequence[int] = (5, 5, 5)
+    even: bool = False
+
+    def _hash(self, node_id: str) -> int:
+        return zlib.crc32(f"{self.seed}:{node_id}".encode())
+
+    def item(self, node_id: str) -> dict[str, Any]:
+        h = self._hash(node_id)
+        return {
+            "id": node_id,
+            "name": f"Feature {node_id[len(ROOT_PREFIX) :]}",
+            "type": TYPES[h % len(TYPES)],
+            "rank": h % 1000,
+        }
+
+    def root_items(self) -> list[dict[str, Any]]:
+        return [self.item(f"{ROOT_PREFIX}{i}") for i in range(1, self.roots + 1)]
+
+    def level_of(self, node_id: str) -> int | None:
+        """The level of a valid id, or None if the tree has no such node."""
+        if not node_id.startswith(ROOT_PREFIX):
+            return None
+        steps = node_id[len(ROOT_PREFIX) :].split(".")
+        if not all(s.isdigit() and s[0] != "0" for s in steps):
+            return None
+        if int(steps[0]) > self.roots:
+            return None
+        for depth in range(1, len(steps)):
+            parent = ROOT_PREFIX + ".".join(steps[:depth])
+            if int(steps[depth]) > self.child_count(parent, depth):
+                return None
+        return len(steps)
+
+    def child_count(self, node_id: str, level: int) -> int:
+        if level > len(self.fanout):
+            return 0
+        width = self.fanout[level - 1]
+        if self.even or width == 0:
+            return width
+        h = self._hash(node_id + "#")
+        if h % 8 == 0:
+            return 0  # about one node in eight has no children
+        return 1 + (h >> 3) % (2 * width - 1)
+
+    def children(self, node_id: str, level: int | None = None) -> list[dict[str, Any]]:
+        level = self.level_of(node_id) if level is None else level
+        if level is None:
+            raise KeyError(node_id)
+        count = self.child_count(node_id, level)
+        return [self.item(f"{node_id}.{i}") for i in range(1, count + 1)]
+
+    def walk(self, max_depth: int) -> Iterator[tuple[int, dict[str, Any]]]:
+        """Every node down to ``max_depth`` as (level, item), depth-first in API order."""
+        stack = [(1, item) for item in reversed(self.root_items())]
+        while stack:
+            level, item = stack.pop()
+            yield level, item
+            if level < max_depth:
+                stack.extend((level + 1, c) for c in reversed(self.children(item["id"], level)))
+
+    def query_count(self, max_depth: int) -> int:
+        """How many queries a complete crawl to ``max_depth`` makes (the source list excluded)."""
+        return sum(1 for level, _ in self.walk(max_depth) if level < max_depth)
+
+    def expected_export(self, max_depth: int) -> list[dict[str, Any]]:
+        """The export a complete crawl must produce (the ground truth)."""
+        return [self._expected(item, 1, max_depth) for item in self.root_items()]
+
+    def _expected(self, item: dict[str, Any], level: int, max_depth: int) -> dict[str, Any]:
+        children = self.children(item["id"], level) if level < max_depth else []
+        return {
+            "id": item["id"],
+            "name": item["name"],
+            "type": item["type"],
+            "level": level,
+            "status": "complete",
+            "payload": item,
+            "children": [self._expected(c, level + 1, max_depth) for c in children],
+        }
+
+
+@dataclass
+class Stats:
+    """What the server saw: calls per node id, for tests that count repeats."""
+
+    calls: Counter[str] = field(default_factory=Counter)
+    requests: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self, node_id: str) -> None:
+        with self.lock:
+            self.calls[node_id] += 1
+
+    def snapshot(self) -> Counter[str]:
+        with self.lock:
+            return Counter(self.calls)
+
+
+_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed"}
+
+
+class FakeAPI:
+    """The fake API served on a background thread (tests, demo) or in the foreground (CLI).
+
+    >>> with FakeAPI(FakeTree(seed=1)) as api:   # doctest: +SKIP
+    ...     print(api.url)                        # http://127.0.0.1:PORT
+    """
+
+    def __init__(
+        self,
+        tree: FakeTree,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        latency: float = 0.0,
+    ) -> None:
+        self.tree = tree
+        self.host = host
+        self.port = port
+        self.latency = latency
+        self.stats = Stats()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server: asyncio.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    # -- running ---------------------------------------------------------------
+
+    def start(self) -> FakeAPI:
+        """Serve on a background thread; returns once the port is bound."""
+        self._thread = threading.Thread(target=self.serve_forever, name="fake-api", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("the fake API did not start")
+        return self
+
+    def serve_forever(self, on_ready: Any = None) -> None:
+        asyncio.run(self._serve(on_ready))
+
+    async def _serve(self, on_ready: Any) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._server = await asyncio.start_server(self._connection, self.host, self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+        self._ready.set()
+        if on_ready is not None:
+            on_ready(self)
+        with contextlib.suppress(asyncio.CancelledError):
+            async with self._server:
+                await self._server.serve_forever()
+
+    def stop(self) -> None:
+        if self._loop is not None and self._server is not None:
+            self._loop.call_soon_threadsafe(self._server.close)
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def __enter__(self) -> FakeAPI:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- HTTP ------------------------------------------------------------------
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                try:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+                    return
+                lines = head.decode("latin-1").split("\r\n")
+                method, target, _version = lines[0].split(" ", 2)
+                headers = {}
+                for line in lines[1:]:
+                    name, _, value = line.partition(":")
+                    headers[name.strip().lower()] = value.strip()
+                length = int(headers.get("content-length") or 0)
+                body = await reader.readexactly(length) if length else b""
+                if self.latency > 0:
+                    await asyncio.sleep(self.latency)
+                status, payload = self.handle(method, target, body)
+                data = json.dumps(payload, separators=(",", ":")).encode()
+                head_out = (
+                    f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\n"
+                    f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
+                )
+                writer.write(head_out.encode() + data)
+                await writer.drain()
+                if headers.get("connection", "").lower() == "close":
+                    return
+        except (ConnectionError, asyncio.CancelledError):
+            return
+        finally:
+            with contextlib.suppress(Exception):
+                writer.close()
+
+    def handle(self, method: str, target: str, body: bytes) -> tuple[int, Any]:
+        """Answer one request: (status, JSON document)."""
+        self.stats.requests += 1
+        parts = urlsplit(target)
+        path = parts.path
+        if path == "/features" and method == "GET":
+            return 200, {"data": {"items": self.tree.root_items()}}
+        if path == "/children" and method == "GET":
+            query = dict(parse_qsl(parts.query, keep_blank_values=True))
+            return self._children(query)
+        if path == "/children" and method == "POST":
+            try:
+                document = json.loads(body or b"null")
+            except ValueError:
+                return 400, {"error": "body is not JSON"}
+            if not isinstance(document, dict):
+                return 400, {"error": "body must be an object"}
+            return self._children({k: str(v) for k, v in document.items()})
+        if path.startswith("/features/") and path.endswith("/children") and method == "GET":
+            node_id = unquote(path[len("/features/") : -len("/children")])
+            return self._children({"id": node_id})
+        return 404, {"error": f"no route {method} {path}"}
+
+    def _children(self, query: dict[str, str]) -> tuple[int, Any]:
+        node_id = query.get("id", query.get("featureId"))
+        if node_id is None:
+            return 400, {"error": "missing id"}
+        level = self.tree.level_of(node_id)
+        if level is None:
+            return 404, {"error": f"no feature {node_id}"}
+        item = self.tree.item(node_id)
+        for key in ("name", "type"):
+            sent = query.get(key, query.get("feature" + key.capitalize()))
+            if sent is not None and sent != item[key]:
+                return 400, {"error": f"{key} {sent!r} does not match feature {node_id}"}
+        self.stats.record(node_id)
+        return 200, {"data": {"items": self.tree.children(node_id, level)}}
+
+
+def parse_fanout(text: str) -> tuple[int, ...]:
+    """``"5,5,5"`` → ``(5, 5, 5)``; ValueError on anything else."""
+    values = tuple(int(part) for part in text.split(",") if part.strip())
+    if not values or any(v < 0 for v in values):
+        raise ValueError(f"expected comma-separated counts like 5,5,5, got {text!r}")
+    return values

@@ -1,0 +1,60 @@
+"""The vocabulary the runner, the client and the store share: tasks, items, results.
+
+Plain named tuples: cheap to build on the hot path, immutable, and free of any
+database or HTTP detail.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+STATUSES = ("pending", "running", "waiting", "complete", "failed")
+
+
+class Task(NamedTuple):
+    """A node claimed for querying (``node`` is its row; level 0 is the job's source)."""
+
+    node: int
+    level: int
+    id: str
+    name: str
+    type: str
+    parent_id: str  # the parent's id; "" for a level-1 node
+
+
+class Item(NamedTuple):
+    """One child as mapped from a response; ``payload`` is the item's JSON text."""
+
+    id: str
+    name: str
+    type: str
+    payload: str
+
+
+class Children(NamedTuple):
+    """A successful query: the node's children, in API order."""
+
+    node: int
+    level: int
+    items: list[Item]
+    attempts: int
+
+
+class Failure(NamedTuple):
+    """A query that failed for good; ``error`` is stored as the node's ``last_error``."""
+
+    node: int
+    level: int
+    error: str
+    attempts: int
+
+
+class Release(NamedTuple):
+    """A query abandoned before it finished (stop requested): the node goes back to pending."""
+
+    node: int
+    level: int
+    attempts: int
+
+
+Result = Children | Failure | Release

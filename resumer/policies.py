@@ -1,0 +1,136 @@
+"""Policies around each HTTP call: the retry policy and the in-flight limit.
+
+Plain objects with injected time, unit-tested alone. The order for a call is:
+stop flag → concurrency slot → HTTP, wrapped in the retry policy. (The
+breaker, rate limiter and adaptive limit slot in here.)
+
+This module knows nothing of the database or of the job file's layout.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+
+from resumer.errors import QueryError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Defaults: a few quick retries for transient failures.
+DEFAULT_ATTEMPTS = 4  # calls per query in all, the first included
+DEFAULT_INITIAL = 0.2  # seconds, the first backoff's upper bound
+DEFAULT_MAX = 2.0  # seconds, the largest backoff
+
+
+class Stopped(Exception):
+    """A stop was requested while a query waited to (re)try: abandon it, don't fail it."""
+
+
+def _is_transient(error: BaseException) -> bool:
+    return isinstance(error, QueryError) and error.transient
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Full-jitter exponential backoff for transient errors.
+
+    ``wait = uniform(0, min(maximum, initial * 2 ** (n - 1)))`` before retry n.
+
+    >>> policy = RetryPolicy(attempts=3, initial=0.01, maximum=0.05)
+    >>> policy.call(lambda: 42, stop=threading.Event(), label="F1")
+    42
+    """
+
+    attempts: int = DEFAULT_ATTEMPTS
+    initial: float = DEFAULT_INITIAL
+    maximum: float = DEFAULT_MAX
+
+    def call(self, fn: Callable[[], T], *, stop: threading.Event, label: str) -> T:
+        """Run ``fn`` until it succeeds, fails for good, runs out of attempts or a stop comes."""
+
+        def sleep(seconds: float) -> None:
+            if stop.wait(seconds):
+                raise Stopped
+
+        def before_sleep(state: RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome else None
+            wait = state.upcoming_sleep
+            log.info(
+                "retry %s: attempt %d of %d failed (%s); waiting %.2fs",
+                label,
+                state.attempt_number,
+                self.attempts,
+                error,
+                wait,
+            )
+
+        retrying = Retrying(
+            stop=stop_after_attempt(self.attempts),
+            wait=wait_random_exponential(multiplier=self.initial, max=self.maximum),
+            retry=retry_if_exception(_is_transient),
+            sleep=sleep,
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        return retrying(fn)
+
+
+class ConcurrencyLimiter:
+    """At most ``limit`` holders at once, across all threads; the limit may change live.
+
+    >>> limiter = ConcurrencyLimiter(2)
+    >>> with limiter:
+    ...     limiter.in_flight
+    1
+    """
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError("limit must be >= 1")
+        self._limit = limit
+        self._in_flight = 0
+        self._cond = threading.Condition()
+
+    @property
+    def limit(self) -> int:
+        return self._limit
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    def set_limit(self, limit: int) -> None:
+        with self._cond:
+            self._limit = max(1, limit)
+            self._cond.notify_all()
+
+    def acquire(self) -> None:
+        with self._cond:
+            while self._in_flight >= self._limit:
+                self._cond.wait()
+            self._in_flight += 1
+
+    def release(self) -> None:
+        with self._cond:
+            self._in_flight -= 1
+            self._cond.notify()
+
+    def __enter__(self) -> ConcurrencyLimiter:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()

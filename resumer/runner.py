@@ -1,0 +1,307 @@
+"""The crawl: worker pools per level, claiming work, writing results, stopping.
+
+One direction of data flow::
+
+    store ──claim──► level queues ──► workers ──client──► HTTP
+      ▲                                  │
+      └──────── save (group commit) ◄── results
+
+The coordinator (``Runner.step``, on the caller's thread) is the only one that
+talks to the store: it keeps each level's queue topped up with a bounded batch
+of claimed nodes and commits every result that has arrived in one transaction.
+Workers only call the client. So memory is bounded by the batch sizes, no
+transaction is ever open during an HTTP call, and the run ends exactly when no
+node is pending and nothing is outstanding.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import FrameType
+
+from resumer import crashpoints
+from resumer.client import Client
+from resumer.config import Job
+from resumer.errors import QueryError
+from resumer.model import Children, Failure, Release, Result, Task
+from resumer.policies import ConcurrencyLimiter, RetryPolicy, Stopped
+from resumer.store import Store
+
+log = logging.getLogger(__name__)
+
+QUEUE_DEPTH = 2  # claimed-but-unstarted tasks kept per worker (bounds repeats after a crash)
+SAVE_BATCH = 1024  # results committed per transaction at most
+POLL = 0.25  # seconds the coordinator waits for a result before re-checking the stop flag
+
+_WAKE = object()  # put on the results queue to wake the coordinator
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How a run ended."""
+
+    stopped: bool  # a stop was requested before the work ran out
+    complete: bool  # every node is complete
+    failed: int  # nodes failed for good
+    queries: int  # results stored by this run
+
+    @property
+    def exit_status(self) -> int:
+        if self.stopped:
+            return 130
+        return 0 if self.complete else 1
+
+
+class Runner:
+    """Runs one job on its checkpoint until no work is left or a stop is requested.
+
+    The caller holds the job's lock (``lock.JobLock``).
+
+    >>> runner = Runner(job, store, client)   # doctest: +SKIP
+    >>> runner.run().exit_status              # doctest: +SKIP
+    0
+    """
+
+    def __init__(
+        self,
+        job: Job,
+        store: Store,
+        client: Client,
+        *,
+        retry: RetryPolicy | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.job = job
+        self.store = store
+        self.client = client
+        self.retry = retry or RetryPolicy()
+        self.clock = clock
+        self.stop_event = threading.Event()
+        self.limiter = ConcurrencyLimiter(job.crawl.http_concurrency)
+        self.leaf_level = job.crawl.max_depth
+        self._results: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._queues: dict[int, queue.SimpleQueue[Task | None]] = {
+            level: queue.SimpleQueue() for level in job.queried_levels
+        }
+        self._outstanding = dict.fromkeys(job.queried_levels, 0)  # claimed, result not saved
+        self._maybe_pending: set[int] = set()
+        self._levels_done: set[int] = set()
+        self._threads: list[threading.Thread] = []
+        self._saved = 0
+
+    # -- control ---------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """Stop claiming and starting queries; those in flight finish (safe in a signal handler)."""
+        self.stop_event.set()
+        self._results.put(_WAKE)
+
+    # -- the run ---------------------------------------------------------------
+
+    def run(self) -> Outcome:
+        started = time.time()
+        reset = self.store.reset_running()
+        if reset:
+            log.info("resume: %d node(s) left running by an earlier run are pending again", reset)
+        self.store.mark_started(started)
+        if self.store.source_status() == "pending":
+            self._load_roots()
+        self._maybe_pending = self.store.pending_levels() & set(self._queues)
+        self._start_workers()
+        try:
+            while not self.stop_event.is_set() and self.step():
+                pass
+        finally:
+            self._shut_down()
+        stopped = self.stop_event.is_set() and self.store.has_work()
+        self.store.mark_stopped(time.time(), finished=not stopped)
+        return self._outcome(stopped)
+
+    def step(self) -> bool:
+        """One coordinator iteration: top up queues, store what arrived. False when done."""
+        self._refill()
+        if not self._maybe_pending and not any(self._outstanding.values()):
+            return False
+        self._save(self._collect(POLL))
+        self._note_levels_done()
+        return True
+
+    def _load_roots(self) -> None:
+        (task,) = self.store.claim(0, 1)
+        try:
+            items = self.retry.call(self.client.load_roots, stop=self.stop_event, label="source")
+        except Stopped:
+            self.store.save([Release(task.node, 0, 1)], self.leaf_level)
+            return
+        except QueryError as exc:
+            log.error("the source failed: %s", exc)
+            self.store.save([Failure(task.node, 0, str(exc), 1)], self.leaf_level)
+            return
+        self.store.save([Children(task.node, 0, items, 1)], self.leaf_level)
+        log.info("loaded %d level-1 node(s) from the source", len(items))
+
+    def _refill(self) -> None:
+        if self.stop_event.is_set():
+            return
+        # Deeper levels first: subtrees finish early and the frontier stays small.
+        for level in sorted(self._maybe_pending, reverse=True):
+            workers = self.job.level(level).workers
+            waiting = self._queues[level].qsize()
+            if waiting >= workers:
+                continue
+            want = workers * QUEUE_DEPTH
+            tasks = self.store.claim(level, want)
+            crashpoints.hit("after_claim")
+            if len(tasks) < want:
+                self._maybe_pending.discard(level)
+            self._outstanding[level] += len(tasks)
+            for task in tasks:
+                self._queues[level].put(task)
+
+    def _collect(self, timeout: float) -> list[Result]:
+        """Wait up to ``timeout`` for a result, then take whatever else has arrived."""
+        results: list[Result] = []
+        try:
+            first = self._results.get(timeout=timeout)
+        except queue.Empty:
+            return results
+        item: object = first
+        while True:
+            if item is not _WAKE:
+                results.append(item)  # type: ignore[arg-type]
+            if len(results) >= SAVE_BATCH:
+                break
+            try:
+                item = self._results.get_nowait()
+            except queue.Empty:
+                break
+        return results
+
+    def _save(self, results: list[Result]) -> None:
+        if not results:
+            return
+        fed = self.store.save(results, self.leaf_level)
+        crashpoints.hit("after_save")
+        self._saved += len(results)
+        for result in results:
+            self._outstanding[result.level] -= 1
+            if isinstance(result, Failure):
+                log.warning("failed: level %d node: %s", result.level, result.error)
+            elif isinstance(result, Release):
+                self._maybe_pending.add(result.level)
+        self._maybe_pending |= fed & set(self._queues)
+
+    def _note_levels_done(self) -> None:
+        for level in self._queues:
+            if level in self._levels_done:
+                continue
+            above_done = level == 1 or level - 1 in self._levels_done
+            if above_done and level not in self._maybe_pending and not self._outstanding[level]:
+                self._levels_done.add(level)
+                log.info("level %d: every query done", level)
+
+    # -- workers ---------------------------------------------------------------
+
+    def _start_workers(self) -> None:
+        for level, work in self._queues.items():
+            for number in range(self.job.level(level).workers):
+                thread = threading.Thread(
+                    target=self._work,
+                    args=(level, work),
+                    name=f"level{level}-{number}",
+                    daemon=True,
+                )
+                thread.start()
+                self._threads.append(thread)
+
+    def _work(self, level: int, work: queue.SimpleQueue[Task | None]) -> None:
+        timeout = self.job.level(level).timeout
+        while True:
+            task = work.get()
+            if task is None:
+                return
+            if self.stop_event.is_set():
+                continue  # claimed but unsent: reset to pending at shutdown
+            self._results.put(self._query(task, timeout))
+
+    def _query(self, task: Task, timeout: float) -> Result:
+        attempts = 0
+
+        def attempt() -> list[object]:
+            nonlocal attempts
+            if self.stop_event.is_set():
+                raise Stopped
+            with self.limiter:
+                attempts += 1
+                items = self.client.query(task, timeout)
+            crashpoints.hit("after_http")
+            return items  # type: ignore[return-value]
+
+        label = f"level {task.level} id {task.id!r}"
+        try:
+            items = self.retry.call(attempt, stop=self.stop_event, label=label)
+        except Stopped:
+            return Release(task.node, task.level, attempts)
+        except QueryError as exc:
+            return Failure(task.node, task.level, str(exc), attempts)
+        except Exception as exc:  # a bug must not hang the run: fail the node, keep going
+            log.exception("internal error querying %s", label)
+            return Failure(task.node, task.level, f"internal error: {exc!r}", attempts)
+        return Children(task.node, task.level, items, attempts)  # type: ignore[arg-type]
+
+    # -- stopping --------------------------------------------------------------
+
+    def _shut_down(self) -> None:
+        """Let in-flight queries finish (within ``grace`` when stopping), store their results."""
+        for level, work in self._queues.items():
+            for _ in range(self.job.level(level).workers):
+                work.put(None)
+        deadline = self.clock() + (self.job.crawl.grace if self.stop_event.is_set() else 3600)
+        while any(t.is_alive() for t in self._threads) and self.clock() < deadline:
+            self._save(self._collect(min(POLL, max(0.0, deadline - self.clock()))))
+        self._save(self._collect(0))
+        unfinished = self.store.reset_running()
+        if unfinished:
+            log.info("%d claimed node(s) not finished go back to pending", unfinished)
+
+    def _outcome(self, stopped: bool) -> Outcome:
+        counts = self.store.counts()
+        failed = sum(c["failed"] for c in counts.values())
+        if self.store.source_status() == "failed":
+            failed += 1
+        return Outcome(
+            stopped=stopped,
+            complete=self.store.source_status() == "complete",
+            failed=failed,
+            queries=self._saved,
+        )
+
+
+def install_signal_handlers(runner: Runner) -> None:
+    """First SIGINT/SIGTERM: drain and stop. Second: exit at once with 130."""
+    count = 0
+
+    def say(text: str) -> None:
+        # os.write, not print: a signal may land while the main thread is printing.
+        os.write(sys.stderr.fileno(), f"\n{text}\n".encode())
+
+    def handle(signum: int, _frame: FrameType | None) -> None:
+        nonlocal count
+        count += 1
+        if count == 1:
+            say("stopping: letting queries in flight finish (Ctrl-C again to quit at once)")
+            runner.request_stop()
+        else:
+            say("quitting at once; queries in flight will be made again on resume")
+            os._exit(130)
+
+    signal.signal(signal.SIGINT, handle)
+    signal.signal(signal.SIGTERM, handle)
