@@ -28,7 +28,7 @@ import threading
 import zlib
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -128,21 +128,43 @@ class FakeTree:
         }
 
 
-@dataclass
 class Stats:
-    """What the server saw: calls per node id, for tests that count repeats."""
+    """What the server saw, for tests: requests received, answers per node id, peak in flight.
 
-    calls: Counter[str] = field(default_factory=Counter)
-    requests: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    ``wait_for`` lets a test synchronise on an event ("the 50th request arrived")
+    instead of sleeping.
+    """
+
+    def __init__(self) -> None:
+        self.calls: Counter[str] = Counter()  # children answered, per node id
+        self.received = 0  # requests received (before any latency)
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._cond = threading.Condition()
+
+    def arrived(self) -> None:
+        with self._cond:
+            self.received += 1
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            self._cond.notify_all()
+
+    def left(self) -> None:
+        with self._cond:
+            self.in_flight -= 1
 
     def record(self, node_id: str) -> None:
-        with self.lock:
+        with self._cond:
             self.calls[node_id] += 1
 
     def snapshot(self) -> Counter[str]:
-        with self.lock:
+        with self._cond:
             return Counter(self.calls)
+
+    def wait_for(self, received: int, timeout: float) -> bool:
+        """Block until ``received`` requests have arrived; False if ``timeout`` passed first."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self.received >= received, timeout)
 
 
 _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed"}
@@ -161,11 +183,13 @@ class FakeAPI:
         host: str = "127.0.0.1",
         port: int = 0,
         latency: float = 0.0,
+        broken: frozenset[str] = frozenset(),
     ) -> None:
         self.tree = tree
         self.host = host
         self.port = port
         self.latency = latency
+        self.broken = broken  # node ids whose children query answers HTTP 400
         self.stats = Stats()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.Server | None = None
@@ -229,9 +253,13 @@ class FakeAPI:
                     headers[name.strip().lower()] = value.strip()
                 length = int(headers.get("content-length") or 0)
                 body = await reader.readexactly(length) if length else b""
-                if self.latency > 0:
-                    await asyncio.sleep(self.latency)
-                status, payload = self.handle(method, target, body)
+                self.stats.arrived()
+                try:
+                    if self.latency > 0:
+                        await asyncio.sleep(self.latency)
+                    status, payload = self.handle(method, target, body)
+                finally:
+                    self.stats.left()
                 data = json.dumps(payload, separators=(",", ":")).encode()
                 head_out = (
                     f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\n"
@@ -249,7 +277,6 @@ class FakeAPI:
 
     def handle(self, method: str, target: str, body: bytes) -> tuple[int, Any]:
         """Answer one request: (status, JSON document)."""
-        self.stats.requests += 1
         parts = urlsplit(target)
         path = parts.path
         if path == "/features" and method == "GET":
@@ -277,6 +304,8 @@ class FakeAPI:
         level = self.tree.level_of(node_id)
         if level is None:
             return 404, {"error": f"no feature {node_id}"}
+        if node_id in self.broken:
+            return 400, {"error": f"feature {node_id} is broken", "code": "E_BROKEN"}
         item = self.tree.item(node_id)
         for key in ("name", "type"):
             sent = query.get(key, query.get("feature" + key.capitalize()))

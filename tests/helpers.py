@@ -1,0 +1,87 @@
+"""Shared test helpers: job files, the fake API, and running the real CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from resumer.fakeapi import FakeAPI, FakeTree
+
+
+def job_text(url: str, *, max_depth: int = 4, extra: str = "", **sections: str) -> str:
+    """A job file for the fake API at ``url``; ``sections`` replace whole sections by name."""
+    parts = {
+        "source": f'[source]\nurl = "{url}/features"\n',
+        "request": f'[request]\nurl = "{url}/children"\ntimeout = 10.0\n',
+        "response": '[response]\nitems = "data.items"\n',
+        "crawl": f"[crawl]\nmax_depth = {max_depth}\nhttp_concurrency = 8\ngrace = 5.0\n",
+        "levels": "[levels.1]\nworkers = 2\n[levels.2]\nworkers = 3\n[levels.3]\nworkers = 4\n",
+    }
+    if max_depth != 4:
+        parts["levels"] = ""
+    parts.update(sections)
+    return "\n".join(parts.values()) + extra
+
+
+def write_job(folder: Path, url: str, name: str = "job.toml", **kwargs: Any) -> Path:
+    path = folder / name
+    path.write_text(job_text(url, **kwargs), encoding="utf-8")
+    return path
+
+
+@contextmanager
+def fake_api(tree: FakeTree, **kwargs: Any) -> Iterator[FakeAPI]:
+    with FakeAPI(tree, **kwargs) as api:
+        yield api
+
+
+def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RESUMER_")}
+    env["NO_PROXY"] = "127.0.0.1,localhost"
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra or {})
+    return env
+
+
+def resumer(
+    *args: str | Path, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run the real CLI to completion."""
+    return subprocess.run(
+        [sys.executable, "-m", "resumer", *map(str, args)],
+        cwd=cwd,
+        env=cli_env(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def spawn(*args: str | Path, cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """Start the real CLI in the background (for kills and signals)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "resumer", *map(str, args)],
+        cwd=cwd,
+        env=cli_env(env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def kill9(process: subprocess.Popen[str]) -> None:
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=30)
+
+
+def export_json(db: Path, cwd: Path, *extra: str) -> Any:
+    done = resumer("export", "--db", db, *extra, cwd=cwd)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)

@@ -1,0 +1,205 @@
+"""One query over HTTP (respx): request shapes, response mapping, error classes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+import respx
+
+from resumer.client import Client, Mapper, read_source_file
+from resumer.config import Response, parse_job
+from resumer.errors import ConfigError, QueryError
+from resumer.model import Item, Task
+
+BASE = "http://127.0.0.1:9"
+TASK = Task(node=5, level=2, id="A 1/x", name="Alpha", type="core", parent_id="P1")
+
+
+def make_client(extra: str = "", env: dict[str, str] | None = None, **request: str) -> Client:
+    lines = "".join(f"{k} = {v}\n" for k, v in request.items())
+    text = (
+        f'[source]\nurl = "{BASE}/features"\n[request]\nurl = "{BASE}/children"\n{lines}'
+        f'[response]\nitems = "data.items"\n{extra}'
+    )
+    job = parse_job(text, "job.toml")
+    return Client(job, env or {}, httpx.Client())
+
+
+def items_body(*items: dict[str, object]) -> dict[str, object]:
+    return {"data": {"items": list(items)}}
+
+
+@respx.mock
+def test_get_sends_templated_params() -> None:
+    route = respx.get(f"{BASE}/children").respond(json=items_body({"id": "c1", "name": "n"}))
+    client = make_client()
+    assert client.query(TASK, 5.0) == [Item("c1", "n", "", '{"id":"c1","name":"n"}')]
+    assert dict(route.calls.last.request.url.params) == {
+        "id": "A 1/x",
+        "name": "Alpha",
+        "type": "core",
+    }
+
+
+@respx.mock
+def test_post_sends_templated_json_with_level_as_a_number() -> None:
+    route = respx.post(f"{BASE}/children").respond(json=items_body())
+    client = make_client(
+        method='"POST"',
+        body='{ featureId = "{id}", depth = "{level}", label = "L{level}", up = "{parent_id}" }',
+    )
+    assert client.query(TASK, 5.0) == []
+    sent = json.loads(route.calls.last.request.content)
+    assert sent == {"featureId": "A 1/x", "depth": 2, "label": "L2", "up": "P1"}
+
+
+@respx.mock
+def test_url_placeholders_are_percent_encoded_path_segments() -> None:
+    route = respx.get(f"{BASE}/features/A%201%2Fx/children").respond(json=items_body())
+    job_text = (
+        f'[source]\nfile = "r.csv"\n[request]\nurl = "{BASE}/features/{{id}}/children"\n'
+        'params = {}\n[response]\nitems = "data.items"\n'
+    )
+    client = Client(parse_job(job_text, "job.toml"), {}, httpx.Client())
+    client.query(TASK, 5.0)
+    assert route.called
+
+
+@respx.mock
+def test_headers_carry_secrets_from_the_environment() -> None:
+    route = respx.get(f"{BASE}/children").respond(json=items_body())
+    client = make_client(headers='{ Authorization = "Bearer ${TOKEN}" }', env={"TOKEN": "t0p"})
+    http = client.http
+    http.headers.update(client.headers())
+    client.query(TASK, 5.0)
+    assert route.calls.last.request.headers["Authorization"] == "Bearer t0p"
+
+
+@respx.mock
+def test_http_4xx_is_permanent_and_names_status_url_and_body() -> None:
+    respx.get(f"{BASE}/children").respond(404, text="no such feature " + "x" * 300)
+    with pytest.raises(QueryError) as caught:
+        make_client().query(TASK, 5.0)
+    error = caught.value
+    assert not error.transient
+    assert error.status == 404
+    text = str(error)
+    assert text.startswith("HTTP 404 from GET http://127.0.0.1:9/children?id=A+1%2Fx")
+    assert "no such feature" in text
+    assert "x" * 200 not in text  # the body is cut to 200 characters
+
+
+@respx.mock
+def test_http_5xx_is_transient() -> None:
+    respx.get(f"{BASE}/children").respond(503, text="busy")
+    with pytest.raises(QueryError) as caught:
+        make_client().query(TASK, 5.0)
+    assert caught.value.transient
+
+
+@respx.mock
+def test_connection_errors_are_transient() -> None:
+    respx.get(f"{BASE}/children").mock(side_effect=httpx.ConnectError("refused"))
+    with pytest.raises(QueryError) as caught:
+        make_client().query(TASK, 5.0)
+    assert caught.value.transient
+    assert "ConnectError" in str(caught.value)
+
+
+@respx.mock
+def test_a_body_that_is_not_json_fails_the_node() -> None:
+    respx.get(f"{BASE}/children").respond(200, text="<html>oops</html>")
+    with pytest.raises(QueryError, match=r"body is not JSON .*<html>oops") as caught:
+        make_client().query(TASK, 5.0)
+    assert not caught.value.transient
+
+
+@respx.mock
+def test_a_missing_items_path_lists_the_top_level_keys() -> None:
+    respx.get(f"{BASE}/children").respond(json={"code": 0, "result": []})
+    with pytest.raises(QueryError) as caught:
+        make_client().query(TASK, 5.0)
+    assert "items path 'data.items' not found; its top-level keys are: code, result" in str(
+        caught.value
+    )
+
+
+@respx.mock
+def test_secrets_never_appear_in_error_messages() -> None:
+    respx.get(url__startswith=f"{BASE}/children").respond(500, text="token k3y+1 rejected")
+    client = make_client(params='{ id = "{id}", key = "${KEY}" }', env={"KEY": "k3y+1"})
+    with pytest.raises(QueryError) as caught:
+        client.query(TASK, 5.0)
+    assert "k3y" not in str(caught.value)
+    assert "***" in str(caught.value)
+
+
+def mapper(**kwargs: str) -> Mapper:
+    fields = {"items": "", "id": "id", "name": "name", "type": "type", **kwargs}
+    return Mapper(Response(**fields))
+
+
+def test_mapping_turns_numbers_into_their_json_text_and_keeps_the_payload() -> None:
+    (item,) = mapper().items([{"id": 7, "name": "n", "type": 1.5, "extra": [1]}])
+    assert item == Item("7", "n", "1.5", '{"id":7,"name":"n","type":1.5,"extra":[1]}')
+
+
+def test_mapping_follows_dotted_paths() -> None:
+    body = {"result": {"list": [{"meta": {"key": "k1"}, "label": "L"}]}}
+    (item,) = mapper(items="result.list", id="meta.key", name="label").items(body)
+    assert (item.id, item.name, item.type) == ("k1", "L", "")
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ([{"name": "no id"}], "item 0 has no usable id field 'id'"),
+        ([{"id": None}], "item 0 has no usable id field"),
+        (["plain"], "item 0 is a string, expected an object"),
+        ({"id": 1}, "the body is an object, expected a list"),
+    ],
+)
+def test_malformed_items_are_refused(body: object, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        mapper().items(body)
+
+
+def test_csv_source_reads_rows_as_string_payloads(tmp_path: Path) -> None:
+    source = tmp_path / "roots.csv"
+    source.write_text("id,name,type,owner\nA1,Alpha,core,ann\nA2,Beta,misc,bob\n")
+    items = list(read_source_file(source, mapper().response))
+    assert [i.id for i in items] == ["A1", "A2"]
+    assert json.loads(items[0].payload) == {
+        "id": "A1",
+        "name": "Alpha",
+        "type": "core",
+        "owner": "ann",
+    }
+
+
+def test_json_and_jsonl_sources_use_the_response_fields(tmp_path: Path) -> None:
+    (tmp_path / "r.json").write_text('[{"key": 1, "name": "a"}]')
+    (tmp_path / "r.jsonl").write_text('{"key": 1, "name": "a"}\n\n{"key": 2}\n')
+    response = mapper(id="key").response
+    assert [i.id for i in read_source_file(tmp_path / "r.json", response)] == ["1"]
+    assert [i.id for i in read_source_file(tmp_path / "r.jsonl", response)] == ["1", "2"]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("r.csv", "name,type\nA,b\n", "r.csv:1: expected a header row with id,name,type"),
+        ("r.csv", "id,name,type\n,x,y\n", "r.csv:2: empty id"),
+        ("r.json", "{", "not valid JSON"),
+        ("r.jsonl", '{"id": 1}\n{"name": 2}\n', "r.jsonl:2: item 2 has no usable id"),
+    ],
+)
+def test_bad_source_files_name_the_file_and_line(
+    tmp_path: Path, name: str, content: str, message: str
+) -> None:
+    (tmp_path / name).write_text(content)
+    with pytest.raises(ConfigError, match=message):
+        list(read_source_file(tmp_path / name, mapper().response))

@@ -1,0 +1,106 @@
+"""Retry policy and concurrency limit, alone: no real waiting, no sleeps."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from resumer.errors import QueryError
+from resumer.policies import ConcurrencyLimiter, RetryPolicy, Stopped
+
+FAST = RetryPolicy(attempts=3, initial=0.0, maximum=0.0)
+
+
+def flaky(failures: list[QueryError], result: str = "ok") -> tuple[list[int], object]:
+    calls: list[int] = []
+
+    def fn() -> str:
+        calls.append(1)
+        if failures:
+            raise failures.pop(0)
+        return result
+
+    return calls, fn
+
+
+def test_transient_errors_are_retried_until_success() -> None:
+    calls, fn = flaky([QueryError("503", transient=True), QueryError("reset", transient=True)])
+    assert FAST.call(fn, stop=threading.Event(), label="n") == "ok"  # type: ignore[arg-type]
+    assert len(calls) == 3
+
+
+def test_attempts_are_bounded() -> None:
+    calls, fn = flaky([QueryError("503", transient=True)] * 5)
+    with pytest.raises(QueryError, match="503"):
+        FAST.call(fn, stop=threading.Event(), label="n")  # type: ignore[arg-type]
+    assert len(calls) == 3
+
+
+def test_permanent_errors_are_not_retried() -> None:
+    calls, fn = flaky([QueryError("404", transient=False)])
+    with pytest.raises(QueryError, match="404"):
+        FAST.call(fn, stop=threading.Event(), label="n")  # type: ignore[arg-type]
+    assert len(calls) == 1
+
+
+def test_a_stop_interrupts_the_backoff_wait() -> None:
+    stop = threading.Event()
+    stop.set()
+    slow = RetryPolicy(attempts=3, initial=3600.0, maximum=3600.0)
+    calls, fn = flaky([QueryError("503", transient=True)])
+    with pytest.raises(Stopped):
+        slow.call(fn, stop=stop, label="n")  # type: ignore[arg-type]
+    assert len(calls) == 1
+
+
+def test_each_retry_is_one_log_line(caplog: pytest.LogCaptureFixture) -> None:
+    _, fn = flaky([QueryError("HTTP 502", transient=True)])
+    with caplog.at_level("INFO", logger="resumer.policies"):
+        FAST.call(fn, stop=threading.Event(), label="level 2 id 'X'")  # type: ignore[arg-type]
+    (line,) = caplog.messages
+    assert "retry level 2 id 'X': attempt 1 of 3 failed (HTTP 502)" in line
+
+
+def test_limiter_never_lets_more_than_the_limit_through() -> None:
+    limiter = ConcurrencyLimiter(3)
+    inside = threading.Semaphore(0)
+    release = threading.Event()
+    peak = []
+
+    def hold() -> None:
+        with limiter:
+            peak.append(limiter.in_flight)
+            inside.release()
+            release.wait(10)
+
+    threads = [threading.Thread(target=hold) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for _ in range(3):
+        assert inside.acquire(timeout=10)
+    assert not inside.acquire(timeout=0.05)  # the 4th is held back while 3 are inside
+    assert limiter.in_flight == 3
+    release.set()
+    for thread in threads:
+        thread.join(10)
+    assert max(peak) == 3
+    assert limiter.in_flight == 0
+
+
+def test_raising_the_limit_lets_waiters_in() -> None:
+    limiter = ConcurrencyLimiter(1)
+    limiter.acquire()
+    entered = threading.Event()
+
+    def wait_for_slot() -> None:
+        with limiter:
+            entered.set()
+
+    thread = threading.Thread(target=wait_for_slot)
+    thread.start()
+    assert not entered.wait(0.05)
+    limiter.set_limit(2)
+    assert entered.wait(10)
+    thread.join(10)
+    limiter.release()

@@ -1,0 +1,162 @@
+"""The checkpoint: transitions, completion propagation, idempotence, opening rules."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from resumer.errors import CheckpointError
+from resumer.model import Children, Failure, Item, Release, Task
+from resumer.store import SOURCE_NODE, Store
+
+LEAF = 4
+
+
+def item(node_id: str) -> Item:
+    return Item(node_id, f"name {node_id}", "t", f'{{"id":"{node_id}"}}')
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    store = Store.create(tmp_path / "c.db", "job text", "job.toml", str(tmp_path))
+    yield store
+    store.close()
+
+
+def load_roots(store: Store, *ids: str) -> list[Task]:
+    (source,) = store.claim(0, 1)
+    store.save([Children(source.node, 0, [item(i) for i in ids], 1)], LEAF)
+    return store.claim(1, 100)
+
+
+def statuses(store: Store) -> dict[str, str]:
+    with sqlite3.connect(store.path) as db:
+        return dict(db.execute("SELECT item_id, status FROM nodes WHERE level > 0"))
+
+
+def open_children(store: Store, node_id: str) -> int:
+    with sqlite3.connect(store.path) as db:
+        return db.execute(
+            "SELECT open_children FROM nodes WHERE item_id = ?", (node_id,)
+        ).fetchone()[0]
+
+
+def test_claim_marks_nodes_running_and_gives_the_parents_id(store: Store) -> None:
+    a, _b = load_roots(store, "A", "B")
+    store.save([Children(a.node, 1, [item("A.1")], 1)], LEAF)
+    (child,) = store.claim(2, 10)
+    assert (child.id, child.level, child.parent_id) == ("A.1", 2, "A")
+    assert statuses(store) == {"A": "waiting", "B": "running", "A.1": "running"}
+    assert store.claim(2, 10) == []
+
+
+def test_children_are_pending_and_the_node_waits_for_them(store: Store) -> None:
+    (a,) = load_roots(store, "A")
+    fed = store.save([Children(a.node, 1, [item("A.1"), item("A.2")], 1)], LEAF)
+    assert fed == {2}
+    assert statuses(store)["A"] == "waiting"
+    assert open_children(store, "A") == 2
+
+
+def test_a_node_without_children_is_complete_and_completes_its_parent(store: Store) -> None:
+    (a,) = load_roots(store, "A")
+    store.save([Children(a.node, 1, [], 1)], LEAF)
+    assert statuses(store) == {"A": "complete"}
+    assert store.source_status() == "complete"
+
+
+def test_leaves_are_stored_complete_and_completion_propagates_to_the_top(store: Store) -> None:
+    (a,) = load_roots(store, "A")
+    store.save([Children(a.node, 1, [item("A.1"), item("A.2")], 1)], LEAF)
+    a1, a2 = store.claim(2, 10)
+    store.save([Children(a1.node, 2, [item("A.1.1")], 1)], LEAF)
+    store.save([Children(a2.node, 2, [], 1)], LEAF)
+    (a11,) = store.claim(3, 10)
+    assert store.source_status() == "waiting"
+    store.save([Children(a11.node, 3, [item("A.1.1.1"), item("A.1.1.2")], 1)], LEAF)
+    assert set(statuses(store).values()) == {"complete"}
+    assert store.source_status() == "complete"
+
+
+def test_a_failed_grandchild_leaves_its_ancestors_waiting(store: Store) -> None:
+    (a,) = load_roots(store, "A")
+    store.save([Children(a.node, 1, [item("A.1"), item("A.2")], 1)], LEAF)
+    a1, a2 = store.claim(2, 10)
+    store.save([Failure(a1.node, 2, "HTTP 400", 1), Children(a2.node, 2, [], 1)], LEAF)
+    assert statuses(store) == {"A": "waiting", "A.1": "failed", "A.2": "complete"}
+    assert open_children(store, "A") == 1
+    assert store.source_status() == "waiting"
+    assert not store.has_work()
+
+
+def test_a_second_result_for_the_same_node_changes_nothing(store: Store) -> None:
+    (a,) = load_roots(store, "A")
+    result = Children(a.node, 1, [item("A.1")], 1)
+    store.save([result], LEAF)
+    assert store.save([result, Children(a.node, 1, [item("X")], 1)], LEAF) == set()
+    assert statuses(store) == {"A": "waiting", "A.1": "pending"}
+    store.save([Failure(a.node, 1, "late", 1)], LEAF)
+    assert statuses(store)["A"] == "waiting"
+
+
+def test_children_are_unique_per_parent_and_position(store: Store) -> None:
+    (a,) = load_roots(store, "A")
+    store.save([Children(a.node, 1, [item("A.1")], 1)], LEAF)
+    with sqlite3.connect(store.path) as db, pytest.raises(sqlite3.IntegrityError):
+        db.execute(
+            "INSERT INTO nodes (parent_id, level, position, item_id, name, type, payload, status)"
+            " VALUES (?, 2, 0, 'dup', '', '', '{}', 'pending')",
+            (a.node,),
+        )
+
+
+def test_release_and_reset_put_nodes_back_to_pending(store: Store) -> None:
+    a, _b = load_roots(store, "A", "B")
+    store.save([Release(a.node, 1, 2)], LEAF)
+    assert statuses(store) == {"A": "pending", "B": "running"}
+    assert store.reset_running() == 1
+    assert statuses(store) == {"A": "pending", "B": "pending"}
+    assert store.pending_levels() == {1}
+
+
+def test_counts_cover_every_status(store: Store) -> None:
+    a, b = load_roots(store, "A", "B")
+    store.save([Children(a.node, 1, [item("A.1")], 1), Failure(b.node, 1, "x", 1)], LEAF)
+    counts = store.counts()
+    assert counts[1] == {"pending": 0, "running": 0, "waiting": 1, "complete": 0, "failed": 1}
+    assert counts[2]["pending"] == 1
+
+
+def test_a_database_that_holds_a_job_is_not_created_again(store: Store) -> None:
+    with pytest.raises(CheckpointError, match="already holds a job; continue it with"):
+        Store.create(store.path, "other", "other.toml", ".")
+
+
+def test_opening_a_missing_database_says_so(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="no such database"):
+        Store.open(tmp_path / "none.db")
+
+
+def test_opening_a_file_that_is_not_a_database_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "junk.db"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(CheckpointError, match="not a resumer database"):
+        Store.open(path)
+
+
+def test_opening_applies_migrations_and_keeps_the_job(store: Store) -> None:
+    again = Store.open(store.path)
+    assert again.job().text == "job text"
+    assert again.source_status() == "pending"
+    with sqlite3.connect(store.path) as db:
+        assert db.execute("SELECT version_num FROM alembic_version").fetchone() == ("0001",)
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    again.close()
+
+
+def test_the_source_node_is_the_jobs_own_row(store: Store) -> None:
+    (source,) = store.claim(0, 5)
+    assert source.node == SOURCE_NODE
+    assert store.claim(0, 5) == []
