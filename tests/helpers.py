@@ -42,6 +42,20 @@ def fake_api(tree: FakeTree, **kwargs: Any) -> Iterator[FakeAPI]:
         yield api
 
 
+def write_csv_roots(folder: Path, tree: FakeTree, count: int | None = None) -> Any:
+    """Write the tree's roots to ``roots.csv``; return the export expected from that source.
+
+    A root read from CSV has its row (all strings) as its payload.
+    """
+    roots = tree.root_items()[:count]
+    lines = ["id,name,type"] + [f"{r['id']},{r['name']},{r['type']}" for r in roots]
+    (folder / "roots.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    expected = tree.expected_export(4)[: len(roots)]
+    for tree_root, row in zip(expected, roots, strict=True):
+        tree_root["payload"] = {k: str(row[k]) for k in ("id", "name", "type")}
+    return expected
+
+
 def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RESUMER_")}
     env["NO_PROXY"] = "127.0.0.1,localhost"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from resumer.fakeapi import FakeTree
-from tests.helpers import export_json, fake_api, resumer, spawn, write_job
+from tests.helpers import export_json, fake_api, resumer, spawn, write_csv_roots, write_job
 
 TREE = FakeTree(seed=11, roots=4, fanout=(3, 3, 2))
 
@@ -38,16 +38,11 @@ def test_post_with_a_templated_body(tmp_path: Path) -> None:
 
 
 def test_csv_source_with_rows_as_payloads(tmp_path: Path) -> None:
-    rows = TREE.root_items()[:2]
-    csv_lines = ["id,name,type"] + [f"{r['id']},{r['name']},{r['type']}" for r in rows]
-    (tmp_path / "roots.csv").write_text("\n".join(csv_lines) + "\n")
+    expected = write_csv_roots(tmp_path, TREE, count=2)
     with fake_api(TREE) as server:
         job = write_job(tmp_path, server.url, source='[source]\nfile = "roots.csv"\n')
         done = resumer("start", job, "--db", "r.db", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    expected = TREE.expected_export(4)[:2]
-    for tree, row in zip(expected, rows, strict=True):
-        tree["payload"] = {k: str(row[k]) for k in ("id", "name", "type")}
     assert export_json(tmp_path / "r.db", tmp_path) == expected
 
 
