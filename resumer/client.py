@@ -16,6 +16,7 @@ import json
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 
@@ -65,6 +66,7 @@ class Client:
         self._headers = {k: Template.compile(v).bind_env(env) for k, v in request.headers.items()}
         self._static_headers = all(t.is_literal for t in self._headers.values())
         self._mapper = Mapper(job.response)
+        self._timeout_args: dict[float, Any] = {}
         if job.source.url is not None:
             self._source_url = Template.compile(job.source.url).bind_env(env).render({})
 
@@ -81,37 +83,60 @@ class Client:
             "parent_id": task.parent_id,
         }
         url = self._url.render(values, quote_segment)
-        params = {k: t.render(values) for k, t in self._params.items()}
+        if self._params:
+            # Encoded here, once: handing httpx a params dict costs a second URL parse.
+            query = urlencode({k: t.render(values) for k, t in self._params.items()})
+            url = f"{url}{'&' if '?' in url else '?'}{query}"
         body = self._body(values) if self._body is not None else None
         headers = None if self._static_headers else self.headers(values)
-        return self._call(self._method, url, params, body, headers, timeout)
+        return self._call(self._method, url, body, headers, timeout)
 
     def load_roots(self) -> list[Item]:
         """The level-1 nodes, from the source URL or file."""
         if self.job.source.file is not None:
             return list(read_source_file(self.job.source.file, self.job.response))
-        return self._call("GET", self._source_url, None, None, None, self.job.request.timeout)
+        return self._call("GET", self._source_url, None, None, self.job.request.timeout)
 
     def _call(
         self,
         method: str,
         url: str,
-        params: dict[str, str] | None,
         body: Any,
         headers: dict[str, str] | None,
         timeout: float,
     ) -> list[Item]:
         try:
             response = self.http.request(
-                method, url, params=params, json=body, headers=headers, timeout=timeout
+                method,
+                url,
+                json=body,
+                headers=headers,
+                timeout=self._timeout_arg(timeout),
             )
         except httpx.HTTPError as exc:
             where = self.redactor.redact(f"{method} {_url_of(exc, url)}")
             reason = self.redactor.redact(str(exc) or type(exc).__name__)
             raise QueryError(f"{type(exc).__name__} on {where}: {reason}", transient=True) from exc
+        if response.status_code < 300:
+            try:
+                return self._mapper.items(json.loads(response.content))
+            except (ValueError, MappingError):
+                pass  # described below, off the hot path
+        raise self._error(method, response)
+
+    def _timeout_arg(self, seconds: float) -> Any:
+        """The shared client's own timeout when it is the same (httpx builds none then)."""
+        arg = self._timeout_args.get(seconds)
+        if arg is None:
+            same = httpx.Timeout(seconds) == self.http.timeout
+            arg = self._timeout_args[seconds] = httpx.USE_CLIENT_DEFAULT if same else seconds
+        return arg
+
+    def _error(self, method: str, response: httpx.Response) -> QueryError:
+        """The QueryError for an answer that is not a valid list of items."""
         where = self.redactor.redact(f"{method} {response.url}")
         if response.status_code >= 300:
-            raise QueryError(
+            return QueryError(
                 f"HTTP {response.status_code} from {where}: {self._excerpt(response.text)}",
                 transient=response.status_code >= 500,
                 status=response.status_code,
@@ -119,21 +144,22 @@ class Client:
         try:
             document = json.loads(response.content)
         except ValueError:
-            raise QueryError(
+            return QueryError(
                 f"body is not JSON (HTTP {response.status_code} from {where}): "
                 f"{self._excerpt(response.text)}",
                 transient=False,
                 status=response.status_code,
-            ) from None
+            )
         try:
-            return self._mapper.items(document)
+            self._mapper.items(document)
         except MappingError as exc:
-            raise QueryError(
+            return QueryError(
                 f"{exc} (HTTP {response.status_code} from {where}); body: "
                 f"{self._excerpt(response.text)}",
                 transient=False,
                 status=response.status_code,
-            ) from None
+            )
+        raise AssertionError("a valid answer was treated as an error")
 
     def _excerpt(self, text: str) -> str:
         text = text[:BODY_EXCERPT].replace("\n", " ")
@@ -175,11 +201,41 @@ def as_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+_MISSING = object()
+# One encoder for every payload: json.dumps with options builds a new one per call.
+_encode_payload = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def _getter(path: str) -> Callable[[dict[str, Any]], Any]:
+    """A field reader for a dotted path; a plain key (the usual case) is one dict lookup."""
+    if "." not in path:
+        return lambda item: item.get(path, _MISSING)
+
+    def get(item: dict[str, Any]) -> Any:
+        try:
+            return lookup(item, path)
+        except KeyError:
+            return _MISSING
+
+    return get
+
+
+def _optional_text(value: Any) -> str:
+    if type(value) is str:
+        return value
+    if value is _MISSING or isinstance(value, dict | list):
+        return ""
+    return as_text(value)
+
+
 class Mapper:
     """Turns a decoded body into ``Item``s following the [response] section."""
 
     def __init__(self, response: Response) -> None:
         self.response = response
+        self._id = _getter(response.id)
+        self._name = _getter(response.name)
+        self._type = _getter(response.type)
 
     def items(self, document: Any) -> list[Item]:
         path = self.response.items
@@ -195,29 +251,19 @@ class Mapper:
     def item(self, item: Any, index: int) -> Item:
         if not isinstance(item, dict):
             raise MappingError(f"item {index} is {_kind(item)}, expected an object")
-        response = self.response
-        try:
-            raw_id = lookup(item, response.id)
-        except KeyError:
-            raw_id = None
-        if raw_id is None or isinstance(raw_id, dict | list):
-            raise MappingError(
-                f"item {index} has no usable id field {response.id!r}{_keys_hint(item)}"
-            )
+        raw_id = self._id(item)
+        if type(raw_id) is not str:
+            if raw_id is _MISSING or raw_id is None or isinstance(raw_id, dict | list):
+                raise MappingError(
+                    f"item {index} has no usable id field {self.response.id!r}{_keys_hint(item)}"
+                )
+            raw_id = as_text(raw_id)
         return Item(
-            id=as_text(raw_id),
-            name=_optional(item, response.name),
-            type=_optional(item, response.type),
-            payload=json.dumps(item, ensure_ascii=False, separators=(",", ":")),
+            raw_id,
+            _optional_text(self._name(item)),
+            _optional_text(self._type(item)),
+            _encode_payload(item),
         )
-
-
-def _optional(item: dict[str, Any], path: str) -> str:
-    try:
-        value = lookup(item, path)
-    except KeyError:
-        return ""
-    return "" if isinstance(value, dict | list) else as_text(value)
 
 
 def _kind(value: Any) -> str:

@@ -49,8 +49,8 @@ class RetryPolicy:
 
     ``wait = uniform(0, min(maximum, initial * 2 ** (n - 1)))`` before retry n.
 
-    >>> policy = RetryPolicy(attempts=3, initial=0.01, maximum=0.05)
-    >>> policy.call(lambda: 42, stop=threading.Event(), label="F1")
+    >>> retrier = RetryPolicy(attempts=3, initial=0.01, maximum=0.05).bind(threading.Event())
+    >>> retrier.call(lambda: 42, "F1")
     42
     """
 
@@ -58,34 +58,53 @@ class RetryPolicy:
     initial: float = DEFAULT_INITIAL
     maximum: float = DEFAULT_MAX
 
-    def call(self, fn: Callable[[], T], *, stop: threading.Event, label: str) -> T:
-        """Run ``fn`` until it succeeds, fails for good, runs out of attempts or a stop comes."""
+    def bind(self, stop: threading.Event) -> Retrier:
+        """A retrier whose waits end early (raising ``Stopped``) when ``stop`` is set."""
+        return Retrier(self, stop)
 
-        def sleep(seconds: float) -> None:
-            if stop.wait(seconds):
-                raise Stopped
 
-        def before_sleep(state: RetryCallState) -> None:
-            error = state.outcome.exception() if state.outcome else None
-            wait = state.upcoming_sleep
-            log.info(
-                "retry %s: attempt %d of %d failed (%s); waiting %.2fs",
-                label,
-                state.attempt_number,
-                self.attempts,
-                error,
-                wait,
-            )
+def _labelled(fn: Callable[[], T], _label: str) -> T:
+    return fn()
 
-        retrying = Retrying(
-            stop=stop_after_attempt(self.attempts),
-            wait=wait_random_exponential(multiplier=self.initial, max=self.maximum),
+
+class Retrier:
+    """Applies a ``RetryPolicy``; one instance serves every thread.
+
+    tenacity keeps each call's state thread-local, so the ``Retrying`` object
+    is built once rather than once per query.
+    """
+
+    def __init__(self, policy: RetryPolicy, stop: threading.Event) -> None:
+        self.policy = policy
+        self._stop = stop
+        self._retrying = Retrying(
+            stop=stop_after_attempt(policy.attempts),
+            wait=wait_random_exponential(multiplier=policy.initial, max=policy.maximum),
             retry=retry_if_exception(_is_transient),
-            sleep=sleep,
-            before_sleep=before_sleep,
+            sleep=self._sleep,
+            before_sleep=self._log_retry,
             reraise=True,
         )
-        return retrying(fn)
+
+    def call(self, fn: Callable[[], T], label: str) -> T:
+        """Run ``fn`` until it succeeds, fails for good, runs out of attempts or a stop comes."""
+        result: T = self._retrying(_labelled, fn, label)
+        return result
+
+    def _sleep(self, seconds: float) -> None:
+        if self._stop.wait(seconds):
+            raise Stopped
+
+    def _log_retry(self, state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        log.info(
+            "retry %s: attempt %d of %d failed (%s); waiting %.2fs",
+            state.args[1],
+            state.attempt_number,
+            self.policy.attempts,
+            error,
+            state.upcoming_sleep,
+        )
 
 
 class ConcurrencyLimiter:

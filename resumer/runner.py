@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 QUEUE_DEPTH = 2  # claimed-but-unstarted tasks kept per worker (bounds repeats after a crash)
 SAVE_BATCH = 1024  # results committed per transaction at most
 POLL = 0.25  # seconds the coordinator waits for a result before re-checking the stop flag
+GATHER = 0.002  # seconds spent gathering more results into one commit once one has arrived
 
 _WAKE = object()  # put on the results queue to wake the coordinator
 
@@ -85,6 +86,7 @@ class Runner:
         self.retry = retry or RetryPolicy()
         self.clock = clock
         self.stop_event = threading.Event()
+        self.retrier = self.retry.bind(self.stop_event)
         self.limiter = ConcurrencyLimiter(job.crawl.http_concurrency)
         self.leaf_level = job.crawl.max_depth
         self._results: queue.SimpleQueue[object] = queue.SimpleQueue()
@@ -126,18 +128,52 @@ class Runner:
         return self._outcome(stopped)
 
     def step(self) -> bool:
-        """One coordinator iteration: top up queues, store what arrived. False when done."""
-        self._refill()
+        """One coordinator iteration: store what arrived and top up the queues, in one
+        transaction. False when the work has run out."""
         if not self._maybe_pending and not any(self._outstanding.values()):
             return False
-        self._save(self._collect(POLL))
+        results = self._collect(wait=not self._hungry_levels())
+        fed: set[int] = set()
+        claimed: dict[int, list[Task]] = {}
+        with self.store.transaction() as tx:
+            if results:
+                fed = tx.save(results, self.leaf_level)
+            self._account(results, fed)
+            for level, want in self._wants().items():
+                claimed[level] = tx.claim(level, want)
+        if results:
+            crashpoints.hit("after_save")
+        for level, tasks in claimed.items():
+            crashpoints.hit("after_claim")
+            if len(tasks) < self._claim_size(level):
+                self._maybe_pending.discard(level)
+            self._outstanding[level] += len(tasks)
+            for task in tasks:
+                self._queues[level].put(task)
         self._note_levels_done()
         return True
+
+    def _claim_size(self, level: int) -> int:
+        return self.job.level(level).workers * QUEUE_DEPTH
+
+    def _hungry_levels(self) -> list[int]:
+        """Levels that may have pending nodes and fewer queued tasks than workers."""
+        if self.stop_event.is_set():
+            return []
+        return [
+            level
+            for level in self._maybe_pending
+            if self._queues[level].qsize() < self.job.level(level).workers
+        ]
+
+    def _wants(self) -> dict[int, int]:
+        # Deeper levels first: subtrees finish early and the frontier stays small.
+        return {level: self._claim_size(level) for level in sorted(self._hungry_levels())[::-1]}
 
     def _load_roots(self) -> None:
         (task,) = self.store.claim(0, 1)
         try:
-            items = self.retry.call(self.client.load_roots, stop=self.stop_event, label="source")
+            items = self.retrier.call(self.client.load_roots, "source")
         except Stopped:
             self.store.save([Release(task.node, 0, 1)], self.leaf_level)
             return
@@ -148,48 +184,36 @@ class Runner:
         self.store.save([Children(task.node, 0, items, 1)], self.leaf_level)
         log.info("loaded %d level-1 node(s) from the source", len(items))
 
-    def _refill(self) -> None:
-        if self.stop_event.is_set():
-            return
-        # Deeper levels first: subtrees finish early and the frontier stays small.
-        for level in sorted(self._maybe_pending, reverse=True):
-            workers = self.job.level(level).workers
-            waiting = self._queues[level].qsize()
-            if waiting >= workers:
-                continue
-            want = workers * QUEUE_DEPTH
-            tasks = self.store.claim(level, want)
-            crashpoints.hit("after_claim")
-            if len(tasks) < want:
-                self._maybe_pending.discard(level)
-            self._outstanding[level] += len(tasks)
-            for task in tasks:
-                self._queues[level].put(task)
-
-    def _collect(self, timeout: float) -> list[Result]:
-        """Wait up to ``timeout`` for a result, then take whatever else has arrived."""
+    def _collect(self, *, wait: bool) -> list[Result]:
+        """Take the results that have arrived; if ``wait``, first wait up to POLL for one,
+        then let GATHER pass so that one commit carries many results (and the
+        coordinator is woken once per batch, not once per result)."""
         results: list[Result] = []
         try:
-            first = self._results.get(timeout=timeout)
+            item = self._results.get(timeout=POLL) if wait else self._results.get_nowait()
         except queue.Empty:
             return results
-        item: object = first
+        if wait:
+            self.stop_event.wait(GATHER)
         while True:
             if item is not _WAKE:
                 results.append(item)  # type: ignore[arg-type]
             if len(results) >= SAVE_BATCH:
-                break
+                return results
             try:
                 item = self._results.get_nowait()
             except queue.Empty:
-                break
-        return results
+                return results
 
     def _save(self, results: list[Result]) -> None:
+        """Store results in a transaction of their own (used while shutting down)."""
         if not results:
             return
-        fed = self.store.save(results, self.leaf_level)
-        crashpoints.hit("after_save")
+        with self.store.transaction() as tx:
+            fed = tx.save(results, self.leaf_level)
+            self._account(results, fed)
+
+    def _account(self, results: list[Result], fed: set[int]) -> None:
         self._saved += len(results)
         for result in results:
             self._outstanding[result.level] -= 1
@@ -247,7 +271,7 @@ class Runner:
 
         label = f"level {task.level} id {task.id!r}"
         try:
-            items = self.retry.call(attempt, stop=self.stop_event, label=label)
+            items = self.retrier.call(attempt, label)
         except Stopped:
             return Release(task.node, task.level, attempts)
         except QueryError as exc:
@@ -266,8 +290,9 @@ class Runner:
                 work.put(None)
         deadline = self.clock() + (self.job.crawl.grace if self.stop_event.is_set() else 3600)
         while any(t.is_alive() for t in self._threads) and self.clock() < deadline:
-            self._save(self._collect(min(POLL, max(0.0, deadline - self.clock()))))
-        self._save(self._collect(0))
+            self._save(self._collect(wait=True))
+        while batch := self._collect(wait=False):
+            self._save(batch)
         unfinished = self.store.reset_running()
         if unfinished:
             log.info("%d claimed node(s) not finished go back to pending", unfinished)

@@ -20,26 +20,30 @@ This module makes no HTTP call and knows nothing of templates or threads.
 
 from __future__ import annotations
 
+import functools
 import importlib.resources
 import sqlite3
+import threading
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.util.exc import CommandError
 from sqlalchemy import Connection, Engine, create_engine, event, exc
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import PoolProxiedConnection, QueuePool
 
 from resumer.errors import CheckpointError
 from resumer.model import STATUSES, Children, Failure, Item, Release, Result, Task
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+# The newest Alembic revision this code knows; a test checks it is the head.
+# Knowing it lets a checkpoint already at head open without importing Alembic.
+SCHEMA_REVISION = "0001"
 BUSY_TIMEOUT_MS = 60_000  # how long a writer waits for SQLite's lock
 SOURCE_NODE = 0  # the job's own row: its children are the level-1 nodes
 MIGRATIONS_DIR = Path(str(importlib.resources.files("resumer.migrations")))
@@ -74,9 +78,16 @@ Counts = dict[int, dict[str, int]]
 
 
 def _engine(path: Path, *, immediate: bool) -> Engine:
-    # NullPool: a connection never outlives its use, so none is shared across
-    # threads or carried across fork(); opening a SQLite file is cheap.
-    engine = create_engine(f"sqlite:///{path}", poolclass=NullPool)
+    # A small pool: opening a connection (and its PRAGMAs) per transaction
+    # costs more than the transaction. A connection is used by one thread at a
+    # time (checked out), never concurrently, so sharing the pool is safe.
+    engine = create_engine(
+        f"sqlite:///{path}",
+        poolclass=QueuePool,
+        pool_size=2,
+        max_overflow=4,
+        connect_args={"check_same_thread": False},
+    )
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi: sqlite3.Connection, _record: Any) -> None:
@@ -109,6 +120,8 @@ class Store:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._write_lock = threading.Lock()
+        self._raw: PoolProxiedConnection | None = None
         self._writer = _engine(path, immediate=True)
         self._reader = _engine(path, immediate=False)
 
@@ -170,6 +183,9 @@ class Store:
         return store
 
     def close(self) -> None:
+        if self._raw is not None:
+            self._raw.close()  # back to the pool, then disposed below
+            self._raw = None
         self._writer.dispose()
         self._reader.dispose()
 
@@ -185,11 +201,29 @@ class Store:
             return bool(cur.execute("SELECT count(*) FROM job").fetchone()[0])
 
     def _alembic(self) -> Config:
+        from alembic.config import Config
+
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
         return cfg
 
+    def revision(self) -> str | None:
+        """The checkpoint's schema revision (None for an empty database)."""
+        with self._read() as cur:
+            has_table = cur.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'"
+            ).fetchone()
+            if not has_table:
+                return None
+            row = cur.execute("SELECT version_num FROM alembic_version").fetchone()
+        return None if row is None else str(row[0])
+
     def _migrate(self) -> None:
+        if self.revision() == SCHEMA_REVISION:
+            return
+        from alembic import command
+        from alembic.util.exc import CommandError
+
         cfg = self._alembic()
         try:
             with self._writer.begin() as conn:
@@ -203,30 +237,45 @@ class Store:
             raise _translate(self.path, error) from error
 
     def _check_revision(self) -> None:
-        head = ScriptDirectory.from_config(self._alembic()).get_current_head()
-        try:
-            with self._reader.connect() as conn:
-                current = MigrationContext.configure(conn).get_current_revision()
-        except exc.DBAPIError as error:
-            raise _translate(self.path, error) from error
-        if current is not None and current != head:
+        current = self.revision()
+        if current is not None and current != SCHEMA_REVISION:
             raise CheckpointError(
                 f"{self.path}: the checkpoint's schema is {current}, this resumer expects "
-                f"{head}; `resumer resume --db {self.path}` upgrades it"
+                f"{SCHEMA_REVISION}; `resumer resume --db {self.path}` upgrades it"
             )
 
     # -- transactions --------------------------------------------------------
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Cursor]:
-        """One IMMEDIATE transaction: commit on success, roll back on any exception."""
-        try:
-            with self._writer.begin() as conn:
-                yield _cursor(conn)
-        except exc.DBAPIError as error:
-            raise _translate(self.path, error) from error
-        except sqlite3.Error as error:
-            raise CheckpointError(f"{self.path}: {error}") from error
+        """One IMMEDIATE transaction: commit on success, roll back on any exception.
+
+        Writes go through one connection kept for the store's life, serialised by
+        a lock: SQLite has one writer anyway, and a pool checkout per transaction
+        cost more than the small transactions of a fast crawl.
+        """
+        with self._write_lock:
+            try:
+                conn = self._write_connection()
+                cur = conn.cursor()
+                cur.execute("BEGIN IMMEDIATE")
+                try:
+                    yield cur
+                except BaseException:
+                    conn.rollback()
+                    raise
+                conn.commit()
+            except exc.DBAPIError as error:
+                raise _translate(self.path, error) from error
+            except sqlite3.Error as error:
+                raise _translate_sqlite(self.path, error) from error
+
+    def _write_connection(self) -> sqlite3.Connection:
+        if self._raw is None:
+            self._raw = self._writer.raw_connection()
+        driver = self._raw.driver_connection
+        assert isinstance(driver, sqlite3.Connection)
+        return driver
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Cursor]:
@@ -237,7 +286,7 @@ class Store:
         except exc.DBAPIError as error:
             raise _translate(self.path, error) from error
         except sqlite3.Error as error:
-            raise CheckpointError(f"{self.path}: {error}") from error
+            raise _translate_sqlite(self.path, error) from error
 
     # -- the job -------------------------------------------------------------
 
@@ -264,78 +313,26 @@ class Store:
 
     # -- work ----------------------------------------------------------------
 
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """Many writes in one IMMEDIATE transaction (group commit)."""
+        with self._write() as cur:
+            yield Transaction(cur)
+
     def reset_running(self) -> int:
         """Nodes a dead or stopped run left ``running`` go back to ``pending``."""
-        with self._write() as cur:
-            cur.execute("UPDATE nodes SET status = 'pending' WHERE status = 'running'")
-            return cur.rowcount
+        with self.transaction() as tx:
+            return tx.reset_running()
 
     def claim(self, level: int, limit: int) -> list[Task]:
-        """Mark up to ``limit`` pending nodes of ``level`` running; return them, oldest first."""
-        with self._write() as cur:
-            rows = cur.execute(
-                "SELECT n.id, n.level, n.item_id, n.name, n.type, coalesce(p.item_id, '')"
-                " FROM nodes AS n LEFT JOIN nodes AS p ON p.id = n.parent_id"
-                " WHERE n.status = 'pending' AND n.level = ? ORDER BY n.id LIMIT ?",
-                (level, limit),
-            ).fetchall()
-            cur.executemany(
-                "UPDATE nodes SET status = 'running' WHERE id = ?", [(row[0],) for row in rows]
-            )
-        return [Task._make(row) for row in rows]
+        """Claim up to ``limit`` pending nodes of ``level`` in a transaction of their own."""
+        with self.transaction() as tx:
+            return tx.claim(level, limit)
 
     def save(self, results: Sequence[Result], leaf_level: int) -> set[int]:
-        """Store many results in one transaction; return the levels that gained pending nodes."""
-        fed: set[int] = set()
-        with self._write() as cur:
-            for result in results:
-                if isinstance(result, Children):
-                    if self._save_children(cur, result, leaf_level):
-                        fed.add(result.level + 1)
-                elif isinstance(result, Failure):
-                    cur.execute(
-                        "UPDATE nodes SET status = 'failed', last_error = ?,"
-                        " attempts = attempts + ? WHERE id = ? AND status = 'running'",
-                        (result.error, result.attempts, result.node),
-                    )
-                elif isinstance(result, Release):
-                    cur.execute(
-                        "UPDATE nodes SET status = 'pending', attempts = attempts + ?"
-                        " WHERE id = ? AND status = 'running'",
-                        (result.attempts, result.node),
-                    )
-        return fed
-
-    @staticmethod
-    def _save_children(cur: sqlite3.Cursor, result: Children, leaf_level: int) -> bool:
-        """Store one node's children; True if they are pending (to be queried)."""
-        child_level = result.level + 1
-        leaves = child_level >= leaf_level
-        done = leaves or not result.items
-        row = cur.execute(
-            "UPDATE nodes SET status = ?, open_children = ?, attempts = attempts + ?"
-            " WHERE id = ? AND status = 'running' RETURNING parent_id",
-            (
-                "complete" if done else "waiting",
-                0 if done else len(result.items),
-                result.attempts,
-                result.node,
-            ),
-        ).fetchall()
-        if not row:
-            return False  # not running: a late or repeated result changes nothing
-        child_status = "complete" if leaves else "pending"
-        cur.executemany(
-            "INSERT INTO nodes (parent_id, level, position, item_id, name, type, payload, status)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (result.node, child_level, position, *item, child_status)
-                for position, item in enumerate(result.items)
-            ],
-        )
-        if done:
-            _complete_upward(cur, row[0][0])
-        return not done
+        """Store results in a transaction of their own; see ``Transaction.save``."""
+        with self.transaction() as tx:
+            return tx.save(results, leaf_level)
 
     # -- reads ---------------------------------------------------------------
 
@@ -385,6 +382,105 @@ class Store:
             yield Reader(cur)
 
 
+class Transaction:
+    """The write operations, all inside one open transaction (``Store.transaction``)."""
+
+    def __init__(self, cur: sqlite3.Cursor) -> None:
+        self._cur = cur
+
+    def reset_running(self) -> int:
+        self._cur.execute("UPDATE nodes SET status = 'pending' WHERE status = 'running'")
+        return self._cur.rowcount
+
+    def claim(self, level: int, limit: int) -> list[Task]:
+        """Mark up to ``limit`` pending nodes of ``level`` running; return them, oldest first."""
+        rows = self._cur.execute(
+            "SELECT n.id, n.level, n.item_id, n.name, n.type, coalesce(p.item_id, '')"
+            " FROM nodes AS n LEFT JOIN nodes AS p ON p.id = n.parent_id"
+            " WHERE n.status = 'pending' AND n.level = ? ORDER BY n.id LIMIT ?",
+            (level, limit),
+        ).fetchall()
+        if rows:
+            marks = ", ".join("?" * len(rows))
+            self._cur.execute(
+                f"UPDATE nodes SET status = 'running' WHERE id IN ({marks})",
+                [row[0] for row in rows],
+            )
+        return [Task._make(row) for row in rows]
+
+    def save(self, results: Sequence[Result], leaf_level: int) -> set[int]:
+        """Store results; return the levels that gained pending nodes.
+
+        A result applies only while its node is ``running``: a repeated or late
+        one changes nothing.
+        """
+        fed: set[int] = set()
+        completed: Counter[int] = Counter()  # parent -> children completed in this batch
+        cur = self._cur
+        for result in results:
+            if isinstance(result, Children):
+                outcome = _save_children(cur, result, leaf_level)
+                if outcome == _FED:
+                    fed.add(result.level + 1)
+                elif outcome is not None:
+                    completed[outcome] += 1
+            elif isinstance(result, Failure):
+                cur.execute(
+                    "UPDATE nodes SET status = 'failed', last_error = ?,"
+                    " attempts = attempts + ? WHERE id = ? AND status = 'running'",
+                    (result.error, result.attempts, result.node),
+                )
+            elif isinstance(result, Release):
+                cur.execute(
+                    "UPDATE nodes SET status = 'pending', attempts = attempts + ?"
+                    " WHERE id = ? AND status = 'running'",
+                    (result.attempts, result.node),
+                )
+        _complete_upward(cur, completed)
+        return fed
+
+
+_FED = -1  # _save_children: the node's children are pending
+
+
+def _save_children(cur: sqlite3.Cursor, result: Children, leaf_level: int) -> int | None:
+    """Store one node's children.
+
+    Returns ``_FED`` if they are pending (to be queried), the parent's row if the
+    node is complete (its parent has one open child fewer), None if the result
+    did not apply.
+    """
+    child_level = result.level + 1
+    leaves = child_level >= leaf_level
+    done = leaves or not result.items
+    row = cur.execute(
+        "UPDATE nodes SET status = ?, open_children = ?, attempts = attempts + ?"
+        " WHERE id = ? AND status = 'running' RETURNING parent_id",
+        (
+            "complete" if done else "waiting",
+            0 if done else len(result.items),
+            result.attempts,
+            result.node,
+        ),
+    ).fetchall()
+    if not row:
+        return None  # not running: a late or repeated result changes nothing
+    child_status = "complete" if leaves else "pending"
+    node = result.node
+    rows = [
+        value
+        for position, (item_id, name, kind, payload) in enumerate(result.items)
+        for value in (node, child_level, position, item_id, name, kind, payload, child_status)
+    ]
+    for start in range(0, len(result.items), _INSERT_ROWS):
+        count = min(_INSERT_ROWS, len(result.items) - start)
+        cur.execute(_insert_sql(count), rows[start * 8 : (start + count) * 8])
+    if not done:
+        return _FED
+    parent: int | None = row[0][0]
+    return parent
+
+
 class Reader:
     """Walks the tree inside one read transaction."""
 
@@ -404,23 +500,47 @@ class Reader:
         return [NodeRow._make(row) for row in rows]
 
 
-def _complete_upward(cur: sqlite3.Cursor, parent: int | None) -> None:
-    """A child completed: count it off its parent, and complete each ancestor it finishes."""
-    while parent is not None:
-        row = cur.execute(
-            "UPDATE nodes SET open_children = open_children - 1, status = CASE"
-            " WHEN open_children = 1 AND status = 'waiting' THEN 'complete' ELSE status END"
-            " WHERE id = ? RETURNING status, parent_id",
-            (parent,),
-        ).fetchall()
-        if not row or row[0][0] != "complete":
-            return
-        parent = row[0][1]
+_INSERT_ROWS = 500  # rows per INSERT statement (8 variables each; SQLite allows 32,766)
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_sql(rows: int) -> str:
+    """One multi-row INSERT: one statement step for many children, not one per child
+    (each step releases and retakes the GIL, which costs dearly beside busy workers)."""
+    values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * rows)
+    return (
+        "INSERT INTO nodes (parent_id, level, position, item_id, name, type, payload, status)"
+        f" VALUES {values}"
+    )
+
+
+def _complete_upward(cur: sqlite3.Cursor, completed: Counter[int]) -> None:
+    """Count completed children off their parents (one statement per parent, not per
+    child), and carry on upward with every parent that this completes."""
+    while completed:
+        above: Counter[int] = Counter()
+        for parent, count in completed.items():
+            row = cur.execute(
+                "UPDATE nodes SET open_children = open_children - ?, status = CASE"
+                " WHEN open_children = ? AND status = 'waiting' THEN 'complete' ELSE status END"
+                " WHERE id = ? RETURNING status, parent_id",
+                (count, count, parent),
+            ).fetchall()
+            if row and row[0][0] == "complete" and row[0][1] is not None:
+                above[row[0][1]] += 1
+        completed = above
 
 
 def _translate(path: Path, error: exc.DBAPIError) -> CheckpointError:
     original = error.orig
-    text = str(original) if original is not None else str(error)
+    return _translate_text(path, str(original) if original is not None else str(error))
+
+
+def _translate_sqlite(path: Path, error: sqlite3.Error) -> CheckpointError:
+    return _translate_text(path, str(error))
+
+
+def _translate_text(path: Path, text: str) -> CheckpointError:
     if "not a database" in text or "malformed" in text:
         return CheckpointError(f"{path}: not a resumer database, or damaged ({text})")
     if "locked" in text or "busy" in text:
@@ -428,4 +548,4 @@ def _translate(path: Path, error: exc.DBAPIError) -> CheckpointError:
     return CheckpointError(f"{path}: {text}")
 
 
-__all__ = ["Counts", "Item", "JobRecord", "NodeRow", "Reader", "Store"]
+__all__ = ["Counts", "Item", "JobRecord", "NodeRow", "Reader", "Store", "Transaction"]

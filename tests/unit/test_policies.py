@@ -26,21 +26,21 @@ def flaky(failures: list[QueryError], result: str = "ok") -> tuple[list[int], ob
 
 def test_transient_errors_are_retried_until_success() -> None:
     calls, fn = flaky([QueryError("503", transient=True), QueryError("reset", transient=True)])
-    assert FAST.call(fn, stop=threading.Event(), label="n") == "ok"  # type: ignore[arg-type]
+    assert FAST.bind(threading.Event()).call(fn, "n") == "ok"  # type: ignore[arg-type]
     assert len(calls) == 3
 
 
 def test_attempts_are_bounded() -> None:
     calls, fn = flaky([QueryError("503", transient=True)] * 5)
     with pytest.raises(QueryError, match="503"):
-        FAST.call(fn, stop=threading.Event(), label="n")  # type: ignore[arg-type]
+        FAST.bind(threading.Event()).call(fn, "n")  # type: ignore[arg-type]
     assert len(calls) == 3
 
 
 def test_permanent_errors_are_not_retried() -> None:
     calls, fn = flaky([QueryError("404", transient=False)])
     with pytest.raises(QueryError, match="404"):
-        FAST.call(fn, stop=threading.Event(), label="n")  # type: ignore[arg-type]
+        FAST.bind(threading.Event()).call(fn, "n")  # type: ignore[arg-type]
     assert len(calls) == 1
 
 
@@ -50,14 +50,14 @@ def test_a_stop_interrupts_the_backoff_wait() -> None:
     slow = RetryPolicy(attempts=3, initial=3600.0, maximum=3600.0)
     calls, fn = flaky([QueryError("503", transient=True)])
     with pytest.raises(Stopped):
-        slow.call(fn, stop=stop, label="n")  # type: ignore[arg-type]
+        slow.bind(stop).call(fn, "n")  # type: ignore[arg-type]
     assert len(calls) == 1
 
 
 def test_each_retry_is_one_log_line(caplog: pytest.LogCaptureFixture) -> None:
     _, fn = flaky([QueryError("HTTP 502", transient=True)])
     with caplog.at_level("INFO", logger="resumer.policies"):
-        FAST.call(fn, stop=threading.Event(), label="level 2 id 'X'")  # type: ignore[arg-type]
+        FAST.bind(threading.Event()).call(fn, "level 2 id 'X'")  # type: ignore[arg-type]
     (line,) = caplog.messages
     assert "retry level 2 id 'X': attempt 1 of 3 failed (HTTP 502)" in line
 

@@ -160,3 +160,23 @@ def test_the_source_node_is_the_jobs_own_row(store: Store) -> None:
     (source,) = store.claim(0, 5)
     assert source.node == SOURCE_NODE
     assert store.claim(0, 5) == []
+
+
+def test_the_known_schema_revision_is_alembics_head() -> None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from resumer.store import MIGRATIONS_DIR, SCHEMA_REVISION
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    assert ScriptDirectory.from_config(config).get_current_head() == SCHEMA_REVISION
+
+
+def test_a_checkpoint_from_a_newer_resumer_is_refused(store: Store) -> None:
+    with sqlite3.connect(store.path) as db:
+        db.execute("UPDATE alembic_version SET version_num = '9999'")
+    with pytest.raises(CheckpointError, match="newer resumer"):
+        Store.open(store.path)
+    with pytest.raises(CheckpointError, match="schema is 9999"):
+        Store.open(store.path, migrate=False)

@@ -1,0 +1,160 @@
+"""Benchmark: resumer against the fake API, next to the ideal and a plain httpx pool.
+
+    python bench/crawl.py            # the full tree: 20 x 20 x 50 x 10 (20,421 queries)
+    python bench/crawl.py --quick    # a small tree, to try things
+
+The fake API runs in its own process pinned to one core and the client on the
+other (when there are two). Each scenario prints wall time, queries/s, peak
+RSS of the client, and its ratio to the ideal time (50 ms) or to a plain httpx
+thread pool with as many threads crawling the same tree without a checkpoint
+(0 ms). Figures, not assertions: this is not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+FAKE_CORE, CLIENT_CORE = 1, 0
+
+JOB = """\
+[source]
+url = "{url}/features"
+[request]
+url = "{url}/children"
+[response]
+items = "data.items"
+[crawl]
+max_depth = 4
+http_concurrency = {concurrency}
+[levels.1]
+workers = {w1}
+[levels.2]
+workers = {w2}
+[levels.3]
+workers = {w3}
+"""
+
+
+@dataclass
+class Run:
+    wall: float
+    rss_mb: float
+    queries: int
+
+
+def pinned(core: int) -> dict[str, object]:
+    if (os.cpu_count() or 1) < 2 or not hasattr(os, "sched_setaffinity"):
+        return {}
+    return {"preexec_fn": lambda: os.sched_setaffinity(0, {core})}
+
+
+def start_fake_api(roots: int, fanout: str, latency: float) -> tuple[subprocess.Popen[str], str]:
+    command = [sys.executable, "-m", "resumer", "fake-api", "--port", "0", "--even"]
+    command += ["--roots", str(roots), "--fanout", fanout, "--latency", str(latency)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, **pinned(FAKE_CORE))  # type: ignore[call-overload]
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    return process, line.rsplit(" ", 1)[-1].strip()
+
+
+def timed(command: list[str], cwd: Path) -> tuple[float, float, str]:
+    began = time.perf_counter()
+    process = subprocess.Popen(
+        command,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        **pinned(CLIENT_CORE),  # type: ignore[call-overload]
+    )
+    assert process.stdout is not None
+    output = process.stdout.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - began
+    if status != 0:
+        raise SystemExit(f"{command[:4]} failed with status {status}")
+    return wall, usage.ru_maxrss / 1024, output
+
+
+def run_resumer(url: str, concurrency: int, workers: tuple[int, int, int], folder: Path) -> Run:
+    job = folder / f"job-{time.monotonic_ns()}.toml"
+    w1, w2, w3 = workers
+    job.write_text(JOB.format(url=url, concurrency=concurrency, w1=w1, w2=w2, w3=w3))
+    db = folder / f"{job.stem}.db"
+    command = [sys.executable, "-m", "resumer", "start", str(job), "--db", str(db)]
+    command += ["--log-level", "WARNING"]
+    wall, rss, _ = timed(command, folder)
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        queried = conn.execute(
+            "SELECT count(*) FROM nodes WHERE level < 4 AND status = 'complete'"
+        ).fetchone()[0]
+    return Run(wall, rss, queried)
+
+
+def run_plain(url: str, threads: int, folder: Path) -> Run:
+    command = [sys.executable, str(HERE / "plain_pool.py"), url, "--threads", str(threads)]
+    wall, rss, output = timed(command, folder)
+    return Run(wall, rss, int(output.strip()))
+
+
+def median_run(runs: list[Run]) -> Run:
+    return sorted(runs, key=lambda r: r.wall)[len(runs) // 2]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="a small tree (5 x 10 x 20 x 10)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per figure (median)")
+    args = parser.parse_args()
+    roots, fanout = (5, "10,20,10") if args.quick else (20, "20,50,10")
+    widths = [int(x) for x in fanout.split(",")]
+    queries = 1 + roots + roots * widths[0] + roots * widths[0] * widths[1]
+    nodes = roots * (1 + widths[0] * (1 + widths[1] * (1 + widths[2])))
+    print(f"tree: {roots} x {fanout.replace(',', ' x ')}: {queries:,} queries, {nodes:,} nodes")
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="resumer-bench-") as tmp:
+        folder = Path(tmp)
+        latency, concurrency = 0.05, 64
+        api, url = start_fake_api(roots, fanout, latency)
+        try:
+            run = median_run(
+                [run_resumer(url, concurrency, (4, 16, 64), folder) for _ in range(args.repeat)]
+            )
+        finally:
+            api.terminate()
+            api.wait()
+        ideal = queries * latency / concurrency + 3 * latency
+        rows.append(
+            ("50 ms, 64 in flight", run, f"{ideal / run.wall:.2f} of ideal ({ideal:.1f} s)")
+        )
+
+        api, url = start_fake_api(roots, fanout, 0.0)
+        try:
+            threads = 16
+            mine = median_run(
+                [run_resumer(url, threads, (2, 4, threads), folder) for _ in range(args.repeat)]
+            )
+            plain = median_run([run_plain(url, threads, folder) for _ in range(args.repeat)])
+        finally:
+            api.terminate()
+            api.wait()
+        rows.append(("0 ms, 16 in flight", mine, f"{plain.wall / mine.wall:.2f} of plain pool"))
+        rows.append(("0 ms, plain httpx pool, 16 threads", plain, "baseline"))
+    print(f"{'scenario':<36} {'wall s':>8} {'queries/s':>10} {'peak RSS MB':>12}  ratio")
+    for name, run, ratio in rows:
+        rate = run.queries / run.wall
+        print(f"{name:<36} {run.wall:>8.2f} {rate:>10,.0f} {run.rss_mb:>12.1f}  {ratio}")
+
+
+if __name__ == "__main__":
+    main()
