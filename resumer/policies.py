@@ -13,7 +13,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 from tenacity import (
     RetryCallState,
@@ -63,8 +63,18 @@ class RetryPolicy:
         return Retrier(self, stop)
 
 
-def _labelled(fn: Callable[[], T], _label: str) -> T:
-    return fn()
+class _Replay(Generic[T]):
+    """Raises an already-met failure on its first call, then calls ``fn``."""
+
+    def __init__(self, fn: Callable[[], T], first: BaseException) -> None:
+        self._fn = fn
+        self._first: BaseException | None = first
+
+    def __call__(self, _label: str) -> T:
+        if self._first is not None:
+            error, self._first = self._first, None
+            raise error
+        return self._fn()
 
 
 class Retrier:
@@ -87,8 +97,19 @@ class Retrier:
         )
 
     def call(self, fn: Callable[[], T], label: str) -> T:
-        """Run ``fn`` until it succeeds, fails for good, runs out of attempts or a stop comes."""
-        result: T = self._retrying(_labelled, fn, label)
+        """Run ``fn`` until it succeeds, fails for good, runs out of attempts or a stop comes.
+
+        The first attempt runs bare: most calls succeed, and tenacity's
+        bookkeeping is only worth its cost once one has failed. tenacity then
+        replays that failure as its attempt 1, so numbering and waits are its own.
+        """
+        try:
+            return fn()
+        except QueryError as error:
+            if not error.transient or self.policy.attempts <= 1:
+                raise
+            first = error
+        result: T = self._retrying(_Replay(fn, first), label)
         return result
 
     def _sleep(self, seconds: float) -> None:
@@ -99,7 +120,7 @@ class Retrier:
         error = state.outcome.exception() if state.outcome else None
         log.info(
             "retry %s: attempt %d of %d failed (%s); waiting %.2fs",
-            state.args[1],
+            state.args[0],
             state.attempt_number,
             self.policy.attempts,
             error,
