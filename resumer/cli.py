@@ -85,6 +85,8 @@ def _report(outcome: Outcome, db: Path) -> NoReturn:
     """Say how the run ended and exit with the contracted status."""
     if outcome.stopped:
         err.print(f"stopped; everything is checkpointed. Resume with: resumer resume --db {db}")
+    elif outcome.source_error is not None:
+        err.print(f"the level-1 list could not be loaded: {outcome.source_error}")
     elif outcome.complete:
         out.print(f"complete: every node is stored in {db}. Export with: resumer export --db {db}")
     else:
@@ -235,4 +237,8 @@ def fake_api(
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except KeyboardInterrupt:  # Ctrl-C before the run's own handlers are in place
+        err.print("interrupted")
+        sys.exit(EXIT_STOPPED)

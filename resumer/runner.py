@@ -53,6 +53,7 @@ class Outcome:
     complete: bool  # every node is complete
     failed: int  # nodes failed for good
     queries: int  # results stored by this run
+    source_error: str | None = None  # why the level-1 list could not be loaded
 
     @property
     def exit_status(self) -> int:
@@ -300,9 +301,9 @@ class Runner:
     def _outcome(self, stopped: bool) -> Outcome:
         counts = self.store.counts()
         failed = sum(c["failed"] for c in counts.values())
-        if self.store.source_status() == "failed":
-            failed += 1
+        source_error = self.store.source_error() if self.store.source_status() == "failed" else None
         return Outcome(
+            source_error=source_error,
             stopped=stopped,
             complete=self.store.source_status() == "complete",
             failed=failed,

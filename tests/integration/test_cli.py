@@ -184,3 +184,13 @@ def test_a_second_process_on_a_running_job_is_refused_by_pid(tmp_path: Path) -> 
     assert second.returncode == 2
     assert f"being run by process {first.pid}" in second.stderr
     assert status["state"] == "running"
+
+
+def test_a_source_that_cannot_be_loaded_exits_1_and_says_why(tmp_path: Path) -> None:
+    with fake_api(TREE) as server:
+        source = f'[source]\nurl = "{server.url}/no-such-list"\n'
+        job = write_job(tmp_path, server.url, source=source)
+        done = resumer("start", job, "--db", "r.db", cwd=tmp_path)
+    assert done.returncode == 1
+    assert "the level-1 list could not be loaded: HTTP 404 from GET" in done.stderr
+    assert "/no-such-list" in done.stderr
