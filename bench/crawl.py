@@ -107,49 +107,66 @@ def run_plain(url: str, threads: int, folder: Path) -> Run:
     return Run(wall, rss, int(output.strip()))
 
 
+Row = tuple[str, Run, str]
+
+
 def median_run(runs: list[Run]) -> Run:
     return sorted(runs, key=lambda r: r.wall)[len(runs) // 2]
+
+
+def api_bound(roots: int, fanout: str, queries: int, repeat: int, folder: Path) -> Row:
+    """50 ms per answer, 64 in flight: how close to the ideal time."""
+    latency, concurrency = 0.05, 64
+    api, url = start_fake_api(roots, fanout, latency)
+    try:
+        run = median_run(
+            [run_resumer(url, concurrency, (4, 16, 64), folder) for _ in range(repeat)]
+        )
+    finally:
+        api.terminate()
+        api.wait()
+    ideal = queries * latency / concurrency + 3 * latency
+    return ("50 ms, 64 in flight", run, f"{ideal / run.wall:.2f} of ideal ({ideal:.1f} s)")
+
+
+def client_bound(roots: int, fanout: str, repeat: int, folder: Path) -> list[Row]:
+    """0 ms per answer: the client's own cost next to a plain httpx pool's."""
+    threads = 16
+    api, url = start_fake_api(roots, fanout, 0.0)
+    try:
+        mine = median_run(
+            [run_resumer(url, threads, (2, 4, threads), folder) for _ in range(repeat)]
+        )
+        plain = median_run([run_plain(url, threads, folder) for _ in range(repeat)])
+    finally:
+        api.terminate()
+        api.wait()
+    return [
+        ("0 ms, 16 in flight", mine, f"{plain.wall / mine.wall:.2f} of plain pool"),
+        ("0 ms, plain httpx pool, 16 threads", plain, "baseline"),
+    ]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="a small tree (5 x 10 x 20 x 10)")
     parser.add_argument("--repeat", type=int, default=1, help="runs per figure (median)")
+    parser.add_argument(
+        "--only", choices=("api", "client"), help="only the 50 ms (api) or the 0 ms (client) runs"
+    )
     args = parser.parse_args()
     roots, fanout = (5, "10,20,10") if args.quick else (20, "20,50,10")
     widths = [int(x) for x in fanout.split(",")]
     queries = 1 + roots + roots * widths[0] + roots * widths[0] * widths[1]
     nodes = roots * (1 + widths[0] * (1 + widths[1] * (1 + widths[2])))
     print(f"tree: {roots} x {fanout.replace(',', ' x ')}: {queries:,} queries, {nodes:,} nodes")
-    rows = []
+    rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="resumer-bench-") as tmp:
         folder = Path(tmp)
-        latency, concurrency = 0.05, 64
-        api, url = start_fake_api(roots, fanout, latency)
-        try:
-            run = median_run(
-                [run_resumer(url, concurrency, (4, 16, 64), folder) for _ in range(args.repeat)]
-            )
-        finally:
-            api.terminate()
-            api.wait()
-        ideal = queries * latency / concurrency + 3 * latency
-        rows.append(
-            ("50 ms, 64 in flight", run, f"{ideal / run.wall:.2f} of ideal ({ideal:.1f} s)")
-        )
-
-        api, url = start_fake_api(roots, fanout, 0.0)
-        try:
-            threads = 16
-            mine = median_run(
-                [run_resumer(url, threads, (2, 4, threads), folder) for _ in range(args.repeat)]
-            )
-            plain = median_run([run_plain(url, threads, folder) for _ in range(args.repeat)])
-        finally:
-            api.terminate()
-            api.wait()
-        rows.append(("0 ms, 16 in flight", mine, f"{plain.wall / mine.wall:.2f} of plain pool"))
-        rows.append(("0 ms, plain httpx pool, 16 threads", plain, "baseline"))
+        if args.only != "client":
+            rows.append(api_bound(roots, fanout, queries, args.repeat, folder))
+        if args.only != "api":
+            rows.extend(client_bound(roots, fanout, args.repeat, folder))
     print(f"{'scenario':<36} {'wall s':>8} {'queries/s':>10} {'peak RSS MB':>12}  ratio")
     for name, run, ratio in rows:
         rate = run.queries / run.wall

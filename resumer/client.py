@@ -236,6 +236,8 @@ class Mapper:
         self._id = _getter(response.id)
         self._name = _getter(response.name)
         self._type = _getter(response.type)
+        keys = (response.id, response.name, response.type)
+        self._plain_keys = keys if all(k and "." not in k for k in keys) else None
 
     def items(self, document: Any) -> list[Item]:
         path = self.response.items
@@ -246,7 +248,23 @@ class Mapper:
         if not isinstance(found, list):
             where = f"items path {path!r}" if path else "the body"
             raise MappingError(f"{where} is {_kind(found)}, expected a list of items")
-        return [self.item(item, index) for index, item in enumerate(found)]
+        if not self._plain_keys:
+            return [self.item(item, index) for index, item in enumerate(found)]
+        # The usual case, inlined: plain keys whose values are already strings.
+        id_key, name_key, type_key = self._plain_keys
+        out: list[Item] = []
+        for index, item in enumerate(found):
+            if type(item) is dict:
+                raw_id, name, kind = (
+                    item.get(id_key),
+                    item.get(name_key, ""),
+                    item.get(type_key, ""),
+                )
+                if type(raw_id) is str and type(name) is str and type(kind) is str:
+                    out.append(Item(raw_id, name, kind, _encode_payload(item)))
+                    continue
+            out.append(self.item(item, index))  # conversions and errors
+        return out
 
     def item(self, item: Any, index: int) -> Item:
         if not isinstance(item, dict):
