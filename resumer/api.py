@@ -108,7 +108,6 @@ def _run(
     )
     with httpx.Client(limits=limits, timeout=job.request.timeout, follow_redirects=True) as http:
         client = Client(job, env, http)
-        http.headers.update(client.headers())
         runner = Runner(job, store, client, retry=retry)
         if handle_signals:
             install_signal_handlers(runner)

@@ -23,9 +23,10 @@ import httpx
 from resumer.config import Job, Response
 from resumer.errors import ConfigError, QueryError
 from resumer.model import Item, Task
-from resumer.template import Redactor, Template, quote_segment
+from resumer.template import PLACEHOLDERS, Redactor, Template, quote_segment
 
 BODY_EXCERPT = 200  # characters of a response body kept in an error message
+_NO_NODE = dict.fromkeys(PLACEHOLDERS, "")  # placeholder values for the source call
 
 _Render = Callable[[Mapping[str, str]], Any]
 
@@ -63,15 +64,19 @@ class Client:
         self._url = Template.compile(request.url).bind_env(env)
         self._params = {k: Template.compile(v).bind_env(env) for k, v in request.params.items()}
         self._body = _compile_json(request.body, env) if request.body is not None else None
-        self._headers = {k: Template.compile(v).bind_env(env) for k, v in request.headers.items()}
-        self._static_headers = all(t.is_literal for t in self._headers.values())
+        headers = {k: Template.compile(v).bind_env(env) for k, v in request.headers.items()}
+        # Fixed headers go on the shared client once; only templated ones travel per call.
+        http.headers.update({k: t.render({}) for k, t in headers.items() if t.is_literal})
+        self._node_headers = {k: t for k, t in headers.items() if not t.is_literal}
         self._mapper = Mapper(job.response)
         self._timeout_args: dict[float, Any] = {}
         if job.source.url is not None:
             self._source_url = Template.compile(job.source.url).bind_env(env).render({})
 
-    def headers(self, values: Mapping[str, str] | None = None) -> dict[str, str]:
-        return {k: t.render(values or {}) for k, t in self._headers.items()}
+    def _headers(self, values: Mapping[str, str]) -> dict[str, str] | None:
+        if not self._node_headers:
+            return None
+        return {k: t.render(values) for k, t in self._node_headers.items()}
 
     def query(self, task: Task, timeout: float) -> list[Item]:
         """One HTTP call for ``task``'s children."""
@@ -88,14 +93,14 @@ class Client:
             query = urlencode({k: t.render(values) for k, t in self._params.items()})
             url = f"{url}{'&' if '?' in url else '?'}{query}"
         body = self._body(values) if self._body is not None else None
-        headers = None if self._static_headers else self.headers(values)
-        return self._call(self._method, url, body, headers, timeout)
+        return self._call(self._method, url, body, self._headers(values), timeout)
 
     def load_roots(self) -> list[Item]:
         """The level-1 nodes, from the source URL or file."""
         if self.job.source.file is not None:
             return list(read_source_file(self.job.source.file, self.job.response))
-        return self._call("GET", self._source_url, None, None, self.job.request.timeout)
+        headers = self._headers(_NO_NODE)
+        return self._call("GET", self._source_url, None, headers, self.job.request.timeout)
 
     def _call(
         self,

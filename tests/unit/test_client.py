@@ -71,11 +71,24 @@ def test_url_placeholders_are_percent_encoded_path_segments() -> None:
 @respx.mock
 def test_headers_carry_secrets_from_the_environment() -> None:
     route = respx.get(f"{BASE}/children").respond(json=items_body())
-    client = make_client(headers='{ Authorization = "Bearer ${TOKEN}" }', env={"TOKEN": "t0p"})
-    http = client.http
-    http.headers.update(client.headers())
+    client = make_client(
+        headers='{ Authorization = "Bearer ${TOKEN}", X-Feature = "{id}@{level}" }',
+        env={"TOKEN": "t0p"},
+    )
     client.query(TASK, 5.0)
-    assert route.calls.last.request.headers["Authorization"] == "Bearer t0p"
+    sent = route.calls.last.request.headers
+    assert (sent["Authorization"], sent["X-Feature"]) == ("Bearer t0p", "A 1/x@2")
+
+
+@respx.mock
+def test_the_source_call_sends_the_same_headers() -> None:
+    route = respx.get(f"{BASE}/features").respond(json=items_body({"id": "r1"}))
+    client = make_client(
+        headers='{ Authorization = "Bearer ${TOKEN}", X-Node = "n{id}" }', env={"TOKEN": "t"}
+    )
+    assert [item.id for item in client.load_roots()] == ["r1"]
+    sent = route.calls.last.request.headers
+    assert (sent["Authorization"], sent["X-Node"]) == ("Bearer t", "n")
 
 
 @respx.mock
