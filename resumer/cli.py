@@ -173,6 +173,12 @@ def export(
         _export_to_file(db, output, partial)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _export_to_file(db: Path, output: Path, partial: bool) -> None:
     """Write to a temporary file beside ``output``, then rename: never a half-written export."""
     folder = output.resolve().parent
@@ -182,6 +188,7 @@ def _export_to_file(db: Path, output: Path, partial: bool) -> None:
     try:
         with open(fd, "w", encoding="utf-8") as handle:
             trees = api.export(db, handle, partial=partial)
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp's 0600 is not what `>` would give
         os.replace(temporary, output)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

@@ -289,6 +289,11 @@ class Runner:
         for level, work in self._queues.items():
             for _ in range(self.job.level(level).workers):
                 work.put(None)
+        if self.stop_event.is_set():
+            log.warning(
+                "stop requested: no new query starts; those in flight may finish within %.0fs",
+                self.job.crawl.grace,
+            )
         deadline = self.clock() + (self.job.crawl.grace if self.stop_event.is_set() else 3600)
         while any(t.is_alive() for t in self._threads) and self.clock() < deadline:
             self._save(self._collect(wait=True))
