@@ -414,18 +414,21 @@ class Transaction:
         """Store results; return the levels that gained pending nodes.
 
         A result applies only while its node is ``running``: a repeated or late
-        one changes nothing.
+        one changes nothing. The statements are grouped for the whole batch (one
+        UPDATE per kind of outcome, multi-row INSERTs for the children), so a
+        commit of many results costs a handful of statements, not a few per node.
         """
-        fed: set[int] = set()
-        completed: Counter[int] = Counter()  # parent -> children completed in this batch
         cur = self._cur
+        outcomes: dict[tuple[str, int, int], dict[int, Children]] = {}
         for result in results:
             if isinstance(result, Children):
-                outcome = _save_children(cur, result, leaf_level)
-                if outcome == _FED:
-                    fed.add(result.level + 1)
-                elif outcome is not None:
-                    completed[outcome] += 1
+                done = result.level + 1 >= leaf_level or not result.items
+                key = (
+                    ("complete", 0, result.attempts)
+                    if done
+                    else ("waiting", len(result.items), result.attempts)
+                )
+                outcomes.setdefault(key, {})[result.node] = result
             elif isinstance(result, Failure):
                 cur.execute(
                     "UPDATE nodes SET status = 'failed', last_error = ?,"
@@ -438,49 +441,55 @@ class Transaction:
                     " WHERE id = ? AND status = 'running'",
                     (result.attempts, result.node),
                 )
+        fed: set[int] = set()
+        completed: Counter[int] = Counter()  # parent -> children completed in this batch
+        children: list[object] = []  # INSERT values, 8 per child
+        for (status, open_children, attempts), by_node in outcomes.items():
+            for node, parent in _mark_queried(cur, status, open_children, attempts, by_node):
+                result = by_node[node]
+                child_level = result.level + 1
+                child_status = "complete" if child_level >= leaf_level else "pending"
+                for position, (item_id, name, kind, payload) in enumerate(result.items):
+                    children += (node, child_level, position, item_id, name, kind, payload)
+                    children.append(child_status)
+                if status == "complete":
+                    if parent is not None:
+                        completed[parent] += 1
+                else:
+                    fed.add(child_level)
+        _insert_children(cur, children)
         _complete_upward(cur, completed)
         return fed
 
 
-_FED = -1  # _save_children: the node's children are pending
+def _mark_queried(
+    cur: sqlite3.Cursor,
+    status: str,
+    open_children: int,
+    attempts: int,
+    by_node: dict[int, Children],
+) -> list[tuple[int, int | None]]:
+    """Set the status of the nodes still ``running``; return (node, parent) of those."""
+    applied: list[tuple[int, int | None]] = []
+    nodes = list(by_node)
+    for start in range(0, len(nodes), _BATCH_ROWS):
+        chunk = nodes[start : start + _BATCH_ROWS]
+        applied += cur.execute(
+            "UPDATE nodes SET status = ?, open_children = ?, attempts = attempts + ?"
+            f" WHERE status = 'running' AND id IN ({', '.join('?' * len(chunk))})"
+            " RETURNING id, parent_id",
+            (status, open_children, attempts, *chunk),
+        ).fetchall()
+    return applied
 
 
-def _save_children(cur: sqlite3.Cursor, result: Children, leaf_level: int) -> int | None:
-    """Store one node's children.
-
-    Returns ``_FED`` if they are pending (to be queried), the parent's row if the
-    node is complete (its parent has one open child fewer), None if the result
-    did not apply.
-    """
-    child_level = result.level + 1
-    leaves = child_level >= leaf_level
-    done = leaves or not result.items
-    row = cur.execute(
-        "UPDATE nodes SET status = ?, open_children = ?, attempts = attempts + ?"
-        " WHERE id = ? AND status = 'running' RETURNING parent_id",
-        (
-            "complete" if done else "waiting",
-            0 if done else len(result.items),
-            result.attempts,
-            result.node,
-        ),
-    ).fetchall()
-    if not row:
-        return None  # not running: a late or repeated result changes nothing
-    child_status = "complete" if leaves else "pending"
-    node = result.node
-    rows = [
-        value
-        for position, (item_id, name, kind, payload) in enumerate(result.items)
-        for value in (node, child_level, position, item_id, name, kind, payload, child_status)
-    ]
-    for start in range(0, len(result.items), _INSERT_ROWS):
-        count = min(_INSERT_ROWS, len(result.items) - start)
-        cur.execute(_insert_sql(count), rows[start * 8 : (start + count) * 8])
-    if not done:
-        return _FED
-    parent: int | None = row[0][0]
-    return parent
+def _insert_children(cur: sqlite3.Cursor, values: list[object]) -> None:
+    """Insert children, 8 values each, in multi-row statements: one statement step for
+    many rows, not one per row."""
+    rows = len(values) // 8
+    for start in range(0, rows, _BATCH_ROWS):
+        count = min(_BATCH_ROWS, rows - start)
+        cur.execute(_insert_sql(count), values[start * 8 : (start + count) * 8])
 
 
 class Reader:
@@ -502,13 +511,12 @@ class Reader:
         return [NodeRow._make(row) for row in rows]
 
 
-_INSERT_ROWS = 500  # rows per INSERT statement (8 variables each; SQLite allows 32,766)
+_BATCH_ROWS = 500  # rows per statement (INSERTs take 8 variables a row; SQLite allows 32,766)
 
 
 @functools.lru_cache(maxsize=64)
 def _insert_sql(rows: int) -> str:
-    """One multi-row INSERT: one statement step for many children, not one per child
-    (each step releases and retakes the GIL, which costs dearly beside busy workers)."""
+    """One multi-row INSERT statement for ``rows`` children."""
     values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * rows)
     return (
         "INSERT INTO nodes (parent_id, level, position, item_id, name, type, payload, status)"
