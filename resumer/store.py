@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import importlib.resources
+import json
 import sqlite3
 import threading
 import time
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
 # The newest Alembic revision this code knows; a test checks it is the head.
 # Knowing it lets a checkpoint already at head open without importing Alembic.
 SCHEMA_REVISION = "0001"
+MIN_SQLITE = (3, 35, 0)  # UPDATE ... RETURNING
 BUSY_TIMEOUT_MS = 60_000  # how long a writer waits for SQLite's lock
 SOURCE_NODE = 0  # the job's own row: its children are the level-1 nodes
 MIGRATIONS_DIR = Path(str(importlib.resources.files("resumer.migrations")))
@@ -119,6 +121,11 @@ class Store:
     """
 
     def __init__(self, path: Path) -> None:
+        if sqlite3.sqlite_version_info < MIN_SQLITE:
+            raise CheckpointError(
+                f"resumer needs SQLite {'.'.join(map(str, MIN_SQLITE))} or newer (RETURNING);"
+                f" this Python has {sqlite3.sqlite_version}"
+            )
         self.path = path
         self._write_lock = threading.Lock()
         self._raw: PoolProxiedConnection | None = None
@@ -403,10 +410,9 @@ class Transaction:
             (level, limit),
         ).fetchall()
         if rows:
-            marks = ", ".join("?" * len(rows))
             self._cur.execute(
-                f"UPDATE nodes SET status = 'running' WHERE id IN ({marks})",
-                [row[0] for row in rows],
+                "UPDATE nodes SET status = 'running' WHERE id IN (SELECT value FROM json_each(?))",
+                (json.dumps([row[0] for row in rows]),),
             )
         return [Task._make(row) for row in rows]
 
@@ -470,26 +476,26 @@ def _mark_queried(
     by_node: dict[int, Children],
 ) -> list[tuple[int, int | None]]:
     """Set the status of the nodes still ``running``; return (node, parent) of those."""
-    applied: list[tuple[int, int | None]] = []
-    nodes = list(by_node)
-    for start in range(0, len(nodes), _BATCH_ROWS):
-        chunk = nodes[start : start + _BATCH_ROWS]
-        applied += cur.execute(
-            "UPDATE nodes SET status = ?, open_children = ?, attempts = attempts + ?"
-            f" WHERE status = 'running' AND id IN ({', '.join('?' * len(chunk))})"
-            " RETURNING id, parent_id",
-            (status, open_children, attempts, *chunk),
-        ).fetchall()
-    return applied
+    # The ids go in as one JSON array: one statement shape whatever their number, so
+    # SQLite's statement cache never fills with near-copies.
+    return cur.execute(
+        "UPDATE nodes SET status = ?, open_children = ?, attempts = attempts + ?"
+        " WHERE status = 'running' AND id IN (SELECT value FROM json_each(?))"
+        " RETURNING id, parent_id",
+        (status, open_children, attempts, json.dumps(list(by_node))),
+    ).fetchall()
 
 
 def _insert_children(cur: sqlite3.Cursor, values: list[object]) -> None:
     """Insert children, 8 values each, in multi-row statements: one statement step for
     many rows, not one per row."""
-    rows = len(values) // 8
-    for start in range(0, rows, _BATCH_ROWS):
-        count = min(_BATCH_ROWS, rows - start)
+    start, left = 0, len(values) // 8
+    while left:
+        # Powers of two only: a handful of statement shapes stay cached and reused.
+        count = min(_BATCH_ROWS, 1 << (left.bit_length() - 1))
         cur.execute(_insert_sql(count), values[start * 8 : (start + count) * 8])
+        start += count
+        left -= count
 
 
 class Reader:
@@ -511,10 +517,10 @@ class Reader:
         return [NodeRow._make(row) for row in rows]
 
 
-_BATCH_ROWS = 500  # rows per statement (INSERTs take 8 variables a row; SQLite allows 32,766)
+_BATCH_ROWS = 256  # rows per INSERT at most (8 variables a row; SQLite allows 32,766)
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=16)
 def _insert_sql(rows: int) -> str:
     """One multi-row INSERT statement for ``rows`` children."""
     values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * rows)
