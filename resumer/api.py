@@ -27,16 +27,20 @@ from resumer.errors import CheckpointError
 from resumer.export import write_export
 from resumer.model import STATUSES
 from resumer.policies import RetryPolicy
-from resumer.runner import Outcome, Runner, install_signal_handlers
-from resumer.store import Counts, Store
+from resumer.runner import Outcome, Policies, Runner, install_signal_handlers
+from resumer.store import Counts, FailedNode, Store
 
 log = logging.getLogger(__name__)
 
-# Builds the progress display around a run, given a counts snapshot and the leaf level.
-ProgressFactory = Callable[[Callable[[], Counts], int], AbstractContextManager[Any]]
+Health = Callable[[], tuple[str, int]]
+# Builds the progress display around a run, given a counts snapshot, the leaf level and
+# the run's health (breaker state, in-flight limit).
+ProgressFactory = Callable[[Callable[[], Counts], int, Health], AbstractContextManager[Any]]
 
 
-def _no_progress(_snapshot: Callable[[], Counts], _leaf: int) -> AbstractContextManager[Any]:
+def _no_progress(
+    _snapshot: Callable[[], Counts], _leaf: int, _health: Health
+) -> AbstractContextManager[Any]:
     return contextlib.nullcontext()
 
 
@@ -73,8 +77,12 @@ def resume(
     progress: ProgressFactory = _no_progress,
     handle_signals: bool = False,
     retry: RetryPolicy | None = None,
+    retry_failed: bool = False,
 ) -> Outcome:
-    """Continue the job stored in ``db`` from its checkpoint."""
+    """Continue the job stored in ``db`` from its checkpoint.
+
+    ``retry_failed`` first puts failed nodes back to pending.
+    """
     if not db.is_file():
         raise CheckpointError(f"{db}: no such database (start a job with `resumer start`)")
     with lock.JobLock(db):
@@ -82,6 +90,9 @@ def resume(
         try:
             job = stored_job(store)
             job.environment()
+            if retry_failed:
+                count = store.retry_failed()
+                log.info("%d failed node(s) are pending again", count)
             log.info("job %s: resumed from %s", job.origin, db)
             return _run(job, store, progress, handle_signals, retry)
         finally:
@@ -107,12 +118,13 @@ def _run(
         max_keepalive_connections=job.crawl.http_concurrency,
     )
     with httpx.Client(limits=limits, timeout=job.request.timeout, follow_redirects=True) as http:
-        client = Client(job, env, http)
-        runner = Runner(job, store, client, retry=retry)
+        policies = Policies(job, retry=retry)
+        client = Client(job, env, http, policies.gate)
+        runner = Runner(job, store, client, policies)
         if handle_signals:
             install_signal_handlers(runner)
         began = time.monotonic()
-        with progress(store.counts, job.crawl.max_depth):
+        with progress(store.counts, job.crawl.max_depth, policies.health):
             outcome = runner.run()
     log.info(
         "job %s: %s after %.1fs; %d queries stored, %d failed node(s)",
@@ -143,6 +155,7 @@ def status(db: Path) -> dict[str, Any]:
         record = store.job()
         source = store.source_status()
         has_work = store.has_work()
+        breaker, limit = store.health()
         source_error = store.source_error() if source == "failed" else None
     pid = lock.holder(db)
     if pid is not None:
@@ -170,7 +183,15 @@ def status(db: Path) -> dict[str, Any]:
         "created_at": record.created_at,
         "elapsed": elapsed,
         "source_error": source_error,
+        "breaker": breaker if state == "running" else None,
+        "concurrency_limit": limit if state == "running" else None,
     }
+
+
+def failed(db: Path) -> Iterator[FailedNode]:
+    """The failed nodes of ``db``'s job, oldest first (level 0 is the job's source list)."""
+    with opened(db) as store:
+        yield from store.failed_nodes()
 
 
 def finished_state(db: Path) -> str | None:

@@ -75,10 +75,10 @@ def _logging(level: str, log_file: Path | None) -> None:
         _fail(f"--log-file: cannot write {log_file} ({exc.strerror})", EXIT_USAGE)
 
 
-def _progress(snapshot: Callable[[], Any], leaf_level: int) -> Any:
+def _progress(snapshot: Callable[[], Any], leaf_level: int, health: api.Health) -> Any:
     from resumer.display import Progress
 
-    return Progress(snapshot, leaf_level, out)
+    return Progress(snapshot, leaf_level, out, health)
 
 
 def _report(outcome: Outcome, db: Path) -> NoReturn:
@@ -91,8 +91,9 @@ def _report(outcome: Outcome, db: Path) -> NoReturn:
         out.print(f"complete: every node is stored in {db}. Export with: resumer export --db {db}")
     else:
         err.print(
-            f"finished with {outcome.failed} failed node(s); see why with: "
-            f'resumer export --db {db} --partial (each failed node carries its "error")'
+            f"finished with {outcome.failed} failed node(s); see why with: resumer failed --db {db}"
+            f" (or resumer export --db {db} --partial); once the cause is fixed: "
+            f"resumer resume --db {db} --retry-failed"
         )
     raise typer.Exit(outcome.exit_status)
 
@@ -114,6 +115,9 @@ def start(
 @app.command()
 def resume(
     db: DbOption = DEFAULT_DB,
+    retry_failed: Annotated[
+        bool, typer.Option("--retry-failed", help="Put failed nodes back to pending first.")
+    ] = False,
     log_level: LogLevel = "INFO",
     log_file: LogFile = None,
 ) -> None:
@@ -122,7 +126,7 @@ def resume(
     with _errors():
         if not db.is_file():
             raise CheckpointError(f"{db}: no such database (start a job with `resumer start`)")
-        finished = api.finished_state(db)
+        finished = None if retry_failed else api.finished_state(db)
         if finished is not None:
             info = api.status(db)
             failed = info["totals"]["failed"] + (1 if info["source_error"] else 0)
@@ -131,10 +135,11 @@ def resume(
                 raise typer.Exit(EXIT_OK)
             err.print(
                 f"this job already finished with {failed} failed node(s); nothing left to query. "
-                f"See why with: resumer export --db {db} --partial"
+                f"See why with: resumer failed --db {db}; "
+                f"query them again with: resumer resume --db {db} --retry-failed"
             )
             raise typer.Exit(EXIT_FAILED)
-        outcome = api.resume(db, progress=_progress, handle_signals=True)
+        outcome = api.resume(db, progress=_progress, handle_signals=True, retry_failed=retry_failed)
     _report(outcome, db)
 
 
@@ -153,6 +158,25 @@ def status(
     from resumer.display import status_table
 
     out.print(status_table(info))
+
+
+@app.command()
+def failed(
+    db: DbOption = DEFAULT_DB,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """List the failed nodes: level, id, name, attempts and the last error."""
+    with _errors():
+        nodes = list(api.failed(db))
+    if as_json:
+        print(json.dumps([node._asdict() for node in nodes], ensure_ascii=False))
+        return
+    if not nodes:
+        out.print("no failed nodes")
+        return
+    from resumer.display import failed_table
+
+    out.print(failed_table(nodes))
 
 
 @app.command()
@@ -213,30 +237,62 @@ def demo(
 def fake_api(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port (0 picks a free one).", min=0, max=65535)] = 8808,
-    seed: Annotated[int, typer.Option(help="Seed of the tree.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the tree and of the faults.")] = 0,
     roots: Annotated[int, typer.Option(help="Level-1 features.", min=0)] = 10,
     fanout: Annotated[str, typer.Option(help="Children per node, per level: 5,5,5.")] = "5,5,5",
     latency: Annotated[float, typer.Option(help="Seconds before each answer.", min=0)] = 0.0,
     even: Annotated[
         bool, typer.Option("--even", help="Exactly FANOUT children everywhere.")
     ] = False,
+    error_rate: Annotated[
+        float, typer.Option(help="Share of calls answered 500.", min=0.0, max=1.0)
+    ] = 0.0,
+    throttle_rate: Annotated[
+        float, typer.Option(help="Share of calls answered 429 with Retry-After.", min=0.0, max=1.0)
+    ] = 0.0,
+    slow_rate: Annotated[
+        float, typer.Option(help="Share of calls answered after --slow-delay.", min=0.0, max=1.0)
+    ] = 0.0,
+    drop_rate: Annotated[
+        float, typer.Option(help="Share of calls whose connection is closed.", min=0.0, max=1.0)
+    ] = 0.0,
+    outage: Annotated[
+        str | None, typer.Option(help="START:END seconds after start: every call answers 503.")
+    ] = None,
+    max_inflight: Annotated[
+        int, typer.Option(help="Beyond K calls at once: 429 and slower answers.", min=0)
+    ] = 0,
+    page_size: Annotated[int, typer.Option(help="Paginate children by this many.", min=0)] = 0,
+    retry_after: Annotated[float, typer.Option(help="Seconds sent with 429s.", min=0)] = 1.0,
+    slow_delay: Annotated[float, typer.Option(help="Seconds a slow answer takes.", min=0)] = 30.0,
 ) -> None:
     """Serve the fake feature API (the demo's) until stopped."""
-    from resumer.fakeapi import FakeAPI, FakeTree, parse_fanout
+    from resumer.fakeapi import FakeAPI, FakeTree, Faults, parse_fanout, parse_outage
 
     try:
         shape = parse_fanout(fanout)
+        window = parse_outage(outage) if outage else None
     except ValueError as exc:
-        _fail(f"--fanout: {exc}", EXIT_USAGE)
-    api_server = FakeAPI(
-        FakeTree(seed=seed, roots=roots, fanout=shape, even=even), host, port, latency
+        _fail(str(exc), EXIT_USAGE)
+    faults = Faults(
+        error_rate=error_rate,
+        throttle_rate=throttle_rate,
+        slow_rate=slow_rate,
+        drop_rate=drop_rate,
+        outage=window,
+        max_inflight=max_inflight,
+        retry_after=retry_after,
+        slow_delay=slow_delay,
+        page_size=page_size,
     )
+    tree = FakeTree(seed=seed, roots=roots, fanout=shape, even=even)
+    server = FakeAPI(tree, host, port, latency, faults=faults)
 
-    def ready(server: FakeAPI) -> None:
-        print(f"serving the fake feature API on {server.url}", flush=True)
+    def ready(running: FakeAPI) -> None:
+        print(f"serving the fake feature API on {running.url}", flush=True)
 
     try:
-        api_server.serve_forever(on_ready=ready)
+        server.serve_forever(on_ready=ready)
     except KeyboardInterrupt:
         pass
     except OSError as exc:

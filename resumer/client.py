@@ -12,7 +12,12 @@ This module knows nothing of the database, threads or retries.
 from __future__ import annotations
 
 import csv
+import datetime
+import email.utils
 import json
+import math
+import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -20,12 +25,15 @@ from urllib.parse import urlencode
 
 import httpx
 
-from resumer.config import Job, Response
+from resumer.config import Job, Pagination, Response
 from resumer.errors import ConfigError, QueryError
 from resumer.model import Item, Task
+from resumer.policies import ConcurrencyLimiter, Gate
+from resumer.policies.gate import FAILURE, PERMANENT, SUCCESS, THROTTLE
 from resumer.template import PLACEHOLDERS, Redactor, Template, quote_segment
 
 BODY_EXCERPT = 200  # characters of a response body kept in an error message
+MAX_PAGES = 100_000  # pages of one node's children at most: a runaway cursor ends here
 _NO_NODE = dict.fromkeys(PLACEHOLDERS, "")  # placeholder values for the source call
 
 _Render = Callable[[Mapping[str, str]], Any]
@@ -55,11 +63,15 @@ class Client:
     [Item(id='A1.1', name='...', type='...', payload='{...}'), ...]
     """
 
-    def __init__(self, job: Job, env: Mapping[str, str], http: httpx.Client) -> None:
+    def __init__(
+        self, job: Job, env: Mapping[str, str], http: httpx.Client, gate: Gate | None = None
+    ) -> None:
         request = job.request
         self.job = job
         self.http = http
+        self.gate = gate or Gate(stop=threading.Event(), limiter=ConcurrencyLimiter(1 << 30))
         self.redactor = Redactor(env.values())
+        self._retry_on = job.retry.retry_on
         self._method = request.method
         self._url = Template.compile(request.url).bind_env(env)
         self._params = {k: Template.compile(v).bind_env(env) for k, v in request.params.items()}
@@ -69,6 +81,7 @@ class Client:
         http.headers.update({k: t.render({}) for k, t in headers.items() if t.is_literal})
         self._node_headers = {k: t for k, t in headers.items() if not t.is_literal}
         self._mapper = Mapper(job.response)
+        self._pages = job.response.pagination
         self._timeout_args: dict[float, Any] = {}
         if job.source.url is not None:
             self._source_url = Template.compile(job.source.url).bind_env(env).render({})
@@ -79,7 +92,7 @@ class Client:
         return {k: t.render(values) for k, t in self._node_headers.items()}
 
     def query(self, task: Task, timeout: float) -> list[Item]:
-        """One HTTP call for ``task``'s children."""
+        """``task``'s children: one HTTP call, or one per page when the API paginates."""
         values = {
             "id": task.id,
             "name": task.name,
@@ -88,19 +101,66 @@ class Client:
             "parent_id": task.parent_id,
         }
         url = self._url.render(values, quote_segment)
-        if self._params:
-            # Encoded here, once: handing httpx a params dict costs a second URL parse.
-            query = urlencode({k: t.render(values) for k, t in self._params.items()})
-            url = f"{url}{'&' if '?' in url else '?'}{query}"
+        params = {k: t.render(values) for k, t in self._params.items()}
         body = self._body(values) if self._body is not None else None
-        return self._call(self._method, url, body, self._headers(values), timeout)
+        headers = self._headers(values)
+        if self._pages is None:
+            document = self._call(self._method, _with_query(url, params), body, headers, timeout)
+            return self._items(document, self._method, url)
+        return self._all_pages(self._pages, url, params, body, headers, timeout)
+
+    def _all_pages(
+        self,
+        pages: Pagination,
+        url: str,
+        params: dict[str, str],
+        body: Any,
+        headers: dict[str, str] | None,
+        timeout: float,
+    ) -> list[Item]:
+        """Every page, in order; any failure fails the whole query (nothing is kept)."""
+        items: list[Item] = []
+        page, cursor, seen = pages.start, None, set()
+        for _ in range(MAX_PAGES):
+            extra: dict[str, Any] = {pages.size_param: pages.size} if pages.size_param else {}
+            if pages.mode == "page":
+                extra[pages.page_param] = page
+            elif cursor is not None:
+                extra[pages.cursor_param] = cursor
+            if self._method == "GET" or not isinstance(body, dict):
+                call_url, call_body = _with_query(url, {**params, **extra}), body
+            else:
+                call_url, call_body = _with_query(url, params), {**body, **extra}
+            document = self._call(self._method, call_url, call_body, headers, timeout)
+            found = self._items(document, self._method, call_url)
+            items += found
+            if pages.mode == "page":
+                if len(found) < pages.size:
+                    return items  # an empty or short page is the last
+                page += 1
+                continue
+            try:
+                cursor = lookup(document, pages.cursor_path)
+            except KeyError:
+                cursor = None
+            if cursor is None or cursor == "":
+                return items
+            if not isinstance(cursor, str | int) or cursor in seen:
+                raise QueryError(
+                    f"pagination cursor {cursor!r} at {pages.cursor_path!r} is repeated or "
+                    f"not a string (GET {self.redactor.redact(call_url)})",
+                    transient=False,
+                )
+            seen.add(cursor)
+        raise QueryError(f"more than {MAX_PAGES} pages for one node", transient=False)
 
     def load_roots(self) -> list[Item]:
         """The level-1 nodes, from the source URL or file."""
         if self.job.source.file is not None:
             return list(read_source_file(self.job.source.file, self.job.response))
         headers = self._headers(_NO_NODE)
-        return self._call("GET", self._source_url, None, headers, self.job.request.timeout)
+        document = self._call("GET", self._source_url, None, headers, self.job.request.timeout)
+        return self._items(document, "GET", self._source_url)
 
     def _call(
         self,
@@ -109,25 +169,49 @@ class Client:
         body: Any,
         headers: dict[str, str] | None,
         timeout: float,
-    ) -> list[Item]:
-        try:
-            response = self.http.request(
-                method,
-                url,
-                json=body,
-                headers=headers,
-                timeout=self._timeout_arg(timeout),
-            )
-        except httpx.HTTPError as exc:
-            where = self.redactor.redact(f"{method} {_url_of(exc, url)}")
-            reason = self.redactor.redact(str(exc) or type(exc).__name__)
-            raise QueryError(f"{type(exc).__name__} on {where}: {reason}", transient=True) from exc
-        if response.status_code < 300:
+    ) -> Any:
+        """One HTTP call through the gate; the decoded JSON body, or a classified QueryError."""
+        with self.gate.slot() as outcome:
             try:
-                return self._mapper.items(json.loads(response.content))
-            except (ValueError, MappingError):
-                pass  # described below, off the hot path
-        raise self._error(method, response)
+                response = self.http.request(
+                    method, url, json=body, headers=headers, timeout=self._timeout_arg(timeout)
+                )
+            except httpx.HTTPError as exc:
+                outcome.kind = FAILURE
+                where = self.redactor.redact(f"{method} {_url_of(exc, url)}")
+                reason = self.redactor.redact(str(exc) or type(exc).__name__)
+                raise QueryError(
+                    f"{type(exc).__name__} on {where}: {reason}", transient=True
+                ) from exc
+            if response.status_code < 300:
+                try:
+                    document = json.loads(response.content)
+                except ValueError:
+                    raise self._error(method, response) from None
+                outcome.kind = SUCCESS
+                return document
+            error = self._error(method, response)
+            outcome.kind = self._kind(response.status_code, error.retry_after)
+            outcome.retry_after = error.retry_after
+            raise error
+
+    def _kind(self, status: int, retry_after: float | None) -> str:
+        """How an HTTP error status counts for the policies (see ``policies.gate``)."""
+        if status not in self._retry_on:
+            return PERMANENT
+        if status in (429, 425) or (status == 503 and retry_after is not None):
+            return THROTTLE  # busy, not broken: the breaker does not count it
+        return FAILURE if status >= 500 or status == 408 else THROTTLE
+
+    def _items(self, document: Any, method: str, url: str) -> list[Item]:
+        try:
+            return self._mapper.items(document)
+        except MappingError as exc:
+            where = self.redactor.redact(f"{method} {url}")
+            body = json.dumps(document, ensure_ascii=False)
+            raise QueryError(
+                f"{exc} (from {where}); body: {self._excerpt(body)}", transient=False
+            ) from None
 
     def _timeout_arg(self, seconds: float) -> Any:
         """The shared client's own timeout when it is the same (httpx builds none then)."""
@@ -138,37 +222,52 @@ class Client:
         return arg
 
     def _error(self, method: str, response: httpx.Response) -> QueryError:
-        """The QueryError for an answer that is not a valid list of items."""
+        """The QueryError for an HTTP error status or a body that is not JSON."""
         where = self.redactor.redact(f"{method} {response.url}")
-        if response.status_code >= 300:
+        status = response.status_code
+        if status < 300:
             return QueryError(
-                f"HTTP {response.status_code} from {where}: {self._excerpt(response.text)}",
-                transient=response.status_code >= 500,
-                status=response.status_code,
-            )
-        try:
-            document = json.loads(response.content)
-        except ValueError:
-            return QueryError(
-                f"body is not JSON (HTTP {response.status_code} from {where}): "
-                f"{self._excerpt(response.text)}",
+                f"body is not JSON (HTTP {status} from {where}): {self._excerpt(response.text)}",
                 transient=False,
-                status=response.status_code,
+                status=status,
             )
-        try:
-            self._mapper.items(document)
-        except MappingError as exc:
-            return QueryError(
-                f"{exc} (HTTP {response.status_code} from {where}); body: "
-                f"{self._excerpt(response.text)}",
-                transient=False,
-                status=response.status_code,
-            )
-        raise AssertionError("a valid answer was treated as an error")
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        return QueryError(
+            f"HTTP {status} from {where}: {self._excerpt(response.text)}",
+            transient=status in self._retry_on,
+            status=status,
+            retry_after=retry_after,
+        )
 
     def _excerpt(self, text: str) -> str:
         text = text[:BODY_EXCERPT].replace("\n", " ")
         return self.redactor.redact(text) if text else "(empty body)"
+
+
+def _with_query(url: str, params: Mapping[str, Any]) -> str:
+    # Encoded here, once: handing httpx a params dict costs a second URL parse.
+    if not params:
+        return url
+    return f"{url}{'&' if '?' in url else '?'}{urlencode(params)}"
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (seconds or an HTTP date); None if absent
+    or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=datetime.UTC)
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
 def _url_of(exc: httpx.HTTPError, fallback: str) -> str:

@@ -14,7 +14,7 @@ import math
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -31,6 +31,14 @@ DEFAULT_MAX_DEPTH = 4  # the leaf level
 DEFAULT_HTTP_CONCURRENCY = 16  # HTTP calls in flight, all levels together
 DEFAULT_WORKERS = 4  # worker threads per queried level
 DEFAULT_GRACE = 10.0  # seconds to drain in-flight queries after the first Ctrl-C
+DEFAULT_ATTEMPTS = 5  # calls per query in all, the first included
+DEFAULT_BACKOFF_INITIAL = 0.5  # seconds: the first backoff's upper bound
+DEFAULT_BACKOFF_MULTIPLIER = 2.0
+DEFAULT_BACKOFF_MAX = 30.0  # seconds: the largest backoff, and the cap on a Retry-After
+DEFAULT_RETRY_ON = (408, 425, 429, 500, 502, 503, 504)  # HTTP statuses worth a retry
+DEFAULT_FAILURE_THRESHOLD = 5  # consecutive transient failures that open the breaker
+DEFAULT_RESET_TIMEOUT = 30.0  # seconds the breaker stays open before a probe call
+DEFAULT_PAGE_SIZE = 100  # items per page asked for, when paginating by page
 
 SOURCE_SUFFIXES = (".csv", ".json", ".jsonl")
 
@@ -57,6 +65,8 @@ class Key:
             "float": "a number",
             "table": "a table of strings",
             "json": "a table",
+            "bool": "true or false",
+            "statuses": "a list of HTTP statuses (100 to 599)",
         }[self.kind]
         if self.minimum is not None and self.maximum is not None:
             return f"{noun} from {_num(self.minimum)} to {_num(self.maximum)}"
@@ -88,12 +98,42 @@ SCHEMA: Mapping[str, Mapping[str, Key]] = {
         "max_depth": Key("int", DEFAULT_MAX_DEPTH, minimum=1, maximum=64, help="the leaf level"),
         "http_concurrency": Key("int", DEFAULT_HTTP_CONCURRENCY, minimum=1, maximum=1024),
         "grace": Key("float", DEFAULT_GRACE, minimum=0, maximum=3600, help="seconds"),
+        "adaptive": Key(
+            "bool", False, help="let the in-flight limit float with the server's health"
+        ),
+        "min_concurrency": Key("int", 1, minimum=1, maximum=1024, help="adaptive's floor"),
     },
+    "retry": {
+        "attempts": Key("int", DEFAULT_ATTEMPTS, minimum=1, maximum=100, help="calls per query"),
+        "initial": Key("float", DEFAULT_BACKOFF_INITIAL, minimum=0, maximum=3600, help="seconds"),
+        "multiplier": Key("float", DEFAULT_BACKOFF_MULTIPLIER, minimum=1, maximum=100),
+        "max": Key("float", DEFAULT_BACKOFF_MAX, minimum=0, maximum=86400, help="seconds"),
+        "retry_on": Key("statuses", DEFAULT_RETRY_ON, help="HTTP statuses retried"),
+    },
+    "breaker": {
+        "failure_threshold": Key("int", DEFAULT_FAILURE_THRESHOLD, minimum=1, maximum=1_000_000),
+        "reset_timeout": Key("float", DEFAULT_RESET_TIMEOUT, minimum=0, maximum=86400),
+    },
+    "rate": {
+        "per_second": Key("float", 0.0, minimum=0, maximum=1_000_000, help="0 = unlimited"),
+        "burst": Key("int", 1, minimum=1, maximum=1_000_000, help="calls allowed at once"),
+    },
+}
+
+PAGINATION_SCHEMA: Mapping[str, Key] = {
+    "mode": Key("str", choices=("page", "cursor"), help="page numbers, or a cursor in the body"),
+    "page_param": Key("str", "page", help="page mode: the page number's parameter"),
+    "start": Key("int", 1, minimum=0, maximum=1_000_000, help="page mode: the first page"),
+    "size_param": Key("str", "size", help='the page size\'s parameter ("" = not sent)'),
+    "size": Key("int", DEFAULT_PAGE_SIZE, minimum=1, maximum=1_000_000, help="items per page"),
+    "cursor_path": Key("str", "next", help="cursor mode: dotted path to the next cursor"),
+    "cursor_param": Key("str", "cursor", help="cursor mode: the parameter that sends it"),
 }
 
 LEVEL_SCHEMA: Mapping[str, Key] = {
     "workers": Key("int", DEFAULT_WORKERS, minimum=1, maximum=512, help="worker threads"),
     "timeout": Key("float", None, minimum=0.001, maximum=3600, help="overrides request.timeout"),
+    "attempts": Key("int", None, minimum=1, maximum=100, help="overrides retry.attempts"),
 }
 
 
@@ -122,11 +162,44 @@ class Request:
 
 
 @dataclass(frozen=True, slots=True)
+class Pagination:
+    mode: str  # "page" or "cursor"
+    page_param: str
+    start: int
+    size_param: str
+    size: int
+    cursor_path: str
+    cursor_param: str
+
+
+@dataclass(frozen=True, slots=True)
 class Response:
     items: str
     id: str
     name: str
     type: str
+    pagination: Pagination | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    attempts: int
+    initial: float
+    multiplier: float
+    max: float
+    retry_on: frozenset[int]
+
+
+@dataclass(frozen=True, slots=True)
+class Breaker:
+    failure_threshold: int
+    reset_timeout: float
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    per_second: float  # 0 = unlimited
+    burst: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,12 +207,15 @@ class Crawl:
     max_depth: int
     http_concurrency: int
     grace: float
+    adaptive: bool = False
+    min_concurrency: int = 1
 
 
 @dataclass(frozen=True, slots=True)
 class Level:
     workers: int
     timeout: float
+    attempts: int = DEFAULT_ATTEMPTS
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +235,15 @@ class Job:
     response: Response
     crawl: Crawl
     levels: Mapping[int, Level] = field(default_factory=lambda: MappingProxyType({}))
+    retry: Retry = Retry(
+        DEFAULT_ATTEMPTS,
+        DEFAULT_BACKOFF_INITIAL,
+        DEFAULT_BACKOFF_MULTIPLIER,
+        DEFAULT_BACKOFF_MAX,
+        frozenset(DEFAULT_RETRY_ON),
+    )
+    breaker: Breaker = Breaker(DEFAULT_FAILURE_THRESHOLD, DEFAULT_RESET_TIMEOUT)
+    rate: Rate = Rate(0.0, 1)
 
     @property
     def queried_levels(self) -> range:
@@ -243,19 +328,49 @@ class _Validator:
                 line = _line_of(self.text, name, None)
                 where = f"{self.origin}:{line}" if line else self.origin
                 raise ConfigError(f"{where}: unknown section [{name}] (known: {known})")
+        pagination_raw = None
+        if isinstance(raw.get("response"), dict) and "pagination" in raw["response"]:
+            # [response.pagination] is a table of its own inside [response].
+            response_raw = dict(raw["response"])
+            pagination_raw = response_raw.pop("pagination")
+            raw = {**raw, "response": response_raw}
         values = {name: self.section(name, raw.get(name, {})) for name in SCHEMA}
-        crawl = Crawl(**values["crawl"])
+        crawl = self.crawl(values["crawl"])
         request = self.request(values["request"])
+        retry = Retry(**{**values["retry"], "retry_on": frozenset(values["retry"]["retry_on"])})
         return Job(
             text=self.text,
             origin=self.origin,
             base_dir=self.base_dir,
             source=self.source(values["source"]),
             request=request,
-            response=Response(**values["response"]),
+            response=Response(**values["response"], pagination=self.pagination(pagination_raw)),
             crawl=crawl,
-            levels=self.levels(raw.get("levels", {}), crawl, request.timeout),
+            levels=self.levels(raw.get("levels", {}), crawl, request.timeout, retry.attempts),
+            retry=retry,
+            breaker=Breaker(**values["breaker"]),
+            rate=Rate(**values["rate"]),
         )
+
+    def crawl(self, values: dict[str, Any]) -> Crawl:
+        crawl = Crawl(**values)
+        if crawl.min_concurrency > crawl.http_concurrency:
+            raise self.fail(
+                "crawl",
+                "min_concurrency",
+                f"expected at most crawl.http_concurrency ({crawl.http_concurrency}), "
+                f"got {crawl.min_concurrency}",
+            )
+        return crawl
+
+    def pagination(self, raw: Any) -> Pagination | None:
+        if raw is None:
+            return None
+        values = self.section("response.pagination", raw, PAGINATION_SCHEMA)
+        for key in ("page_param", "cursor_path", "cursor_param"):
+            if not values[key]:
+                raise self.fail("response.pagination", key, "expected a non-empty string")
+        return Pagination(**values)
 
     def section(
         self, name: str, raw: Any, schema: Mapping[str, Key] | None = None
@@ -278,25 +393,17 @@ class _Validator:
         return out
 
     def value(self, section: str, key: str, spec: Key, value: Any) -> Any:
-        got = f"got {_describe(value)}"
-        if spec.kind == "str" and isinstance(value, str):
-            if spec.choices and value.upper() not in spec.choices:
-                raise self.fail(section, key, f"expected {spec.expected()}, {got}")
-            return value.upper() if spec.choices else value
-        if spec.kind == "int" and isinstance(value, int) and not isinstance(value, bool):
-            return self.bounded(section, key, spec, value)
-        if spec.kind == "float" and isinstance(value, int | float) and not isinstance(value, bool):
-            if not math.isfinite(value):
-                raise self.fail(section, key, f"expected {spec.expected()}, {got}")
-            return float(self.bounded(section, key, spec, value))
         if spec.kind == "table" and isinstance(value, dict):
             for sub, item in value.items():
                 if not isinstance(item, str):
                     raise self.fail(section, f"{key}.{sub}", f"expected a string, {got_of(item)}")
             return MappingProxyType(dict(value))
-        if spec.kind == "json" and isinstance(value, dict | list):
-            return _freeze(value)
-        raise self.fail(section, key, f"expected {spec.expected()}, {got}")
+        converted = _CONVERT[spec.kind](spec, value)
+        if converted is _INVALID:
+            raise self.fail(section, key, f"expected {spec.expected()}, {got_of(value)}")
+        if spec.kind in ("int", "float"):
+            return self.bounded(section, key, spec, converted)
+        return converted
 
     def bounded(self, section: str, key: str, spec: Key, value: float) -> float:
         low = spec.minimum if spec.minimum is not None else -math.inf
@@ -361,7 +468,9 @@ class _Validator:
         except TemplateError as exc:
             raise self.fail(section, key, str(exc)) from None
 
-    def levels(self, raw: Any, crawl: Crawl, default_timeout: float) -> Mapping[int, Level]:
+    def levels(
+        self, raw: Any, crawl: Crawl, default_timeout: float, default_attempts: int
+    ) -> Mapping[int, Level]:
         if not isinstance(raw, dict):
             raise self.fail("levels", None, "expected tables [levels.1], [levels.2], ...")
         given: dict[int, dict[str, Any]] = {}
@@ -379,10 +488,59 @@ class _Validator:
             given[number] = self.section(f"levels.{name}", table, LEVEL_SCHEMA)
         levels = {}
         for number in range(1, crawl.max_depth):
-            values = given.get(number, {"workers": DEFAULT_WORKERS, "timeout": None})
-            timeout = values["timeout"] if values["timeout"] is not None else default_timeout
-            levels[number] = Level(workers=values["workers"], timeout=timeout)
+            values = given.get(number, {"workers": DEFAULT_WORKERS})
+            timeout = values.get("timeout") or default_timeout
+            attempts = values.get("attempts") or default_attempts
+            levels[number] = Level(workers=values["workers"], timeout=timeout, attempts=attempts)
         return MappingProxyType(levels)
+
+
+_INVALID = object()
+
+
+def _as_str(spec: Key, value: Any) -> Any:
+    if not isinstance(value, str):
+        return _INVALID
+    if not spec.choices:
+        return value
+    matches = [choice for choice in spec.choices if choice.lower() == value.lower()]
+    return matches[0] if matches else _INVALID
+
+
+def _as_int(spec: Key, value: Any) -> Any:
+    return value if isinstance(value, int) and not isinstance(value, bool) else _INVALID
+
+
+def _as_float(spec: Key, value: Any) -> Any:
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    return float(value) if number and math.isfinite(value) else _INVALID
+
+
+def _as_bool(spec: Key, value: Any) -> Any:
+    return value if isinstance(value, bool) else _INVALID
+
+
+def _as_statuses(spec: Key, value: Any) -> Any:
+    if isinstance(value, list) and all(
+        isinstance(v, int) and not isinstance(v, bool) and 100 <= v <= 599 for v in value
+    ):
+        return tuple(value)
+    return _INVALID
+
+
+def _as_json(spec: Key, value: Any) -> Any:
+    return _freeze(value) if isinstance(value, dict | list) else _INVALID
+
+
+_CONVERT: Mapping[str, Callable[[Key, Any], Any]] = {
+    "str": _as_str,
+    "int": _as_int,
+    "float": _as_float,
+    "bool": _as_bool,
+    "statuses": _as_statuses,
+    "json": _as_json,
+    "table": lambda spec, value: _INVALID,  # tables are checked key by key above
+}
 
 
 def got_of(value: Any) -> str:
@@ -413,12 +571,14 @@ def _line_of(text: str, section: str, key: str | None) -> int | None:
     first = key.split(".")[0] if key else None
     assignment = re.compile(r"^\s*" + re.escape(first) + r"\s*=") if first else None
     inside = False
+    section_line = None
     for number, line in enumerate(text.splitlines(), start=1):
         if re.match(r"^\s*\[", line):
             inside = bool(header.match(line))
             if inside and assignment is None:
                 return number
+            section_line = section_line or (number if inside else None)
             continue
         if inside and assignment is not None and assignment.match(line):
             return number
-    return None
+    return section_line  # a missing key: point at its section

@@ -10,7 +10,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -54,6 +54,8 @@ def status_table(info: Mapping[str, Any]) -> Group:
     if info.get("created_at"):
         created = datetime.fromtimestamp(info["created_at"]).strftime("%Y-%m-%d %H:%M:%S")
         lines.append(Text(f"started: {created}   elapsed: {format_duration(info['elapsed'])}"))
+    if info.get("breaker"):
+        lines.append(Text(health_text(info["breaker"], info.get("concurrency_limit"))))
     if info.get("source_error"):
         lines.append(Text(f"source failed: {info['source_error']}", style="red"))
     table = Table(show_edge=False, header_style="bold")
@@ -65,6 +67,20 @@ def status_table(info: Mapping[str, Any]) -> Group:
     totals = info["totals"]
     table.add_row("all", *(f"{totals[s]:,}" for s in (*STATUSES, "total")), style="bold")
     return Group(*lines, table)
+
+
+def health_text(breaker: str | None, limit: int | None) -> str:
+    return f"breaker {breaker or '?'}, in-flight limit {limit if limit is not None else '?'}"
+
+
+def failed_table(nodes: Iterable[Any]) -> Table:
+    """``resumer failed``: one row per failed node."""
+    table = Table(show_edge=False, header_style="bold")
+    for name in ("level", "id", "name", "attempts", "last error"):
+        table.add_column(name, overflow="fold")
+    for node in nodes:
+        table.add_row(str(node.level), node.id, node.name, str(node.attempts), node.error)
+    return table
 
 
 class _Rates:
@@ -114,10 +130,17 @@ class Progress:
     ...     runner.run()
     """
 
-    def __init__(self, snapshot: Snapshot, leaf_level: int, console: Console) -> None:
+    def __init__(
+        self,
+        snapshot: Snapshot,
+        leaf_level: int,
+        console: Console,
+        health: Callable[[], tuple[str, int]] | None = None,
+    ) -> None:
         self.snapshot = snapshot
         self.leaf_level = leaf_level
         self.console = console
+        self.health = health
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="progress", daemon=True)
         self._rates = _Rates()
@@ -141,7 +164,10 @@ class Progress:
 
     def _view(self) -> Table:
         counts = self.snapshot()
-        return progress_view(counts, self._rates.update(time.monotonic(), counts), self.leaf_level)
+        table = progress_view(counts, self._rates.update(time.monotonic(), counts), self.leaf_level)
+        if self.health is not None:
+            table.caption = health_text(*self.health())
+        return table
 
     def _live(self) -> None:
         from rich.live import Live
@@ -161,9 +187,11 @@ class Progress:
                 done = queried(c) if level < self.leaf_level else c.get("complete", 0)
                 parts.append(f"level {level} {done}/{sum(c.values())}")
             failed = sum(c.get("failed", 0) for c in counts.values())
+            health = f"; {health_text(*self.health())}" if self.health else ""
             log.info(
-                "progress: %s; %.0f queries/s; %d failed",
+                "progress: %s; %.0f queries/s; %d failed%s",
                 ", ".join(parts),
                 sum(rates.values()),
                 failed,
+                health,
             )

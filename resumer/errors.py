@@ -43,10 +43,18 @@ class QueryError(ResumerError):
     the others (HTTP 4xx, a malformed body) fail the node at once.
     """
 
-    def __init__(self, message: str, *, transient: bool, status: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        transient: bool,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.transient = transient
         self.status = status
+        self.retry_after = retry_after  # seconds the server asked us to wait, if it did
 
     def __repr__(self) -> str:
         kind = "transient" if self.transient else "permanent"

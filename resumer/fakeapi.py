@@ -14,6 +14,11 @@ Endpoints (bodies are ``{"data": {"items": [...]}}``):
   ``GET /features/{id}/children``: a node's children. A name or type that does
   not match the id answers 400, an unknown id 404.
 
+Faults (``Faults``) make it misbehave on purpose, seeded and replayable:
+errors, throttling with Retry-After, slow answers, dropped connections, an
+outage window, an overload limit, and pagination of the children (by
+``page``/``size`` or by ``cursor``, the next cursor in ``data.next``).
+
 The server is a small asyncio HTTP/1.1 loop (keep-alive, Content-Length
 bodies) rather than ``http.server``: it must answer thousands of calls a second
 on one core so that benchmarks measure the crawler, not the fake.
@@ -25,11 +30,12 @@ import asyncio
 import contextlib
 import json
 import threading
+import time
 import zlib
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 TYPES = ("core", "edge", "misc", "beta")
@@ -140,14 +146,29 @@ class Stats:
         self.received = 0  # requests received (before any latency)
         self.in_flight = 0
         self.max_in_flight = 0
+        self.statuses: Counter[int] = Counter()  # answers by status (0 = dropped)
+        self.events: list[tuple[float, str, int]] | None = None  # (time, target, status)
         self._cond = threading.Condition()
 
-    def arrived(self) -> None:
+    def keep_events(self) -> None:
+        """Record every answer's time, request and status (for tests; memory grows)."""
+        self.events = []
+
+    def arrived(self) -> int:
+        """Count a request in; return how many are in flight, this one included."""
         with self._cond:
             self.received += 1
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
             self._cond.notify_all()
+            return self.in_flight
+
+    def answered(self, target: str, status: int) -> None:
+        """Note an answer (status 0: the connection was dropped)."""
+        with self._cond:
+            self.statuses[status] += 1
+            if self.events is not None:
+                self.events.append((time.monotonic(), target, status))
 
     def left(self) -> None:
         with self._cond:
@@ -167,7 +188,61 @@ class Stats:
             return self._cond.wait_for(lambda: self.received >= received, timeout)
 
 
-_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed"}
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    404: "Not Found",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+
+
+@dataclass(frozen=True)
+class Faults:
+    """What goes wrong, and how often: rates are fractions of calls (0 to 1).
+
+    Each call's fate is a pure function of the seed, the request and how many
+    times that request was made before, so a run can be replayed; a retried
+    call gets a fresh draw, so retries eventually get through.
+    """
+
+    error_rate: float = 0.0  # HTTP 500
+    throttle_rate: float = 0.0  # HTTP 429 with Retry-After
+    slow_rate: float = 0.0  # the answer comes after slow_delay (past the client's timeout)
+    drop_rate: float = 0.0  # the connection is closed without an answer
+    outage: tuple[float, float] | None = None  # seconds after start: every call answers 503
+    max_inflight: int = 0  # beyond this many calls at once: 429, and latency grows (0 = off)
+    retry_after: float = 1.0  # seconds, sent with 429s
+    slow_delay: float = 30.0  # seconds
+    page_size: int = 0  # items per page of children (0 = no pagination)
+
+    @property
+    def random(self) -> bool:
+        """True if any fault is drawn at random."""
+        return any((self.error_rate, self.throttle_rate, self.slow_rate, self.drop_rate))
+
+    def draw(self, seed: int, key: str, attempt: int) -> str | None:
+        """The fault for the ``attempt``-th call of ``key``: error, throttle, slow, drop or None."""
+        roll = (zlib.crc32(f"{seed}|{key}|{attempt}".encode()) % 1_000_000) / 1_000_000
+        for name, rate in (
+            ("error", self.error_rate),
+            ("throttle", self.throttle_rate),
+            ("slow", self.slow_rate),
+            ("drop", self.drop_rate),
+        ):
+            if roll < rate:
+                return name
+            roll -= rate
+        return None
+
+
+class _Answer(NamedTuple):
+    status: int
+    body: Any
+    headers: tuple[tuple[str, str], ...] = ()
+    action: str | None = None  # "slow" or "drop"
 
 
 class FakeAPI:
@@ -184,13 +259,17 @@ class FakeAPI:
         port: int = 0,
         latency: float = 0.0,
         broken: frozenset[str] = frozenset(),
+        faults: Faults | None = None,
     ) -> None:
         self.tree = tree
         self.host = host
         self.port = port
         self.latency = latency
         self.broken = broken  # node ids whose children query answers HTTP 400
+        self.faults = faults or Faults()
         self.stats = Stats()
+        self._draws: Counter[str] = Counter()
+        self._started = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.Server | None = None
         self._thread: threading.Thread | None = None
@@ -217,6 +296,7 @@ class FakeAPI:
         self._loop = asyncio.get_running_loop()
         self._server = await asyncio.start_server(self._connection, self.host, self.port)
         self.port = self._server.sockets[0].getsockname()[1]
+        self._started = time.monotonic()
         self._ready.set()
         if on_ready is not None:
             on_ready(self)
@@ -253,17 +333,18 @@ class FakeAPI:
                     headers[name.strip().lower()] = value.strip()
                 length = int(headers.get("content-length") or 0)
                 body = await reader.readexactly(length) if length else b""
-                self.stats.arrived()
+                in_flight = self.stats.arrived()
                 try:
-                    if self.latency > 0:
-                        await asyncio.sleep(self.latency)
-                    status, payload = self.handle(method, target, body)
+                    answer = await self._answer(method, target, body, in_flight)
                 finally:
                     self.stats.left()
-                data = json.dumps(payload, separators=(",", ":")).encode()
+                if answer.action == "drop":
+                    return  # closed below, without a word
+                data = json.dumps(answer.body, separators=(",", ":")).encode()
+                extra = "".join(f"{name}: {value}\r\n" for name, value in answer.headers)
                 head_out = (
-                    f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\n"
-                    f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
+                    f"HTTP/1.1 {answer.status} {_REASONS.get(answer.status, 'Error')}\r\n"
+                    f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n{extra}\r\n"
                 )
                 writer.write(head_out.encode() + data)
                 await writer.drain()
@@ -275,14 +356,50 @@ class FakeAPI:
             with contextlib.suppress(Exception):
                 writer.close()
 
+    async def _answer(self, method: str, target: str, body: bytes, in_flight: int) -> _Answer:
+        faults = self.faults
+        latency = self.latency
+        if faults.max_inflight:
+            latency *= max(1.0, in_flight / faults.max_inflight)  # an overloaded server slows
+        answer = self._fault(target, in_flight)
+        if answer is None:
+            answer = _Answer(*self.handle(method, target, body))
+        if answer.action == "slow":
+            await asyncio.sleep(faults.slow_delay)
+        elif latency > 0:
+            await asyncio.sleep(latency)
+        self.stats.answered(target, answer.status if answer.action != "drop" else 0)
+        return answer
+
+    def _fault(self, target: str, in_flight: int) -> _Answer | None:
+        faults = self.faults
+        if faults.outage is not None:
+            start, end = faults.outage
+            if start <= time.monotonic() - self._started < end:
+                return _Answer(503, {"error": "service unavailable (outage)"})
+        if faults.max_inflight and in_flight > faults.max_inflight:
+            return _Answer(429, {"error": f"too many calls at once (over {faults.max_inflight})"})
+        if not faults.random:
+            return None
+        self._draws[target] += 1
+        fault = faults.draw(self.tree.seed, target, self._draws[target])
+        if fault == "error":
+            return _Answer(500, {"error": "internal error (injected)"})
+        if fault == "throttle":
+            headers = (("Retry-After", f"{faults.retry_after:g}"),)
+            return _Answer(429, {"error": "slow down (injected)"}, headers)
+        if fault in ("slow", "drop"):
+            return _Answer(504, {"error": "too late"}, (), fault)
+        return None
+
     def handle(self, method: str, target: str, body: bytes) -> tuple[int, Any]:
         """Answer one request: (status, JSON document)."""
         parts = urlsplit(target)
         path = parts.path
+        query = dict(parse_qsl(parts.query, keep_blank_values=True))
         if path == "/features" and method == "GET":
             return 200, {"data": {"items": self.tree.root_items()}}
         if path == "/children" and method == "GET":
-            query = dict(parse_qsl(parts.query, keep_blank_values=True))
             return self._children(query)
         if path == "/children" and method == "POST":
             try:
@@ -291,10 +408,10 @@ class FakeAPI:
                 return 400, {"error": "body is not JSON"}
             if not isinstance(document, dict):
                 return 400, {"error": "body must be an object"}
-            return self._children({k: str(v) for k, v in document.items()})
+            return self._children({**query, **{k: str(v) for k, v in document.items()}})
         if path.startswith("/features/") and path.endswith("/children") and method == "GET":
             node_id = unquote(path[len("/features/") : -len("/children")])
-            return self._children({"id": node_id})
+            return self._children({**query, "id": node_id})
         return 404, {"error": f"no route {method} {path}"}
 
     def _children(self, query: dict[str, str]) -> tuple[int, Any]:
@@ -312,12 +429,46 @@ class FakeAPI:
             if sent is not None and sent != item[key]:
                 return 400, {"error": f"{key} {sent!r} does not match feature {node_id}"}
         self.stats.record(node_id)
-        return 200, {"data": {"items": self.tree.children(node_id, level)}}
+        children = self.tree.children(node_id, level)
+        if not self.faults.page_size:
+            return 200, {"data": {"items": children}}
+        return self._page(children, query)
+
+    def _page(self, children: list[dict[str, Any]], query: dict[str, str]) -> tuple[int, Any]:
+        """One page: by ``page`` number (1-based) and ``size``, or by ``cursor``."""
+        try:
+            size = min(int(query.get("size", self.faults.page_size)), self.faults.page_size)
+            if "cursor" in query:
+                offset = int(query["cursor"].removeprefix("c"))
+            else:
+                offset = (int(query.get("page", 1)) - 1) * size
+        except ValueError:
+            return 400, {"error": "bad page, size or cursor"}
+        if size < 1 or offset < 0:
+            return 400, {"error": "bad page, size or cursor"}
+        end = offset + size
+        following = f"c{end}" if end < len(children) else None
+        return 200, {"data": {"items": children[offset:end], "next": following}}
+
+
+def parse_outage(text: str) -> tuple[float, float]:
+    """``"5:12"`` → ``(5.0, 12.0)``; ValueError on anything else."""
+    start, sep, end = text.partition(":")
+    try:
+        window = (float(start), float(end))
+    except ValueError:
+        window = (-1.0, -1.0)
+    if not sep or window[0] < 0 or window[1] <= window[0]:
+        raise ValueError(f"--outage: expected START:END seconds with START < END, got {text!r}")
+    return window
 
 
 def parse_fanout(text: str) -> tuple[int, ...]:
     """``"5,5,5"`` → ``(5, 5, 5)``; ValueError on anything else."""
-    values = tuple(int(part) for part in text.split(",") if part.strip())
+    try:
+        values = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        values = ()
     if not values or any(v < 0 for v in values):
-        raise ValueError(f"expected comma-separated counts like 5,5,5, got {text!r}")
+        raise ValueError(f"--fanout: expected comma-separated counts like 5,5,5, got {text!r}")
     return values

@@ -31,18 +31,85 @@ from resumer import crashpoints
 from resumer.client import Client
 from resumer.config import Job
 from resumer.errors import QueryError
-from resumer.model import Children, Failure, Release, Result, Task
-from resumer.policies import ConcurrencyLimiter, RetryPolicy, Stopped
-from resumer.store import Store
+from resumer.model import Children, Failure, Item, Release, Result, Task
+from resumer.policies import (
+    AdaptiveLimit,
+    CircuitBreaker,
+    ConcurrencyLimiter,
+    Gate,
+    Retrier,
+    RetryPolicy,
+    Stopped,
+    TokenBucket,
+)
+from resumer.policies.breaker import CLOSED
+from resumer.store import Store, Transaction
 
 log = logging.getLogger(__name__)
 
 QUEUE_DEPTH = 2  # claimed-but-unstarted tasks kept per worker (bounds repeats after a crash)
 SAVE_BATCH = 1024  # results committed per transaction at most
 POLL = 0.25  # seconds the coordinator waits for a result before re-checking the stop flag
+HEALTH_EVERY = 1.0  # seconds between two checks of the health recorded for `status`
 GATHER = 0.002  # seconds spent gathering more results into one commit once one has arrived
 
 _WAKE = object()  # put on the results queue to wake the coordinator
+
+
+class Policies:
+    """The job's policies, built once per run and shared by every thread."""
+
+    def __init__(
+        self,
+        job: Job,
+        *,
+        retry: RetryPolicy | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.stop = threading.Event()
+        crawl = job.crawl
+        self.limiter = ConcurrencyLimiter(crawl.http_concurrency)
+        self.adaptive = (
+            AdaptiveLimit(self.limiter, crawl.min_concurrency, crawl.http_concurrency, clock)
+            if crawl.adaptive
+            else None
+        )
+        self.breaker = CircuitBreaker(
+            job.breaker.failure_threshold, job.breaker.reset_timeout, clock
+        )
+        bucket = (
+            TokenBucket(job.rate.per_second, job.rate.burst, clock) if job.rate.per_second else None
+        )
+        self.gate = Gate(
+            stop=self.stop,
+            limiter=self.limiter,
+            breaker=self.breaker,
+            bucket=bucket,
+            adaptive=self.adaptive,
+            max_pause=job.retry.max,
+            clock=clock,
+        )
+        base = retry or RetryPolicy(
+            attempts=job.retry.attempts,
+            initial=job.retry.initial,
+            maximum=job.retry.max,
+            multiplier=job.retry.multiplier,
+        )
+        self._retriers = {0: base.bind(self.stop)}
+        for level in job.queried_levels:
+            attempts = job.level(level).attempts if retry is None else base.attempts
+            policy = RetryPolicy(attempts, base.initial, base.maximum, base.multiplier)
+            self._retriers[level] = policy.bind(self.stop)
+
+    def retrier(self, level: int) -> Retrier:
+        return self._retriers[level]
+
+    def breaker_state(self) -> str:
+        return self.breaker.state
+
+    def health(self) -> tuple[str, int]:
+        """What the status shows: the breaker's state and the current in-flight limit."""
+        return self.breaker.state, self.limiter.limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,19 +144,19 @@ class Runner:
         job: Job,
         store: Store,
         client: Client,
+        policies: Policies,
         *,
-        retry: RetryPolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.job = job
         self.store = store
         self.client = client
-        self.retry = retry or RetryPolicy()
+        self.policies = policies
         self.clock = clock
-        self.stop_event = threading.Event()
-        self.retrier = self.retry.bind(self.stop_event)
-        self.limiter = ConcurrencyLimiter(job.crawl.http_concurrency)
+        self.stop_event = policies.stop
         self.leaf_level = job.crawl.max_depth
+        self._health: tuple[str, int] | None = None
+        self._health_at = -1e9
         self._results: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._queues: dict[int, queue.SimpleQueue[Task | None]] = {
             level: queue.SimpleQueue() for level in job.queried_levels
@@ -142,6 +209,7 @@ class Runner:
             self._account(results, fed)
             for level, want in self._wants().items():
                 claimed[level] = tx.claim(level, want)
+            self._record_health(tx)
         if results:
             crashpoints.hit("after_save")
         for level, tasks in claimed.items():
@@ -153,6 +221,17 @@ class Runner:
                 self._queues[level].put(task)
         self._note_levels_done()
         return True
+
+    def _record_health(self, tx: Transaction) -> None:
+        """Keep the breaker state and in-flight limit in the checkpoint, for ``status``."""
+        now = self.clock()
+        if now - self._health_at < HEALTH_EVERY:
+            return
+        self._health_at = now
+        health = self.policies.health()
+        if health != self._health:
+            tx.set_health(*health)
+            self._health = health
 
     def _claim_size(self, level: int) -> int:
         return self.job.level(level).workers * QUEUE_DEPTH
@@ -174,7 +253,7 @@ class Runner:
     def _load_roots(self) -> None:
         (task,) = self.store.claim(0, 1)
         try:
-            items = self.retrier.call(self.client.load_roots, "source")
+            items = self.policies.retrier(0).call(self.client.load_roots, "source")
         except Stopped:
             self.store.save([Release(task.node, 0, 1)], self.leaf_level)
             return
@@ -260,27 +339,27 @@ class Runner:
     def _query(self, task: Task, timeout: float) -> Result:
         attempts = 0
 
-        def attempt() -> list[object]:
+        def attempt() -> list[Item]:
             nonlocal attempts
-            if self.stop_event.is_set():
-                raise Stopped
-            with self.limiter:
-                attempts += 1
-                items = self.client.query(task, timeout)
+            attempts += 1
+            items = self.client.query(task, timeout)
             crashpoints.hit("after_http")
-            return items  # type: ignore[return-value]
+            return items
 
         label = f"level {task.level} id {task.id!r}"
         try:
-            items = self.retrier.call(attempt, label)
+            items = self.policies.retrier(task.level).call(attempt, label)
         except Stopped:
             return Release(task.node, task.level, attempts)
         except QueryError as exc:
+            if exc.transient and self.policies.breaker_state() != CLOSED:
+                # Out of attempts while the server is down: not the node's fault.
+                return Release(task.node, task.level, attempts)
             return Failure(task.node, task.level, str(exc), attempts)
         except Exception as exc:  # a bug must not hang the run: fail the node, keep going
             log.exception("internal error querying %s", label)
             return Failure(task.node, task.level, f"internal error: {exc!r}", attempts)
-        return Children(task.node, task.level, items, attempts)  # type: ignore[arg-type]
+        return Children(task.node, task.level, items, attempts)
 
     # -- stopping --------------------------------------------------------------
 

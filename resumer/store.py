@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
 # The newest Alembic revision this code knows; a test checks it is the head.
 # Knowing it lets a checkpoint already at head open without importing Alembic.
-SCHEMA_REVISION = "0001"
+SCHEMA_REVISION = "0002"
 MIN_SQLITE = (3, 35, 0)  # UPDATE ... RETURNING
 BUSY_TIMEOUT_MS = 60_000  # how long a writer waits for SQLite's lock
 SOURCE_NODE = 0  # the job's own row: its children are the level-1 nodes
@@ -74,6 +74,15 @@ class NodeRow(NamedTuple):
     status: str
     error: str | None
     position: int
+
+
+class FailedNode(NamedTuple):
+    level: int
+    id: str
+    name: str
+    type: str
+    attempts: int
+    error: str
 
 
 Counts = dict[int, dict[str, int]]
@@ -354,6 +363,36 @@ class Store:
             counts.setdefault(level, dict.fromkeys(STATUSES, 0))[status] = n
         return counts
 
+    def health(self) -> tuple[str | None, int | None]:
+        """The breaker state and in-flight limit last recorded by a run."""
+        with self._read() as cur:
+            row = cur.execute("SELECT breaker_state, concurrency_limit FROM job").fetchone()
+        return (row[0], row[1]) if row else (None, None)
+
+    def failed_nodes(self) -> Iterator[FailedNode]:
+        """Every failed node, oldest first (the job's source included, as level 0)."""
+        after = -1
+        while True:
+            with self._read() as cur:
+                rows = cur.execute(
+                    "SELECT id, level, item_id, name, type, attempts, coalesce(last_error, '')"
+                    " FROM nodes WHERE status = 'failed' AND id > ? ORDER BY id LIMIT 500",
+                    (after,),
+                ).fetchall()
+            if not rows:
+                return
+            after = rows[-1][0]
+            for row in rows:
+                yield FailedNode(*row[1:])
+
+    def retry_failed(self) -> int:
+        """Put failed nodes back to pending; their ancestors are still waiting for them."""
+        with self._write() as cur:
+            cur.execute(
+                "UPDATE nodes SET status = 'pending', last_error = NULL WHERE status = 'failed'"
+            )
+            return cur.rowcount
+
     def source_status(self) -> str:
         """The status of the job's own node: ``complete`` once every level-1 tree is."""
         with self._read() as cur:
@@ -396,6 +435,13 @@ class Transaction:
 
     def __init__(self, cur: sqlite3.Cursor) -> None:
         self._cur = cur
+
+    def set_health(self, breaker: str, limit: int) -> None:
+        """Record the running job's breaker state and in-flight limit (for ``status``)."""
+        self._cur.execute(
+            "UPDATE job SET breaker_state = ?, concurrency_limit = ?, health_at = ? WHERE id = 1",
+            (breaker, limit, time.time()),
+        )
 
     def reset_running(self) -> int:
         self._cur.execute("UPDATE nodes SET status = 'pending' WHERE status = 'running'")

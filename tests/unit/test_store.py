@@ -9,7 +9,7 @@ import pytest
 
 from resumer.errors import CheckpointError
 from resumer.model import Children, Failure, Item, Release, Task
-from resumer.store import SOURCE_NODE, Store
+from resumer.store import SCHEMA_REVISION, SOURCE_NODE, Store
 
 LEAF = 4
 
@@ -151,7 +151,9 @@ def test_opening_applies_migrations_and_keeps_the_job(store: Store) -> None:
     assert again.job().text == "job text"
     assert again.source_status() == "pending"
     with sqlite3.connect(store.path) as db:
-        assert db.execute("SELECT version_num FROM alembic_version").fetchone() == ("0001",)
+        assert db.execute("SELECT version_num FROM alembic_version").fetchone() == (
+            SCHEMA_REVISION,
+        )
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     again.close()
 
@@ -180,3 +182,34 @@ def test_a_checkpoint_from_a_newer_resumer_is_refused(store: Store) -> None:
         Store.open(store.path)
     with pytest.raises(CheckpointError, match="schema is 9999"):
         Store.open(store.path, migrate=False)
+
+
+def test_an_older_checkpoint_is_upgraded_in_place_keeping_its_work(store: Store) -> None:
+    load_roots(store, "A")
+    store.close()
+    _downgrade_to_first(store.path)
+    upgraded = Store.open(store.path)
+    assert upgraded.revision() == SCHEMA_REVISION
+    assert statuses(upgraded) == {"A": "running"}
+    assert upgraded.health() == (None, None)
+    upgraded.close()
+
+
+def _downgrade_to_first(path: Path) -> None:
+    """Take a checkpoint back to revision 0001, as an older resumer left it."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import create_engine
+
+    from resumer.store import MIGRATIONS_DIR
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    engine = create_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0001")
+    engine.dispose()
+    with sqlite3.connect(path) as db:
+        columns = {row[1] for row in db.execute("PRAGMA table_info(job)")}
+    assert "breaker_state" not in columns

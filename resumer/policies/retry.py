@@ -1,10 +1,8 @@
-"""Policies around each HTTP call: the retry policy and the in-flight limit.
+"""The retry policy: which failures are retried, how often, and how long to wait.
 
-Plain objects with injected time, unit-tested alone. The order for a call is:
-stop flag → concurrency slot → HTTP, wrapped in the retry policy. (The
-breaker, rate limiter and adaptive limit slot in here.)
-
-This module knows nothing of the database or of the job file's layout.
+Full-jitter exponential backoff, ``wait = uniform(0, min(max, initial *
+multiplier ** (n - 1)))`` before retry n, unless the server said when to come
+back (``Retry-After``), which is honoured up to ``max``. Built on tenacity.
 """
 
 from __future__ import annotations
@@ -29,14 +27,9 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# Defaults: a few quick retries for transient failures.
-DEFAULT_ATTEMPTS = 4  # calls per query in all, the first included
-DEFAULT_INITIAL = 0.2  # seconds, the first backoff's upper bound
-DEFAULT_MAX = 2.0  # seconds, the largest backoff
-
 
 class Stopped(Exception):
-    """A stop was requested while a query waited to (re)try: abandon it, don't fail it."""
+    """A stop was requested while a query waited: abandon it, don't fail it."""
 
 
 def _is_transient(error: BaseException) -> bool:
@@ -45,18 +38,17 @@ def _is_transient(error: BaseException) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """Full-jitter exponential backoff for transient errors.
-
-    ``wait = uniform(0, min(maximum, initial * 2 ** (n - 1)))`` before retry n.
+    """How a transient failure is retried.
 
     >>> retrier = RetryPolicy(attempts=3, initial=0.01, maximum=0.05).bind(threading.Event())
     >>> retrier.call(lambda: 42, "F1")
     42
     """
 
-    attempts: int = DEFAULT_ATTEMPTS
-    initial: float = DEFAULT_INITIAL
-    maximum: float = DEFAULT_MAX
+    attempts: int = 5  # calls in all, the first included
+    initial: float = 0.5  # seconds: the first backoff's upper bound
+    maximum: float = 30.0  # seconds: the largest wait, Retry-After included
+    multiplier: float = 2.0
 
     def bind(self, stop: threading.Event) -> Retrier:
         """A retrier whose waits end early (raising ``Stopped``) when ``stop`` is set."""
@@ -87,9 +79,12 @@ class Retrier:
     def __init__(self, policy: RetryPolicy, stop: threading.Event) -> None:
         self.policy = policy
         self._stop = stop
+        self._backoff = wait_random_exponential(
+            multiplier=policy.initial, max=policy.maximum, exp_base=policy.multiplier
+        )
         self._retrying = Retrying(
             stop=stop_after_attempt(policy.attempts),
-            wait=wait_random_exponential(multiplier=policy.initial, max=policy.maximum),
+            wait=self._wait,
             retry=retry_if_exception(_is_transient),
             sleep=self._sleep,
             before_sleep=self._log_retry,
@@ -112,6 +107,13 @@ class Retrier:
         result: T = self._retrying(_Replay(fn, first), label)
         return result
 
+    def _wait(self, state: RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome else None
+        retry_after = getattr(error, "retry_after", None)
+        if retry_after is not None:
+            return float(min(retry_after, self.policy.maximum))
+        return float(self._backoff(state))
+
     def _sleep(self, seconds: float) -> None:
         if self._stop.wait(seconds):
             raise Stopped
@@ -128,49 +130,4 @@ class Retrier:
         )
 
 
-class ConcurrencyLimiter:
-    """At most ``limit`` holders at once, across all threads; the limit may change live.
-
-    >>> limiter = ConcurrencyLimiter(2)
-    >>> with limiter:
-    ...     limiter.in_flight
-    1
-    """
-
-    def __init__(self, limit: int) -> None:
-        if limit < 1:
-            raise ValueError("limit must be >= 1")
-        self._limit = limit
-        self._in_flight = 0
-        self._cond = threading.Condition()
-
-    @property
-    def limit(self) -> int:
-        return self._limit
-
-    @property
-    def in_flight(self) -> int:
-        return self._in_flight
-
-    def set_limit(self, limit: int) -> None:
-        with self._cond:
-            self._limit = max(1, limit)
-            self._cond.notify_all()
-
-    def acquire(self) -> None:
-        with self._cond:
-            while self._in_flight >= self._limit:
-                self._cond.wait()
-            self._in_flight += 1
-
-    def release(self) -> None:
-        with self._cond:
-            self._in_flight -= 1
-            self._cond.notify()
-
-    def __enter__(self) -> ConcurrencyLimiter:
-        self.acquire()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
+__all__ = ["Retrier", "RetryPolicy", "Stopped"]

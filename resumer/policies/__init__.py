@@ -1,0 +1,28 @@
+"""Policies around each HTTP call, as plain objects with injected time.
+
+For every call, in this order (``gate.Gate``): the stop flag → the breaker
+(waits while open) → a Retry-After pause → the rate limit → a concurrency
+slot → HTTP. Around a whole query, the retry policy (``retry.Retrier``).
+
+This package knows nothing of the database or of the job file's layout.
+"""
+
+from __future__ import annotations
+
+from resumer.policies.breaker import CircuitBreaker
+from resumer.policies.concurrency import AdaptiveLimit, ConcurrencyLimiter
+from resumer.policies.gate import Gate, Outcome
+from resumer.policies.rate import TokenBucket
+from resumer.policies.retry import Retrier, RetryPolicy, Stopped
+
+__all__ = [
+    "AdaptiveLimit",
+    "CircuitBreaker",
+    "ConcurrencyLimiter",
+    "Gate",
+    "Outcome",
+    "Retrier",
+    "RetryPolicy",
+    "Stopped",
+    "TokenBucket",
+]
