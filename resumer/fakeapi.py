@@ -148,11 +148,14 @@ class Stats:
         self.max_in_flight = 0
         self.statuses: Counter[int] = Counter()  # answers by status (0 = dropped)
         self.events: list[tuple[float, str, int]] | None = None  # (time, target, status)
+        self.concurrency: list[int] | None = None  # calls in flight as each one arrived
         self._cond = threading.Condition()
 
     def keep_events(self) -> None:
-        """Record every answer's time, request and status (for tests; memory grows)."""
+        """Record every answer (time, request, status) and the calls in flight at each
+        arrival (for tests; memory grows with the calls)."""
         self.events = []
+        self.concurrency = []
 
     def arrived(self) -> int:
         """Count a request in; return how many are in flight, this one included."""
@@ -160,6 +163,8 @@ class Stats:
             self.received += 1
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            if self.concurrency is not None:
+                self.concurrency.append(self.in_flight)
             self._cond.notify_all()
             return self.in_flight
 

@@ -50,9 +50,14 @@ class RetryPolicy:
     maximum: float = 30.0  # seconds: the largest wait, Retry-After included
     multiplier: float = 2.0
 
-    def bind(self, stop: threading.Event) -> Retrier:
-        """A retrier whose waits end early (raising ``Stopped``) when ``stop`` is set."""
-        return Retrier(self, stop)
+    def bind(
+        self, stop: threading.Event, sleep: Callable[[float], bool] | None = None
+    ) -> Retrier:
+        """A retrier whose waits end early (raising ``Stopped``) when ``stop`` is set.
+
+        ``sleep(seconds)`` waits and returns True if stopped (default: ``stop.wait``).
+        """
+        return Retrier(self, stop, sleep)
 
 
 class _Replay(Generic[T]):
@@ -76,9 +81,14 @@ class Retrier:
     is built once rather than once per query.
     """
 
-    def __init__(self, policy: RetryPolicy, stop: threading.Event) -> None:
+    def __init__(
+        self,
+        policy: RetryPolicy,
+        stop: threading.Event,
+        sleep: Callable[[float], bool] | None = None,
+    ) -> None:
         self.policy = policy
-        self._stop = stop
+        self._wait_or_stop = sleep or stop.wait
         self._backoff = wait_random_exponential(
             multiplier=policy.initial, max=policy.maximum, exp_base=policy.multiplier
         )
@@ -115,7 +125,7 @@ class Retrier:
         return float(self._backoff(state))
 
     def _sleep(self, seconds: float) -> None:
-        if self._stop.wait(seconds):
+        if self._wait_or_stop(seconds):
             raise Stopped
 
     def _log_retry(self, state: RetryCallState) -> None:

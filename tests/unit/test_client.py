@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import httpx
@@ -13,6 +14,7 @@ from resumer.client import Client, Mapper, read_source_file
 from resumer.config import Response, parse_job
 from resumer.errors import ConfigError, QueryError
 from resumer.model import Item, Task
+from resumer.policies import ConcurrencyLimiter, Gate, Outcome
 
 BASE = "http://127.0.0.1:9"
 TASK = Task(node=5, level=2, id="A 1/x", name="Alpha", type="core", parent_id="P1")
@@ -216,3 +218,123 @@ def test_bad_source_files_name_the_file_and_line(
     (tmp_path / name).write_text(content)
     with pytest.raises(ConfigError, match=message):
         list(read_source_file(tmp_path / name, mapper().response))
+
+
+class RecordingGate(Gate):
+    """A gate that notes how each call was classified."""
+
+    def __init__(self) -> None:
+        super().__init__(stop=threading.Event(), limiter=ConcurrencyLimiter(4))
+        self.kinds: list[str] = []
+
+    def _record(self, outcome: Outcome, probe: bool, latency: float) -> None:
+        self.kinds.append(outcome.kind)
+
+
+def classified(status: int, headers: dict[str, str] | None = None) -> tuple[QueryError, str]:
+    gate = RecordingGate()
+    with respx.mock:
+        respx.get(url__startswith=f"{BASE}/children").respond(status, headers=headers, text="x")
+        job = parse_job(
+            f'[source]\nurl = "{BASE}/f"\n[request]\nurl = "{BASE}/children"\n', "job.toml"
+        )
+        with pytest.raises(QueryError) as caught:
+            Client(job, {}, httpx.Client(), gate).query(TASK, 5.0)
+    return caught.value, gate.kinds[0]
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "transient", "kind", "retry_after"),
+    [
+        (429, {"Retry-After": "3"}, True, "throttle", 3.0),
+        (429, None, True, "throttle", None),
+        (503, {"Retry-After": "2"}, True, "throttle", 2.0),
+        (503, None, True, "failure", None),
+        (500, None, True, "failure", None),
+        (408, None, True, "failure", None),
+        (501, None, False, "permanent", None),
+        (404, None, False, "permanent", None),
+    ],
+)
+def test_statuses_are_classified_by_retry_on(
+    status: int, headers: dict[str, str] | None, transient: bool, kind: str, retry_after: float
+) -> None:
+    error, seen = classified(status, headers)
+    assert (error.transient, seen, error.retry_after) == (transient, kind, retry_after)
+
+
+def test_retry_after_reads_seconds_and_http_dates() -> None:
+    from resumer.client import parse_retry_after
+
+    assert parse_retry_after("7") == 7.0
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:30 GMT", now=1445412500.0) == 10.0
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412500.0) == 0.0
+    assert parse_retry_after("soon") is None
+    assert parse_retry_after(None) is None
+
+
+def paged_client(pagination: str, method: str = "GET") -> Client:
+    text = (
+        f'[source]\nurl = "{BASE}/f"\n[request]\nurl = "{BASE}/children"\nmethod = "{method}"\n'
+        f'[response]\nitems = "data.items"\n[response.pagination]\n{pagination}'
+    )
+    return Client(parse_job(text, "job.toml"), {}, httpx.Client())
+
+
+def page_of(*ids: str, following: str | None = None) -> dict[str, object]:
+    return {"data": {"items": [{"id": i} for i in ids], "next": following}}
+
+
+@respx.mock
+def test_page_mode_reads_pages_until_a_short_one() -> None:
+    route = respx.get(url__startswith=f"{BASE}/children").mock(
+        side_effect=[
+            httpx.Response(200, json=page_of("a", "b")),
+            httpx.Response(200, json=page_of("c", "d")),
+            httpx.Response(200, json=page_of("e")),
+        ]
+    )
+    items = paged_client('mode = "page"\nsize = 2\n').query(TASK, 5.0)
+    assert [i.id for i in items] == ["a", "b", "c", "d", "e"]
+    pages = [dict(call.request.url.params) for call in route.calls]
+    assert [(p["page"], p["size"], p["id"]) for p in pages] == [
+        ("1", "2", "A 1/x"),
+        ("2", "2", "A 1/x"),
+        ("3", "2", "A 1/x"),
+    ]
+
+
+@respx.mock
+def test_cursor_mode_follows_the_cursor_until_it_is_null() -> None:
+    route = respx.post(f"{BASE}/children").mock(
+        side_effect=[
+            httpx.Response(200, json=page_of("a", following="k1")),
+            httpx.Response(200, json=page_of("b", following="k2")),
+            httpx.Response(200, json=page_of("c")),
+        ]
+    )
+    client = paged_client('mode = "cursor"\ncursor_path = "data.next"\nsize_param = ""\n', "POST")
+    assert [i.id for i in client.query(TASK, 5.0)] == ["a", "b", "c"]
+    sent = [json.loads(call.request.content) for call in route.calls]
+    assert [s.get("cursor") for s in sent] == [None, "k1", "k2"]
+    assert all(s["id"] == "A 1/x" for s in sent)
+
+
+@respx.mock
+def test_a_failed_middle_page_fails_the_whole_query() -> None:
+    respx.get(url__startswith=f"{BASE}/children").mock(
+        side_effect=[
+            httpx.Response(200, json=page_of("a", "b")),
+            httpx.Response(500, text="oops"),
+        ]
+    )
+    with pytest.raises(QueryError, match="HTTP 500") as caught:
+        paged_client('mode = "page"\nsize = 2\n').query(TASK, 5.0)
+    assert caught.value.transient
+
+
+@respx.mock
+def test_a_repeated_cursor_is_an_error_not_a_loop() -> None:
+    respx.get(url__startswith=f"{BASE}/children").respond(json=page_of("a", following="same"))
+    with pytest.raises(QueryError, match="repeated"):
+        paged_client('mode = "cursor"\ncursor_path = "data.next"\n').query(TASK, 5.0)

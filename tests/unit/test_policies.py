@@ -104,3 +104,27 @@ def test_raising_the_limit_lets_waiters_in() -> None:
     assert entered.wait(10)
     thread.join(10)
     limiter.release()
+
+
+def test_retry_after_is_honoured_and_capped_by_max() -> None:
+    waits: list[float] = []
+    policy = RetryPolicy(attempts=3, initial=0.0, maximum=2.0)
+    retrier = policy.bind(threading.Event(), sleep=lambda s: bool(waits.append(s)))
+    _, fn = flaky(
+        [
+            QueryError("429", transient=True, retry_after=1.5),
+            QueryError("429", transient=True, retry_after=600.0),
+        ]
+    )
+    assert retrier.call(fn, "n") == "ok"  # type: ignore[arg-type]
+    assert waits == [1.5, 2.0]
+
+
+def test_backoff_is_full_jitter_exponential_within_its_bounds() -> None:
+    waits: list[float] = []
+    policy = RetryPolicy(attempts=6, initial=0.5, maximum=3.0, multiplier=2.0)
+    retrier = policy.bind(threading.Event(), sleep=lambda s: bool(waits.append(s)))
+    _, fn = flaky([QueryError("503", transient=True)] * 5)
+    retrier.call(fn, "n")  # type: ignore[arg-type]
+    caps = [0.5, 1.0, 2.0, 3.0, 3.0]
+    assert all(0.0 <= wait <= cap for wait, cap in zip(waits, caps, strict=True))
