@@ -147,7 +147,7 @@ class Stats:
         self.in_flight = 0
         self.max_in_flight = 0
         self.statuses: Counter[int] = Counter()  # answers by status (0 = dropped)
-        self.events: list[tuple[float, str, int]] | None = None  # (time, target, status)
+        self.events: list[tuple[float, str, int]] | None = None  # (arrival, target, status)
         self.concurrency: list[int] | None = None  # calls in flight as each one arrived
         self._cond = threading.Condition()
 
@@ -168,12 +168,12 @@ class Stats:
             self._cond.notify_all()
             return self.in_flight
 
-    def answered(self, target: str, status: int) -> None:
-        """Note an answer (status 0: the connection was dropped)."""
+    def answered(self, arrived: float, target: str, status: int) -> None:
+        """Note an answer to a request that arrived at ``arrived`` (status 0: dropped)."""
         with self._cond:
             self.statuses[status] += 1
             if self.events is not None:
-                self.events.append((time.monotonic(), target, status))
+                self.events.append((arrived, target, status))
 
     def left(self) -> None:
         with self._cond:
@@ -362,6 +362,7 @@ class FakeAPI:
                 writer.close()
 
     async def _answer(self, method: str, target: str, body: bytes, in_flight: int) -> _Answer:
+        arrived = time.monotonic()
         faults = self.faults
         latency = self.latency
         if faults.max_inflight:
@@ -373,7 +374,7 @@ class FakeAPI:
             await asyncio.sleep(faults.slow_delay)
         elif latency > 0:
             await asyncio.sleep(latency)
-        self.stats.answered(target, answer.status if answer.action != "drop" else 0)
+        self.stats.answered(arrived, target, answer.status if answer.action != "drop" else 0)
         return answer
 
     def _fault(self, target: str, in_flight: int) -> _Answer | None:

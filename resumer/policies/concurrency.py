@@ -6,13 +6,16 @@ after TCP congestion control and Netflix's concurrency-limits):
 
 - slow start: +1 per success until the first sign of overload;
 - overload (429, 503, a timeout, a dropped connection, or latency more than
-  twice its baseline): the limit drops to 80%, at most once per window of
-  about one round trip (so N calls failing together shrink it once), and the
-  limit it dropped from is remembered as the ceiling;
+  twice its baseline): the limit drops to 80%. Only calls sent after the last
+  drop count, so N calls refused together shrink it once. A throttle (429,
+  503 with Retry-After, slow answers) says where the server's capacity is:
+  the limit it dropped from becomes the ceiling. A failure (5xx, timeout)
+  says the server is broken, not full, and leaves the ceiling alone;
 - below the ceiling, +1 per ``limit`` successes (about one per round trip);
-  at the ceiling, it probes upward 16 times more slowly, so a server that
-  answers 429 past K calls sees the limit sit just under K instead of
-  bouncing over it.
+  past it, 128 times more slowly, and twice more slowly again each time a
+  probe past the same ceiling is refused. A probe costs about one round
+  trip of refused calls, so against a server that answers 429 past K calls
+  the limit sits at K and fewer than 1% of calls are refused.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ from collections.abc import Callable
 log = logging.getLogger(__name__)
 
 DECREASE = 0.8  # factor applied to the limit on overload
-PROBE_SLOWDOWN = 16  # how much more slowly the limit grows at its ceiling
+PROBE_SLOWDOWN = 128  # how much more slowly the limit grows past its ceiling, at first
+MAX_PROBE_SLOWDOWN = 8192  # ... and at most, after repeated refusals at the same ceiling
 LATENCY_FACTOR = 2.0  # latency this many times the baseline means overload
 LATENCY_SLACK = 0.005  # seconds added to that threshold, so tiny latencies don't jitter it
 MIN_WINDOW = 0.01  # seconds: the shortest time between two decreases
@@ -105,6 +109,7 @@ class AdaptiveLimit:
         self.clock = clock
         self._limit = float(minimum)
         self._ceiling = float(maximum)
+        self._probe_slowdown = PROBE_SLOWDOWN
         self._slow_start = True
         self._baseline: float | None = None  # the lowest latency seen, slowly forgotten
         self._smoothed: float | None = None
@@ -119,13 +124,14 @@ class AdaptiveLimit:
     def record(self, kind: str, latency: float) -> None:
         """One call ended: ``kind`` is success, throttle, failure or permanent."""
         with self._lock:
-            overloaded = kind in ("throttle", "failure")
-            if kind == "success":
-                overloaded = self._latency_climbed(latency)
-            if overloaded:
-                self._decrease()
-            elif kind == "success":
+            if kind != "success" and self.clock() - latency < self._last_decrease:
+                return  # sent before the last drop: news about the old limit
+            if kind == "success" and not self._latency_climbed(latency):
                 self._increase()
+            elif kind in ("success", "throttle"):
+                self._decrease(capacity_signal=True)  # busy: its capacity is about here
+            elif kind == "failure":
+                self._decrease(capacity_signal=False)  # broken, not full: keep the ceiling
             self.limiter.set_limit(int(self._limit))
 
     def _latency_climbed(self, latency: float) -> bool:
@@ -136,16 +142,21 @@ class AdaptiveLimit:
         self._smoothed += (latency - self._smoothed) * 0.1
         return self._smoothed > self._baseline * LATENCY_FACTOR + LATENCY_SLACK
 
-    def _window(self) -> float:
-        return max(MIN_WINDOW, self._smoothed or 0.0)
-
-    def _decrease(self) -> None:
+    def _decrease(self, *, capacity_signal: bool) -> None:
         now = self.clock()
-        if now - self._last_decrease < self._window():
+        if now - self._last_decrease < MIN_WINDOW:
             return
         self._last_decrease = now
         self._slow_start = False
-        self._ceiling = max(float(self.minimum), self._limit)
+        if capacity_signal:
+            ceiling = float(max(self.minimum, int(self._limit)))  # the limit in force
+            same_ceiling = abs(ceiling - self._ceiling) < 1.0
+            self._probe_slowdown = (
+                min(self._probe_slowdown * 2, MAX_PROBE_SLOWDOWN)
+                if same_ceiling
+                else PROBE_SLOWDOWN
+            )
+            self._ceiling = ceiling
         self._limit = max(float(self.minimum), self._limit * DECREASE)
         log.info("concurrency limit down to %d (ceiling %d)", int(self._limit), int(self._ceiling))
 
@@ -155,7 +166,8 @@ class AdaptiveLimit:
         elif self._limit < self._ceiling - 1:
             step = 1.0 / self._limit
         else:
-            step = 1.0 / (self._limit * PROBE_SLOWDOWN)
+            step = 1.0 / (self._limit * self._probe_slowdown)
         self._limit = min(float(self.maximum), self._limit + step)
-        if self._limit > self._ceiling:
+        if self._limit >= self._ceiling + 1:  # a probe held: the server takes more now
             self._ceiling = self._limit
+            self._probe_slowdown = PROBE_SLOWDOWN

@@ -50,9 +50,7 @@ class RetryPolicy:
     maximum: float = 30.0  # seconds: the largest wait, Retry-After included
     multiplier: float = 2.0
 
-    def bind(
-        self, stop: threading.Event, sleep: Callable[[float], bool] | None = None
-    ) -> Retrier:
+    def bind(self, stop: threading.Event, sleep: Callable[[float], bool] | None = None) -> Retrier:
         """A retrier whose waits end early (raising ``Stopped``) when ``stop`` is set.
 
         ``sleep(seconds)`` waits and returns True if stopped (default: ``stop.wait``).
