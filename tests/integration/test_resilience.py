@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import logging
 import math
@@ -109,7 +110,7 @@ def test_no_call_for_a_node_before_its_retry_after(tmp_path: Path) -> None:
     throttled = 0
     for history in calls.values():
         history.sort()
-        for (when, status), (later, _) in zip(history, history[1:], strict=False):
+        for (when, status), (later, _) in itertools.pairwise(history):
             if status == 429:
                 throttled += 1
                 assert later >= when + retry_after - 0.002
