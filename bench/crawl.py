@@ -29,11 +29,13 @@ JOB = """\
 url = "{url}/features"
 [request]
 url = "{url}/children"
+{request_extra}
 [response]
 items = "data.items"
 [crawl]
 max_depth = 4
 http_concurrency = {concurrency}
+{crawl_extra}
 [levels.1]
 workers = {w1}
 [levels.2]
@@ -56,9 +58,12 @@ def pinned(core: int) -> dict[str, object]:
     return {"preexec_fn": lambda: os.sched_setaffinity(0, {core})}
 
 
-def start_fake_api(roots: int, fanout: str, latency: float) -> tuple[subprocess.Popen[str], str]:
+def start_fake_api(
+    roots: int, fanout: str, latency: float, *faults: str
+) -> tuple[subprocess.Popen[str], str]:
+    """The fake API in its own process on its own core; ``faults`` are extra flags."""
     command = [sys.executable, "-m", "resumer", "fake-api", "--port", "0", "--even"]
-    command += ["--roots", str(roots), "--fanout", fanout, "--latency", str(latency)]
+    command += ["--roots", str(roots), "--fanout", fanout, "--latency", str(latency), *faults]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, **pinned(FAKE_CORE))  # type: ignore[call-overload]
     assert process.stdout is not None
     line = process.stdout.readline()
@@ -84,10 +89,29 @@ def timed(command: list[str], cwd: Path) -> tuple[float, float, str]:
     return wall, usage.ru_maxrss / 1024, output
 
 
-def run_resumer(url: str, concurrency: int, workers: tuple[int, int, int], folder: Path) -> Run:
+def run_resumer(
+    url: str,
+    concurrency: int,
+    workers: tuple[int, int, int],
+    folder: Path,
+    extra: str = "",
+    crawl_extra: str = "",
+    request_extra: str = "",
+) -> Run:
+    """``resumer start`` on a fresh checkpoint; ``extra`` sections go at the job file's end,
+    ``crawl_extra`` and ``request_extra`` lines into its [crawl] and [request] sections."""
     job = folder / f"job-{time.monotonic_ns()}.toml"
     w1, w2, w3 = workers
-    job.write_text(JOB.format(url=url, concurrency=concurrency, w1=w1, w2=w2, w3=w3))
+    text = JOB.format(
+        url=url,
+        concurrency=concurrency,
+        w1=w1,
+        w2=w2,
+        w3=w3,
+        crawl_extra=crawl_extra,
+        request_extra=request_extra,
+    )
+    job.write_text(text + extra)
     db = folder / f"{job.stem}.db"
     command = [sys.executable, "-m", "resumer", "start", str(job), "--db", str(db)]
     command += ["--log-level", "WARNING"]

@@ -12,7 +12,8 @@ Endpoints (bodies are ``{"data": {"items": [...]}}``):
 - ``GET /children?id=&name=&type=``, ``POST /children`` with a JSON body
   (``id``/``name``/``type`` or ``featureId``/``featureName``/``featureType``),
   ``GET /features/{id}/children``: a node's children. A name or type that does
-  not match the id answers 400, an unknown id 404.
+  not match the id answers 400, an unknown id 404;
+- ``GET /_stats``: requests received and answers by status (0 = dropped).
 
 Faults (``Faults``) make it misbehave on purpose, seeded and replayable:
 errors, throttling with Retry-After, slow answers, dropped connections, an
@@ -367,7 +368,7 @@ class FakeAPI:
         latency = self.latency
         if faults.max_inflight:
             latency *= max(1.0, in_flight / faults.max_inflight)  # an overloaded server slows
-        answer = self._fault(target, in_flight)
+        answer = None if target.startswith("/_stats") else self._fault(target, in_flight)
         if answer is None:
             answer = _Answer(*self.handle(method, target, body))
         if answer.action == "slow":
@@ -405,6 +406,10 @@ class FakeAPI:
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
         if path == "/features" and method == "GET":
             return 200, {"data": {"items": self.tree.root_items()}}
+        if path == "/_stats" and method == "GET":
+            with self.stats._cond:
+                statuses = {str(k): v for k, v in sorted(self.stats.statuses.items())}
+                return 200, {"received": self.stats.received, "statuses": statuses}
         if path == "/children" and method == "GET":
             return self._children(query)
         if path == "/children" and method == "POST":

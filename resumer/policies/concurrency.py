@@ -8,9 +8,9 @@ after TCP congestion control and Netflix's concurrency-limits):
 - overload (429, 503, a timeout, a dropped connection, or latency more than
   twice its baseline): the limit drops to 80%. Only calls sent after the last
   drop count, so N calls refused together shrink it once. A throttle (429,
-  503 with Retry-After, slow answers) says where the server's capacity is:
-  the limit it dropped from becomes the ceiling. A failure (5xx, timeout)
-  says the server is broken, not full, and leaves the ceiling alone;
+  503 with Retry-After) says where the server's capacity is: the limit in
+  force becomes the ceiling. Slow answers and failures (5xx, timeouts) say
+  less (a noisy moment, a broken backend) and leave the ceiling alone;
 - below the ceiling, +1 per ``limit`` successes (about one per round trip);
   past it, 128 times more slowly, and twice more slowly again each time a
   probe past the same ceiling is refused. A probe costs about one round
@@ -124,14 +124,17 @@ class AdaptiveLimit:
     def record(self, kind: str, latency: float) -> None:
         """One call ended: ``kind`` is success, throttle, failure or permanent."""
         with self._lock:
-            if kind != "success" and self.clock() - latency < self._last_decrease:
-                return  # sent before the last drop: news about the old limit
-            if kind == "success" and not self._latency_climbed(latency):
+            stale = self.clock() - latency < self._last_decrease  # sent before the last drop
+            if kind == "success" and (stale or not self._latency_climbed(latency)):
                 self._increase()
-            elif kind in ("success", "throttle"):
-                self._decrease(capacity_signal=True)  # busy: its capacity is about here
-            elif kind == "failure":
-                self._decrease(capacity_signal=False)  # broken, not full: keep the ceiling
+            elif stale:
+                return  # an overload signal about the old limit, already acted upon
+            elif kind == "throttle":
+                self._decrease(capacity_signal=True)  # "too many": its capacity is about here
+            else:
+                # Slow answers or failures: back off, but they say little about capacity
+                # (a noisy moment, a broken backend), so the ceiling stays.
+                self._decrease(capacity_signal=False)
             self.limiter.set_limit(int(self._limit))
 
     def _latency_climbed(self, latency: float) -> bool:
@@ -148,6 +151,7 @@ class AdaptiveLimit:
             return
         self._last_decrease = now
         self._slow_start = False
+        self._smoothed = self._baseline  # latency must climb again to count again
         if capacity_signal:
             ceiling = float(max(self.minimum, int(self._limit)))  # the limit in force
             same_ceiling = abs(ceiling - self._ceiling) < 1.0
