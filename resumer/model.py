@@ -20,6 +20,7 @@ class Task(NamedTuple):
     name: str
     type: str
     parent_id: str  # the parent's id; "" for a level-1 node
+    attempts: int = 0  # calls made for it by earlier claims
 
 
 class Item(NamedTuple):

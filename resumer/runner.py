@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 QUEUE_DEPTH = 2  # claimed-but-unstarted tasks kept per worker (bounds repeats after a crash)
 SAVE_BATCH = 1024  # results committed per transaction at most
 POLL = 0.25  # seconds the coordinator waits for a result before re-checking the stop flag
+RELEASES = 10  # a node the server keeps throttling fails after this many rounds of attempts
 HEALTH_EVERY = 1.0  # seconds between two checks of the health recorded for `status`
 GATHER = 0.002  # seconds spent gathering more results into one commit once one has arrived
 
@@ -352,14 +353,31 @@ class Runner:
         except Stopped:
             return Release(task.node, task.level, attempts)
         except QueryError as exc:
-            if exc.transient and self.policies.breaker_state() != CLOSED:
-                # Out of attempts while the server is down: not the node's fault.
+            if self._server_trouble(exc, task, attempts):
+                log.info("%s back to pending: %s", label, exc)
                 return Release(task.node, task.level, attempts)
             return Failure(task.node, task.level, str(exc), attempts)
         except Exception as exc:  # a bug must not hang the run: fail the node, keep going
             log.exception("internal error querying %s", label)
             return Failure(task.node, task.level, f"internal error: {exc!r}", attempts)
         return Children(task.node, task.level, items, attempts)
+
+    def _server_trouble(self, error: QueryError, task: Task, attempts: int) -> bool:
+        """True if a query that ran out of attempts should wait for later, not fail.
+
+        The server was down (the breaker is not closed) or kept saying "too
+        many" (429, 503 with Retry-After): not the node's fault, so it goes back
+        to pending, up to RELEASES times its attempts in all, then fails.
+        """
+        if not error.transient:
+            return False
+        budget = RELEASES * self.policies.retrier(task.level).policy.attempts
+        if task.attempts + attempts >= budget:
+            return False
+        throttled = error.status in (425, 429) or (
+            error.status == 503 and error.retry_after is not None
+        )
+        return throttled or self.policies.breaker_state() != CLOSED
 
     # -- stopping --------------------------------------------------------------
 

@@ -450,7 +450,7 @@ class Transaction:
     def claim(self, level: int, limit: int) -> list[Task]:
         """Mark up to ``limit`` pending nodes of ``level`` running; return them, oldest first."""
         rows = self._cur.execute(
-            "SELECT n.id, n.level, n.item_id, n.name, n.type, coalesce(p.item_id, '')"
+            "SELECT n.id, n.level, n.item_id, n.name, n.type, coalesce(p.item_id, ''), n.attempts"
             " FROM nodes AS n LEFT JOIN nodes AS p ON p.id = n.parent_id"
             " WHERE n.status = 'pending' AND n.level = ? ORDER BY n.id LIMIT ?",
             (level, limit),

@@ -64,6 +64,7 @@ class Gate:
         self.max_pause = max_pause
         self.clock = clock
         self._paused_until = 0.0
+        self._paused_at = -1e9
         self._lock = threading.Lock()
 
     @contextmanager
@@ -95,19 +96,27 @@ class Gate:
         if self.breaker is not None:
             self.breaker.after_call(probe, failed=outcome.kind == FAILURE)
         if outcome.kind == THROTTLE and outcome.retry_after:
-            self._pause(min(outcome.retry_after, self.max_pause))
+            self._pause(min(outcome.retry_after, self.max_pause), sent=self.clock() - latency)
         if self.adaptive is not None and outcome.kind != PERMANENT:
             self.adaptive.record(outcome.kind, latency)
 
-    def _pause(self, seconds: float) -> None:
-        """The server said when to come back: no call goes out before then."""
+    def _pause(self, seconds: float, sent: float) -> None:
+        """The server said when to come back: no call goes out before then.
+
+        A call sent before the last pause began tells nothing new (the pause
+        already answers it), so it does not stretch the pause.
+        """
         with self._lock:
-            until = self.clock() + seconds
+            if sent < self._paused_at:
+                return
+            now = self.clock()
+            until = now + seconds
             if until > self._paused_until:
-                if self._paused_until <= self.clock():
+                if self._paused_until <= now:
                     log.info(
                         "server asked to wait %.2fs (Retry-After): pausing every call", seconds
                     )
+                    self._paused_at = now
                 self._paused_until = until
 
     def _wait_for_pause(self) -> None:

@@ -118,3 +118,16 @@ def test_the_gate_pauses_every_call_after_a_retry_after() -> None:
     assert gate.paused_for == 0.0
     with gate.slot() as outcome:
         outcome.kind = "success"
+
+
+def test_a_throttle_sent_before_the_pause_does_not_stretch_it() -> None:
+    clock = Clock()
+    gate = Gate(stop=threading.Event(), limiter=ConcurrencyLimiter(4), clock=clock)
+    with gate.slot() as outcome:
+        outcome.kind, outcome.retry_after = "throttle", 1.0
+    assert gate.paused_for == 1.0
+    clock.now = 0.5
+    gate._record(outcome, False, latency=0.6)  # sent at -0.1, before the pause began
+    assert gate.paused_for == 0.5
+    gate._record(outcome, False, latency=0.1)  # sent at 0.4, after: new news
+    assert gate.paused_for == 1.0
