@@ -26,7 +26,6 @@ from resumer.config import Job, load_job, parse_job
 from resumer.errors import CheckpointError
 from resumer.export import write_export
 from resumer.model import STATUSES
-from resumer.policies import RetryPolicy
 from resumer.runner import Outcome, Policies, Runner, install_signal_handlers
 from resumer.store import Counts, FailedNode, Store
 
@@ -50,7 +49,6 @@ def start(
     *,
     progress: ProgressFactory = _no_progress,
     handle_signals: bool = False,
-    retry: RetryPolicy | None = None,
 ) -> Outcome:
     """Create the checkpoint for ``job_file`` in ``db`` and run the job.
 
@@ -66,7 +64,7 @@ def start(
         store = Store.create(db, job.text, job.origin, str(job.base_dir))
         try:
             log.info("job %s: started in %s", job.origin, db)
-            return _run(job, store, progress, handle_signals, retry)
+            return _run(job, store, progress, handle_signals)
         finally:
             store.close()
 
@@ -76,7 +74,6 @@ def resume(
     *,
     progress: ProgressFactory = _no_progress,
     handle_signals: bool = False,
-    retry: RetryPolicy | None = None,
     retry_failed: bool = False,
 ) -> Outcome:
     """Continue the job stored in ``db`` from its checkpoint.
@@ -94,7 +91,7 @@ def resume(
                 count = store.retry_failed()
                 log.info("%d failed node(s) are pending again", count)
             log.info("job %s: resumed from %s", job.origin, db)
-            return _run(job, store, progress, handle_signals, retry)
+            return _run(job, store, progress, handle_signals)
         finally:
             store.close()
 
@@ -109,7 +106,6 @@ def _run(
     store: Store,
     progress: ProgressFactory,
     handle_signals: bool,
-    retry: RetryPolicy | None,
 ) -> Outcome:
     env = job.environment()
     logs.protect(env.values())
@@ -118,7 +114,7 @@ def _run(
         max_keepalive_connections=job.crawl.http_concurrency,
     )
     with httpx.Client(limits=limits, timeout=job.request.timeout, follow_redirects=True) as http:
-        policies = Policies(job, retry=retry)
+        policies = Policies(job)
         client = Client(job, env, http, policies.gate)
         runner = Runner(job, store, client, policies)
         if handle_signals:

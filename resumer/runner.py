@@ -60,13 +60,7 @@ _WAKE = object()  # put on the results queue to wake the coordinator
 class Policies:
     """The job's policies, built once per run and shared by every thread."""
 
-    def __init__(
-        self,
-        job: Job,
-        *,
-        retry: RetryPolicy | None = None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
+    def __init__(self, job: Job, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.stop = threading.Event()
         crawl = job.crawl
         self.limiter = ConcurrencyLimiter(crawl.http_concurrency)
@@ -90,17 +84,14 @@ class Policies:
             max_pause=job.retry.max,
             clock=clock,
         )
-        base = retry or RetryPolicy(
-            attempts=job.retry.attempts,
-            initial=job.retry.initial,
-            maximum=job.retry.max,
-            multiplier=job.retry.multiplier,
-        )
-        self._retriers = {0: base.bind(self.stop)}
-        for level in job.queried_levels:
-            attempts = job.level(level).attempts if retry is None else base.attempts
-            policy = RetryPolicy(attempts, base.initial, base.maximum, base.multiplier)
-            self._retriers[level] = policy.bind(self.stop)
+        retry = job.retry
+        self._retriers = {
+            level: RetryPolicy(attempts, retry.initial, retry.max, retry.multiplier).bind(self.stop)
+            for level, attempts in [
+                (0, retry.attempts),
+                *((n, job.level(n).attempts) for n in job.queried_levels),
+            ]
+        }
 
     def retrier(self, level: int) -> Retrier:
         return self._retriers[level]
