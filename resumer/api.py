@@ -21,9 +21,10 @@ from typing import Any, TextIO
 import httpx
 
 from resumer import lock, logs
+from resumer.backups import PeriodicBackup, last_backup_advice
 from resumer.client import Client, read_source_file
 from resumer.config import Job, load_job, parse_job
-from resumer.errors import CheckpointError
+from resumer.errors import CheckpointError, DamagedError
 from resumer.export import write_export
 from resumer.model import STATUSES
 from resumer.runner import Outcome, Policies, Runner, install_signal_handlers
@@ -60,7 +61,7 @@ def start(
     if job.source.file is not None:
         for _ in read_source_file(job.source.file, job.response):
             pass  # a bad source file is refused now, not mid-run
-    with lock.JobLock(db):
+    with lock.JobLock(db), _naming_backups(db):
         store = Store.create(db, job.text, job.origin, str(job.base_dir))
         try:
             log.info("job %s: started in %s", job.origin, db)
@@ -82,7 +83,7 @@ def resume(
     """
     if not db.is_file():
         raise CheckpointError(f"{db}: no such database (start a job with `resumer start`)")
-    with lock.JobLock(db):
+    with lock.JobLock(db), _naming_backups(db):
         store = Store.open(db)
         try:
             job = stored_job(store)
@@ -120,7 +121,10 @@ def _run(
         if handle_signals:
             install_signal_handlers(runner)
         began = time.monotonic()
-        with progress(store.counts, job.crawl.max_depth, policies.health):
+        with (
+            PeriodicBackup(store, store.path, job.backup.every, job.backup.keep),
+            progress(store.counts, job.crawl.max_depth, policies.health),
+        ):
             outcome = runner.run()
     log.info(
         "job %s: %s after %.1fs; %d queries stored, %d failed node(s)",
@@ -134,9 +138,35 @@ def _run(
 
 
 @contextlib.contextmanager
+def _naming_backups(db: Path) -> Iterator[None]:
+    """A damaged checkpoint's message names the last backup to resume from."""
+    try:
+        yield
+    except DamagedError as error:
+        raise DamagedError(f"{error}; {last_backup_advice(db)}") from error
+
+
+def backup(db: Path, dest: Path) -> None:
+    """An online copy of ``db`` at ``dest``, safe while a run writes to ``db``."""
+    if dest.exists() and dest.resolve() == db.resolve():
+        raise CheckpointError(f"{dest}: a backup cannot overwrite its own database")
+    if not dest.parent.is_dir():
+        raise CheckpointError(f"{dest}: folder {dest.parent} does not exist")
+    with opened(db) as store:
+        store.backup(dest)
+
+
+def check(db: Path) -> list[str]:
+    """What is wrong with ``db`` (SQLite's integrity check and the checkpoint's invariants)."""
+    with opened(db) as store:
+        return store.check()
+
+
+@contextlib.contextmanager
 def opened(db: Path) -> Iterator[Store]:
     """A checkpoint opened for reading (no migration, no lock)."""
-    store = Store.open(db, migrate=False)
+    with _naming_backups(db):
+        store = Store.open(db, migrate=False)
     try:
         yield store
     finally:

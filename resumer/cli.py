@@ -180,6 +180,30 @@ def failed(
 
 
 @app.command()
+def backup(
+    dest: Annotated[Path, typer.Argument(help="Where to write the copy.", dir_okay=False)],
+    db: DbOption = DEFAULT_DB,
+) -> None:
+    """Copy the checkpoint (SQLite online backup: safe while the job runs)."""
+    with _errors():
+        api.backup(db, dest)
+    err.print(f"backup of {db} written to {dest}")
+
+
+@app.command()
+def check(db: DbOption = DEFAULT_DB) -> None:
+    """Check the checkpoint: SQLite's integrity and the tree's own invariants."""
+    with _errors():
+        problems = api.check(db)
+    if not problems:
+        out.print(f"{db}: ok (SQLite integrity and the checkpoint's invariants)")
+        return
+    for problem in problems:
+        err.print(f"{db}: {problem}", markup=False)
+    raise typer.Exit(EXIT_FAILED)
+
+
+@app.command()
 def export(
     db: DbOption = DEFAULT_DB,
     output: Annotated[

@@ -67,6 +67,7 @@ class Key:
             "json": "a table",
             "bool": "true or false",
             "statuses": "a list of HTTP statuses (100 to 599)",
+            "duration": 'a duration like "90s", "10m", "2h" or a number of seconds',
         }[self.kind]
         if self.minimum is not None and self.maximum is not None:
             return f"{noun} from {_num(self.minimum)} to {_num(self.maximum)}"
@@ -117,6 +118,10 @@ SCHEMA: Mapping[str, Mapping[str, Key]] = {
     "rate": {
         "per_second": Key("float", 0.0, minimum=0, maximum=1_000_000, help="0 = unlimited"),
         "burst": Key("int", 1, minimum=1, maximum=1_000_000, help="calls allowed at once"),
+    },
+    "backup": {
+        "every": Key("duration", 0.0, help='periodic backups: "10m", "1h", seconds; 0 = none'),
+        "keep": Key("int", 5, minimum=1, maximum=10_000, help="periodic backups kept"),
     },
 }
 
@@ -197,6 +202,12 @@ class Breaker:
 
 
 @dataclass(frozen=True, slots=True)
+class Backup:
+    every: float  # seconds; 0 = no periodic backup
+    keep: int
+
+
+@dataclass(frozen=True, slots=True)
 class Rate:
     per_second: float  # 0 = unlimited
     burst: int
@@ -244,6 +255,7 @@ class Job:
     )
     breaker: Breaker = Breaker(DEFAULT_FAILURE_THRESHOLD, DEFAULT_RESET_TIMEOUT)
     rate: Rate = Rate(0.0, 1)
+    backup: Backup = Backup(0.0, 5)
 
     @property
     def queried_levels(self) -> range:
@@ -350,6 +362,7 @@ class _Validator:
             retry=retry,
             breaker=Breaker(**values["breaker"]),
             rate=Rate(**values["rate"]),
+            backup=Backup(**values["backup"]),
         )
 
     def crawl(self, values: dict[str, Any]) -> Crawl:
@@ -528,6 +541,17 @@ def _as_statuses(spec: Key, value: Any) -> Any:
     return _INVALID
 
 
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def _as_duration(spec: Key, value: Any) -> Any:
+    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+        return float(value)
+    match = _DURATION.match(value) if isinstance(value, str) else None
+    return float(match.group(1)) * _UNITS[match.group(2)] if match else _INVALID
+
+
 def _as_json(spec: Key, value: Any) -> Any:
     return _freeze(value) if isinstance(value, dict | list) else _INVALID
 
@@ -539,6 +563,7 @@ _CONVERT: Mapping[str, Callable[[Key, Any], Any]] = {
     "bool": _as_bool,
     "statuses": _as_statuses,
     "json": _as_json,
+    "duration": _as_duration,
     "table": lambda spec, value: _INVALID,  # tables are checked key by key above
 }
 

@@ -6,7 +6,8 @@ to a message and an exit status in one place (``cli.py``)::
     ResumerError
     ├── ConfigError        the job file (or its source file) is wrong        → exit 2
     ├── CheckpointError    the database is missing, foreign, damaged or busy → exit 2
-    │   └── JobLockedError another live process is running this job          → exit 2
+    │   ├── JobLockedError another live process is running this job          → exit 2
+    │   └── DamagedError   the file is corrupt or truncated                   → exit 2
     └── QueryError         one query failed; ``transient`` says if a retry may help
 
 Foreign exceptions (tomllib, sqlite3, httpx) are translated at the boundary
@@ -34,6 +35,10 @@ class JobLockedError(CheckpointError):
     def __init__(self, message: str, pid: int | None) -> None:
         super().__init__(message)
         self.pid = pid
+
+
+class DamagedError(CheckpointError):
+    """The checkpoint file is corrupt or truncated; the message names the last backup."""
 
 
 class QueryError(ResumerError):

@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import importlib.resources
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -36,7 +37,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from sqlalchemy import Connection, Engine, create_engine, event, exc
 from sqlalchemy.pool import PoolProxiedConnection, QueuePool
 
-from resumer.errors import CheckpointError
+from resumer.errors import CheckpointError, DamagedError
 from resumer.model import STATUSES, Children, Failure, Item, Release, Result, Task
 
 if TYPE_CHECKING:
@@ -189,6 +190,7 @@ class Store:
 
     @classmethod
     def _open_existing(cls, path: Path) -> Store:
+        _check_not_truncated(path)
         store = cls(path)
         try:
             with store._read() as cur:
@@ -349,6 +351,40 @@ class Store:
         """Store results in a transaction of their own; see ``Transaction.save``."""
         with self.transaction() as tx:
             return tx.save(results, leaf_level)
+
+    # -- backup and integrity ------------------------------------------------
+
+    def backup(self, dest: Path) -> None:
+        """Copy the checkpoint to ``dest`` with SQLite's online backup (safe while a run
+        writes): written beside ``dest`` and renamed, so ``dest`` is never half a copy."""
+        partial = dest.with_name(f".{dest.name}.partial")
+        try:
+            target = sqlite3.connect(partial)
+            try:
+                with self._read() as cur:
+                    cur.connection.backup(target)
+                target.execute("PRAGMA journal_mode = DELETE")  # one self-contained file
+            finally:
+                target.close()
+            os.replace(partial, dest)
+        except (OSError, sqlite3.Error) as error:
+            partial.unlink(missing_ok=True)
+            raise CheckpointError(f"{dest}: backup failed ({error})") from error
+
+    def check(self) -> list[str]:
+        """SQLite's integrity check plus the checkpoint's own invariants; what is wrong."""
+        problems: list[str] = []
+        with self._read() as cur:
+            rows = [r[0] for r in cur.execute("PRAGMA integrity_check").fetchall()]
+            if rows != ["ok"]:
+                problems += [f"SQLite: {row}" for row in rows[:20]]
+            for sql, what in _INVARIANTS:
+                found = cur.execute(sql).fetchall()
+                if found:
+                    ids = ", ".join(str(row[0]) for row in found[:10])
+                    more = " ..." if len(found) > 10 else ""
+                    problems.append(f"{what}: node(s) {ids}{more}")
+        return problems
 
     # -- reads ---------------------------------------------------------------
 
@@ -576,6 +612,26 @@ def _insert_sql(rows: int) -> str:
     )
 
 
+_INVARIANTS = (
+    (
+        "SELECT n.id FROM nodes AS n WHERE n.status IN ('waiting', 'complete') AND n.open_children"
+        " != (SELECT count(*) FROM nodes AS c WHERE c.parent_id = n.id AND c.status != 'complete')"
+        " LIMIT 11",
+        "open-children counter differs from the children not complete",
+    ),
+    (
+        "SELECT n.id FROM nodes AS n WHERE n.status = 'complete' AND EXISTS"
+        " (SELECT 1 FROM nodes AS c WHERE c.parent_id = n.id AND c.status != 'complete') LIMIT 11",
+        "complete node with a child not complete",
+    ),
+    (
+        "SELECT n.id FROM nodes AS n WHERE n.status IN ('pending', 'running', 'failed') AND EXISTS"
+        " (SELECT 1 FROM nodes AS c WHERE c.parent_id = n.id) LIMIT 11",
+        "node not yet queried that has children",
+    ),
+)
+
+
 def _complete_upward(cur: sqlite3.Cursor, completed: Counter[int]) -> None:
     """Count completed children off their parents (one statement per parent, not per
     child), and carry on upward with every parent that this completes."""
@@ -593,6 +649,27 @@ def _complete_upward(cur: sqlite3.Cursor, completed: Counter[int]) -> None:
         completed = above
 
 
+def _check_not_truncated(path: Path) -> None:
+    """Refuse a file shorter than its own header says (a copy cut short, a full disk)."""
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(100)
+        size = path.stat().st_size
+    except OSError as error:
+        raise CheckpointError(f"{path}: cannot read ({error.strerror})") from error
+    if len(header) < 100 or not header.startswith(b"SQLite format 3\x00"):
+        return  # not SQLite at all: the open that follows says so
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    valid = header[24:28] == header[92:96]  # the in-header size is trustworthy
+    if valid and pages and size < pages * page_size:
+        raise DamagedError(
+            f"{path}: the checkpoint is truncated ({size:,} bytes; its header says "
+            f"{pages * page_size:,})"
+        )
+
+
 def _translate(path: Path, error: exc.DBAPIError) -> CheckpointError:
     original = error.orig
     return _translate_text(path, str(original) if original is not None else str(error))
@@ -603,7 +680,9 @@ def _translate_sqlite(path: Path, error: sqlite3.Error) -> CheckpointError:
 
 
 def _translate_text(path: Path, text: str) -> CheckpointError:
-    if "not a database" in text or "malformed" in text:
+    if "malformed" in text:
+        return DamagedError(f"{path}: the checkpoint is damaged ({text})")
+    if "not a database" in text:
         return CheckpointError(f"{path}: not a resumer database, or damaged ({text})")
     if "locked" in text or "busy" in text:
         return CheckpointError(f"{path}: the database is locked by another program ({text})")
