@@ -110,6 +110,7 @@ def _run(
 ) -> Outcome:
     env = job.environment()
     logs.protect(env.values())
+    logs.set_job(Path(job.origin).name)
     limits = httpx.Limits(
         max_connections=job.crawl.http_concurrency,
         max_keepalive_connections=job.crawl.http_concurrency,

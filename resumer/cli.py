@@ -43,8 +43,10 @@ LogLevel = Annotated[
     typer.Option("--log-level", help="DEBUG, INFO, WARNING or ERROR.", case_sensitive=False),
 ]
 LogFile = Annotated[
-    Path | None, typer.Option("--log-file", help="Also write log lines to this file.")
+    Path | None,
+    typer.Option("--log-file", help="Also write log lines to this file (rotated by size)."),
 ]
+LogFormat = Annotated[str, typer.Option("--log-format", help="text, or json (one object a line).")]
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -66,11 +68,13 @@ def _errors() -> Iterator[None]:
         _fail(str(exc), EXIT_FAILED)
 
 
-def _logging(level: str, log_file: Path | None) -> None:
+def _logging(level: str, log_file: Path | None, log_format: str = "text") -> None:
     if level.upper() not in logs.LEVELS:
         _fail(f"--log-level: expected one of {', '.join(logs.LEVELS)}, got {level!r}", EXIT_USAGE)
+    if log_format not in logs.FORMATS:
+        _fail(f"--log-format: expected text or json, got {log_format!r}", EXIT_USAGE)
     try:
-        logs.configure(level, log_file, out)
+        logs.configure(level, log_file, out, log_format)
     except OSError as exc:
         _fail(f"--log-file: cannot write {log_file} ({exc.strerror})", EXIT_USAGE)
 
@@ -104,9 +108,10 @@ def start(
     db: DbOption = DEFAULT_DB,
     log_level: LogLevel = "INFO",
     log_file: LogFile = None,
+    log_format: LogFormat = "text",
 ) -> None:
     """Create the checkpoint, store the job file in it, and crawl until nothing is left."""
-    _logging(log_level, log_file)
+    _logging(log_level, log_file, log_format)
     with _errors():
         outcome = api.start(job_file, db, progress=_progress, handle_signals=True)
     _report(outcome, db)
@@ -120,9 +125,10 @@ def resume(
     ] = False,
     log_level: LogLevel = "INFO",
     log_file: LogFile = None,
+    log_format: LogFormat = "text",
 ) -> None:
     """Continue the job stored in the checkpoint, exactly where it stopped."""
-    _logging(log_level, log_file)
+    _logging(log_level, log_file, log_format)
     with _errors():
         if not db.is_file():
             raise CheckpointError(f"{db}: no such database (start a job with `resumer start`)")

@@ -1,23 +1,73 @@
-"""Logging setup: where lines go, their format, and masking of secrets.
+"""Logging setup: where lines go, their format, their context, and masking of secrets.
 
 Every handler carries ``REDACT``, a filter that masks the values of the job's
 ``${VAR}``s in each formatted line, so no secret reaches a log whatever code
-logged it. ``protect`` registers the values once they are read.
+logged it (``protect`` registers the values once they are read), and
+``CONTEXT``, which stamps each record with the job and, when the code that
+logged passed them (``extra=node_context(level, id)``), the tree level and node.
+Lines are text (``PLAIN_FORMAT``) or one JSON object each (``JsonFormatter``).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Iterable
+from datetime import UTC, datetime
+from logging.handlers import RotatingFileHandler
 from pathlib import Path
 
 from rich.console import Console
 
 from resumer.template import Redactor
 
-PLAIN_FORMAT = "%(asctime)s %(levelname)s %(message)s"
+PLAIN_FORMAT = "%(asctime)s %(levelname)s [%(job)s%(where)s] %(message)s"
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+FORMATS = ("text", "json")
+LOG_FILE_BYTES = 10 * 1024 * 1024  # a log file rotates past this size ...
+LOG_FILE_KEEP = 5  # ... keeping this many old ones (run.log.1 ... run.log.5)
+
+
+def node_context(level: int | None, node: str | None) -> dict[str, object]:
+    """``extra=`` for a log call about one node."""
+    return {"tree_level": level, "node": node}
+
+
+class ContextFilter(logging.Filter):
+    """Stamps every record with the job it belongs to, and a tree level and node if given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.job = "-"
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.job = self.job
+        level = getattr(record, "tree_level", None)
+        node = getattr(record, "node", None)
+        record.tree_level, record.node = level, node
+        record.where = "".join(
+            [f" level {level}" if level is not None else "", f" {node}" if node else ""]
+        )
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: time, severity, job, level, node, logger, message."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        document = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "severity": record.levelname,
+            "job": getattr(record, "job", None),
+            "level": getattr(record, "tree_level", None),
+            "node": getattr(record, "node", None),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            document["error"] = self.formatException(record.exc_info)
+        return json.dumps(document, ensure_ascii=False)
 
 
 class RedactingFilter(logging.Filter):
@@ -43,6 +93,7 @@ class RedactingFilter(logging.Filter):
 
 
 REDACT = RedactingFilter()
+CONTEXT = ContextFilter()
 
 
 def protect(secrets: Iterable[str]) -> None:
@@ -50,26 +101,40 @@ def protect(secrets: Iterable[str]) -> None:
     REDACT.protect(secrets)
 
 
-def configure(level: str, log_file: Path | None, console: Console | None) -> None:
-    """Log to the console (rich, above a live display) or stderr, and optionally to a file."""
+def set_job(name: str) -> None:
+    """Name the job that every log line from now on belongs to."""
+    CONTEXT.job = name
+
+
+def configure(
+    level: str, log_file: Path | None, console: Console | None, log_format: str = "text"
+) -> None:
+    """Log to the console (rich, above a live display) or stderr, and optionally to a file
+    that rotates by size; ``log_format`` is text or json (json is never rich)."""
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
     root.setLevel(level.upper())
+    formatter = JsonFormatter() if log_format == "json" else logging.Formatter(PLAIN_FORMAT)
     handlers: list[logging.Handler] = []
-    if console is not None and console.is_terminal:
+    if console is not None and console.is_terminal and log_format == "text":
         from rich.logging import RichHandler
 
-        handlers.append(RichHandler(console=console, show_path=False, rich_tracebacks=False))
+        rich = RichHandler(console=console, show_path=False, rich_tracebacks=False)
+        rich.setFormatter(logging.Formatter("[%(job)s%(where)s] %(message)s"))
+        handlers.append(rich)
     else:
         stream = logging.StreamHandler()
-        stream.setFormatter(logging.Formatter(PLAIN_FORMAT))
+        stream.setFormatter(formatter)
         handlers.append(stream)
     if log_file is not None:
-        file_handler = logging.FileHandler(log_file, encoding="utf-8")
-        file_handler.setFormatter(logging.Formatter(PLAIN_FORMAT))
+        file_handler = RotatingFileHandler(
+            log_file, maxBytes=LOG_FILE_BYTES, backupCount=LOG_FILE_KEEP, encoding="utf-8"
+        )
+        file_handler.setFormatter(formatter)
         handlers.append(file_handler)
     for handler in handlers:
+        handler.addFilter(CONTEXT)
         handler.addFilter(REDACT)
         root.addHandler(handler)
     for noisy in ("httpx", "httpcore", "alembic"):

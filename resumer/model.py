@@ -48,6 +48,7 @@ class Failure(NamedTuple):
     level: int
     error: str
     attempts: int
+    id: str = ""  # the node's own id, for messages
 
 
 class Release(NamedTuple):

@@ -31,12 +31,14 @@ from resumer import crashpoints
 from resumer.client import Client
 from resumer.config import Job
 from resumer.errors import QueryError
+from resumer.logs import node_context
 from resumer.model import Children, Failure, Item, Release, Result, Task
 from resumer.policies import (
     AdaptiveLimit,
     CircuitBreaker,
     ConcurrencyLimiter,
     Gate,
+    NodeLabel,
     Retrier,
     RetryPolicy,
     Stopped,
@@ -245,13 +247,13 @@ class Runner:
     def _load_roots(self) -> None:
         (task,) = self.store.claim(0, 1)
         try:
-            items = self.policies.retrier(0).call(self.client.load_roots, "source")
+            items = self.policies.retrier(0).call(self.client.load_roots, NodeLabel(0, "source"))
         except Stopped:
             self.store.save([Release(task.node, 0, 1)], self.leaf_level)
             return
         except QueryError as exc:
             log.error("the source failed: %s", exc)
-            self.store.save([Failure(task.node, 0, str(exc), 1)], self.leaf_level)
+            self.store.save([Failure(task.node, 0, str(exc), 1, "source")], self.leaf_level)
             return
         self.store.save([Children(task.node, 0, items, 1)], self.leaf_level)
         log.info("loaded %d level-1 node(s) from the source", len(items))
@@ -290,7 +292,13 @@ class Runner:
         for result in results:
             self._outstanding[result.level] -= 1
             if isinstance(result, Failure):
-                log.warning("failed: level %d node: %s", result.level, result.error)
+                log.warning(
+                    "failed: level %d id %r: %s",
+                    result.level,
+                    result.id,
+                    result.error,
+                    extra=node_context(result.level, result.id),
+                )
             elif isinstance(result, Release):
                 self._maybe_pending.add(result.level)
         self._maybe_pending |= fed & set(self._queues)
@@ -338,19 +346,19 @@ class Runner:
             crashpoints.hit("after_http")
             return items
 
-        label = f"level {task.level} id {task.id!r}"
+        label = NodeLabel(task.level, task.id)
         try:
             items = self.policies.retrier(task.level).call(attempt, label)
         except Stopped:
             return Release(task.node, task.level, attempts)
         except QueryError as exc:
             if self._server_trouble(exc, task, attempts):
-                log.info("%s back to pending: %s", label, exc)
+                log.info("%s back to pending: %s", label, exc, extra=label.context())
                 return Release(task.node, task.level, attempts)
-            return Failure(task.node, task.level, str(exc), attempts)
+            return Failure(task.node, task.level, str(exc), attempts, task.id)
         except Exception as exc:  # a bug must not hang the run: fail the node, keep going
-            log.exception("internal error querying %s", label)
-            return Failure(task.node, task.level, f"internal error: {exc!r}", attempts)
+            log.exception("internal error querying %s", label, extra=label.context())
+            return Failure(task.node, task.level, f"internal error: {exc!r}", attempts, task.id)
         return Children(task.node, task.level, items, attempts)
 
     def _server_trouble(self, error: QueryError, task: Task, attempts: int) -> bool:

@@ -13,13 +13,14 @@ from resumer.policies.breaker import CircuitBreaker
 from resumer.policies.concurrency import AdaptiveLimit, ConcurrencyLimiter
 from resumer.policies.gate import Gate, Outcome
 from resumer.policies.rate import TokenBucket
-from resumer.policies.retry import Retrier, RetryPolicy, Stopped
+from resumer.policies.retry import NodeLabel, Retrier, RetryPolicy, Stopped
 
 __all__ = [
     "AdaptiveLimit",
     "CircuitBreaker",
     "ConcurrencyLimiter",
     "Gate",
+    "NodeLabel",
     "Outcome",
     "Retrier",
     "RetryPolicy",

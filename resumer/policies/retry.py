@@ -11,7 +11,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 from tenacity import (
     RetryCallState,
@@ -26,6 +26,20 @@ from resumer.errors import QueryError
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+
+class NodeLabel(NamedTuple):
+    """Which node a retried query is for: printed in messages, and given to the logs as
+    context (``extra``) so each line carries the level and the node."""
+
+    level: int
+    id: str
+
+    def __str__(self) -> str:
+        return f"level {self.level} id {self.id!r}"
+
+    def context(self) -> dict[str, object]:
+        return {"tree_level": self.level, "node": self.id}
 
 
 class Stopped(Exception):
@@ -65,7 +79,7 @@ class _Replay(Generic[T]):
         self._fn = fn
         self._first: BaseException | None = first
 
-    def __call__(self, _label: str) -> T:
+    def __call__(self, _label: object) -> T:
         if self._first is not None:
             error, self._first = self._first, None
             raise error
@@ -99,7 +113,7 @@ class Retrier:
             reraise=True,
         )
 
-    def call(self, fn: Callable[[], T], label: str) -> T:
+    def call(self, fn: Callable[[], T], label: NodeLabel | str) -> T:
         """Run ``fn`` until it succeeds, fails for good, runs out of attempts or a stop comes.
 
         The first attempt runs bare: most calls succeed, and tenacity's
@@ -128,14 +142,16 @@ class Retrier:
 
     def _log_retry(self, state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None
+        label = state.args[0]
         log.info(
             "retry %s: attempt %d of %d failed (%s); waiting %.2fs",
-            state.args[0],
+            label,
             state.attempt_number,
             self.policy.attempts,
             error,
             state.upcoming_sleep,
+            extra=label.context() if isinstance(label, NodeLabel) else None,
         )
 
 
-__all__ = ["Retrier", "RetryPolicy", "Stopped"]
+__all__ = ["NodeLabel", "Retrier", "RetryPolicy", "Stopped"]
