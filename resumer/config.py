@@ -68,6 +68,7 @@ class Key:
             "bool": "true or false",
             "statuses": "a list of HTTP statuses (100 to 599)",
             "duration": 'a duration like "90s", "10m", "2h" or a number of seconds',
+            "weights": "a table of integer weights",
         }[self.kind]
         if self.minimum is not None and self.maximum is not None:
             return f"{noun} from {_num(self.minimum)} to {_num(self.maximum)}"
@@ -118,6 +119,13 @@ SCHEMA: Mapping[str, Mapping[str, Key]] = {
     "rate": {
         "per_second": Key("float", 0.0, minimum=0, maximum=1_000_000, help="0 = unlimited"),
         "burst": Key("int", 1, minimum=1, maximum=1_000_000, help="calls allowed at once"),
+    },
+    "priority": {
+        "order": Key(
+            "str", "depth-first", choices=("depth-first", "breadth-first"), help="levels first"
+        ),
+        "types": Key("weights", MappingProxyType({}), help="weight per node type"),
+        "roots": Key("weights", MappingProxyType({}), help="weight per level-1 id"),
     },
     "backup": {
         "every": Key("duration", 0.0, help='periodic backups: "10m", "1h", seconds; 0 = none'),
@@ -202,6 +210,18 @@ class Breaker:
 
 
 @dataclass(frozen=True, slots=True)
+class Priority:
+    order: str  # "depth-first" or "breadth-first"
+    types: Mapping[str, int]
+    roots: Mapping[str, int]
+
+    def of(self, level: int, item_id: str, item_type: str, parent_priority: int) -> int:
+        """A node's priority: its parent's (a subtree inherits), plus its own weights."""
+        weight = self.types.get(item_type, 0) + parent_priority
+        return weight + self.roots.get(item_id, 0) if level == 1 else weight
+
+
+@dataclass(frozen=True, slots=True)
 class Backup:
     every: float  # seconds; 0 = no periodic backup
     keep: int
@@ -256,6 +276,7 @@ class Job:
     breaker: Breaker = Breaker(DEFAULT_FAILURE_THRESHOLD, DEFAULT_RESET_TIMEOUT)
     rate: Rate = Rate(0.0, 1)
     backup: Backup = Backup(0.0, 5)
+    priority: Priority = Priority("depth-first", MappingProxyType({}), MappingProxyType({}))
 
     @property
     def queried_levels(self) -> range:
@@ -363,6 +384,7 @@ class _Validator:
             breaker=Breaker(**values["breaker"]),
             rate=Rate(**values["rate"]),
             backup=Backup(**values["backup"]),
+            priority=Priority(**values["priority"]),
         )
 
     def crawl(self, values: dict[str, Any]) -> Crawl:
@@ -552,6 +574,15 @@ def _as_duration(spec: Key, value: Any) -> Any:
     return float(match.group(1)) * _UNITS[match.group(2)] if match else _INVALID
 
 
+def _as_weights(spec: Key, value: Any) -> Any:
+    if isinstance(value, dict) and all(
+        isinstance(v, int) and not isinstance(v, bool) and -(10**9) <= v <= 10**9
+        for v in value.values()
+    ):
+        return MappingProxyType(dict(value))
+    return _INVALID
+
+
 def _as_json(spec: Key, value: Any) -> Any:
     return _freeze(value) if isinstance(value, dict | list) else _INVALID
 
@@ -564,6 +595,7 @@ _CONVERT: Mapping[str, Callable[[Key, Any], Any]] = {
     "statuses": _as_statuses,
     "json": _as_json,
     "duration": _as_duration,
+    "weights": _as_weights,
     "table": lambda spec, value: _INVALID,  # tables are checked key by key above
 }
 

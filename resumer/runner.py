@@ -199,7 +199,7 @@ class Runner:
         claimed: dict[int, list[Task]] = {}
         with self.store.transaction() as tx:
             if results:
-                fed = tx.save(results, self.leaf_level)
+                fed = tx.save(results, self.leaf_level, self.job.priority.of)
             self._account(results, fed)
             for level, want in self._wants().items():
                 claimed[level] = tx.claim(level, want)
@@ -241,8 +241,11 @@ class Runner:
         ]
 
     def _wants(self) -> dict[int, int]:
-        # Deeper levels first: subtrees finish early and the frontier stays small.
-        return {level: self._claim_size(level) for level in sorted(self._hungry_levels())[::-1]}
+        # Depth-first (the default): deeper levels first, so subtrees finish early and the
+        # frontier stays small. Breadth-first: upper levels first.
+        deeper_first = self.job.priority.order == "depth-first"
+        levels = sorted(self._hungry_levels(), reverse=deeper_first)
+        return {level: self._claim_size(level) for level in levels}
 
     def _load_roots(self) -> None:
         (task,) = self.store.claim(0, 1)
@@ -255,7 +258,7 @@ class Runner:
             log.error("the source failed: %s", exc)
             self.store.save([Failure(task.node, 0, str(exc), 1, "source")], self.leaf_level)
             return
-        self.store.save([Children(task.node, 0, items, 1)], self.leaf_level)
+        self.store.save([Children(task.node, 0, items, 1)], self.leaf_level, self.job.priority.of)
         log.info("loaded %d level-1 node(s) from the source", len(items))
 
     def _collect(self, *, wait: bool) -> list[Result]:
@@ -284,7 +287,7 @@ class Runner:
         if not results:
             return
         with self.store.transaction() as tx:
-            fed = tx.save(results, self.leaf_level)
+            fed = tx.save(results, self.leaf_level, self.job.priority.of)
             self._account(results, fed)
 
     def _account(self, results: list[Result], fed: set[int]) -> None:

@@ -28,7 +28,7 @@ import sqlite3
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
 # The newest Alembic revision this code knows; a test checks it is the head.
 # Knowing it lets a checkpoint already at head open without importing Alembic.
-SCHEMA_REVISION = "0002"
+SCHEMA_REVISION = "0003"
 MIN_SQLITE = (3, 35, 0)  # UPDATE ... RETURNING
 BUSY_TIMEOUT_MS = 60_000  # how long a writer waits for SQLite's lock
 SOURCE_NODE = 0  # the job's own row: its children are the level-1 nodes
@@ -87,6 +87,12 @@ class FailedNode(NamedTuple):
 
 
 Counts = dict[int, dict[str, int]]
+PriorityOf = Callable[[int, str, str, int], int]  # (level, id, type, parent's) -> priority
+
+
+def inherit(level: int, item_id: str, item_type: str, parent_priority: int) -> int:
+    """The default priority of a new node: its parent's."""
+    return parent_priority
 
 
 def _engine(path: Path, *, immediate: bool) -> Engine:
@@ -347,10 +353,12 @@ class Store:
         with self.transaction() as tx:
             return tx.claim(level, limit)
 
-    def save(self, results: Sequence[Result], leaf_level: int) -> set[int]:
+    def save(
+        self, results: Sequence[Result], leaf_level: int, priority: PriorityOf = inherit
+    ) -> set[int]:
         """Store results in a transaction of their own; see ``Transaction.save``."""
         with self.transaction() as tx:
-            return tx.save(results, leaf_level)
+            return tx.save(results, leaf_level, priority)
 
     # -- backup and integrity ------------------------------------------------
 
@@ -484,11 +492,12 @@ class Transaction:
         return self._cur.rowcount
 
     def claim(self, level: int, limit: int) -> list[Task]:
-        """Mark up to ``limit`` pending nodes of ``level`` running; return them, oldest first."""
+        """Mark up to ``limit`` pending nodes of ``level`` running; return them, highest
+        priority first, then oldest."""
         rows = self._cur.execute(
             "SELECT n.id, n.level, n.item_id, n.name, n.type, coalesce(p.item_id, ''), n.attempts"
             " FROM nodes AS n LEFT JOIN nodes AS p ON p.id = n.parent_id"
-            " WHERE n.status = 'pending' AND n.level = ? ORDER BY n.id LIMIT ?",
+            " WHERE n.status = 'pending' AND n.level = ? ORDER BY n.priority DESC, n.id LIMIT ?",
             (level, limit),
         ).fetchall()
         if rows:
@@ -498,8 +507,13 @@ class Transaction:
             )
         return [Task._make(row) for row in rows]
 
-    def save(self, results: Sequence[Result], leaf_level: int) -> set[int]:
+    def save(
+        self, results: Sequence[Result], leaf_level: int, priority: PriorityOf = inherit
+    ) -> set[int]:
         """Store results; return the levels that gained pending nodes.
+
+        ``priority(level, id, type, parent_priority)`` gives each new child its
+        priority (by default, its parent's).
 
         A result applies only while its node is ``running``: a repeated or late
         one changes nothing. The statements are grouped for the whole batch (one
@@ -531,22 +545,29 @@ class Transaction:
                 )
         fed: set[int] = set()
         completed: Counter[int] = Counter()  # parent -> children completed in this batch
-        children: list[object] = []  # INSERT values, 8 per child
+        children: list[object] = []  # INSERT values, _COLUMNS per child
+        now = time.time()
         for (status, open_children, attempts), by_node in outcomes.items():
-            for node, parent in _mark_queried(cur, status, open_children, attempts, by_node):
+            marked = _mark_queried(cur, status, open_children, attempts, by_node, now)
+            for node, parent, weight in marked:
                 result = by_node[node]
                 child_level = result.level + 1
-                child_status = "complete" if child_level >= leaf_level else "pending"
+                leaves = child_level >= leaf_level
+                child_status, done_at = ("complete", now) if leaves else ("pending", None)
                 for position, (item_id, name, kind, payload) in enumerate(result.items):
                     children += (node, child_level, position, item_id, name, kind, payload)
-                    children.append(child_status)
+                    children += (
+                        child_status,
+                        priority(child_level, item_id, kind, weight),
+                        done_at,
+                    )
                 if status == "complete":
                     if parent is not None:
                         completed[parent] += 1
                 else:
                     fed.add(child_level)
         _insert_children(cur, children)
-        _complete_upward(cur, completed)
+        _complete_upward(cur, completed, now)
         return fed
 
 
@@ -556,26 +577,29 @@ def _mark_queried(
     open_children: int,
     attempts: int,
     by_node: dict[int, Children],
-) -> list[tuple[int, int | None]]:
-    """Set the status of the nodes still ``running``; return (node, parent) of those."""
+    now: float,
+) -> list[tuple[int, int | None, int]]:
+    """Set the status of the nodes still ``running``; return (node, parent, priority) of
+    those."""
     # The ids go in as one JSON array: one statement shape whatever their number, so
     # SQLite's statement cache never fills with near-copies.
     return cur.execute(
-        "UPDATE nodes SET status = ?, open_children = ?, attempts = attempts + ?"
+        "UPDATE nodes SET status = ?, open_children = ?, attempts = attempts + ?,"
+        " completed_at = CASE WHEN ? = 'complete' THEN ? END"
         " WHERE status = 'running' AND id IN (SELECT value FROM json_each(?))"
-        " RETURNING id, parent_id",
-        (status, open_children, attempts, json.dumps(list(by_node))),
+        " RETURNING id, parent_id, priority",
+        (status, open_children, attempts, status, now, json.dumps(list(by_node))),
     ).fetchall()
 
 
 def _insert_children(cur: sqlite3.Cursor, values: list[object]) -> None:
     """Insert children, 8 values each, in multi-row statements: one statement step for
     many rows, not one per row."""
-    start, left = 0, len(values) // 8
+    start, left = 0, len(values) // _COLUMNS
     while left:
         # Powers of two only: a handful of statement shapes stay cached and reused.
         count = min(_BATCH_ROWS, 1 << (left.bit_length() - 1))
-        cur.execute(_insert_sql(count), values[start * 8 : (start + count) * 8])
+        cur.execute(_insert_sql(count), values[start * _COLUMNS : (start + count) * _COLUMNS])
         start += count
         left -= count
 
@@ -599,16 +623,17 @@ class Reader:
         return [NodeRow._make(row) for row in rows]
 
 
+_COLUMNS = 10  # values per inserted child
 _BATCH_ROWS = 256  # rows per INSERT at most (8 variables a row; SQLite allows 32,766)
 
 
 @functools.lru_cache(maxsize=16)
 def _insert_sql(rows: int) -> str:
     """One multi-row INSERT statement for ``rows`` children."""
-    values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * rows)
+    values = ", ".join(["(" + ", ".join("?" * _COLUMNS) + ")"] * rows)
     return (
-        "INSERT INTO nodes (parent_id, level, position, item_id, name, type, payload, status)"
-        f" VALUES {values}"
+        "INSERT INTO nodes (parent_id, level, position, item_id, name, type, payload, status,"
+        f" priority, completed_at) VALUES {values}"
     )
 
 
@@ -632,17 +657,20 @@ _INVARIANTS = (
 )
 
 
-def _complete_upward(cur: sqlite3.Cursor, completed: Counter[int]) -> None:
+def _complete_upward(cur: sqlite3.Cursor, completed: Counter[int], now: float) -> None:
     """Count completed children off their parents (one statement per parent, not per
     child), and carry on upward with every parent that this completes."""
     while completed:
         above: Counter[int] = Counter()
         for parent, count in completed.items():
             row = cur.execute(
-                "UPDATE nodes SET open_children = open_children - ?, status = CASE"
-                " WHEN open_children = ? AND status = 'waiting' THEN 'complete' ELSE status END"
+                "UPDATE nodes SET open_children = open_children - ?,"
+                " completed_at = CASE WHEN open_children = ? AND status = 'waiting'"
+                " THEN ? ELSE completed_at END,"
+                " status = CASE WHEN open_children = ? AND status = 'waiting'"
+                " THEN 'complete' ELSE status END"
                 " WHERE id = ? RETURNING status, parent_id",
-                (count, count, parent),
+                (count, count, now, count, parent),
             ).fetchall()
             if row and row[0][0] == "complete" and row[0][1] is not None:
                 above[row[0][1]] += 1
