@@ -18,7 +18,7 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
-from crawl import Run, run_resumer, start_fake_api
+from crawl import Run, compile_package, run_resumer, start_fake_api
 
 FAULTS = [
     "--error-rate", "0.05", "--throttle-rate", "0.05", "--retry-after", "0.1",
@@ -69,6 +69,7 @@ def report(name: str, run: Run, statuses: dict[str, int], note: str = "") -> Non
 
 
 def main() -> None:
+    compile_package()
     print(f"{'scenario':<34} {'wall s':>7} {'goodput':>9} {'calls':>8} {'429s':>7}")
     with tempfile.TemporaryDirectory(prefix="resumer-bench-") as tmp:
         folder = Path(tmp)

@@ -45,7 +45,7 @@ from resumer.policies import (
     TokenBucket,
 )
 from resumer.policies.breaker import CLOSED
-from resumer.store import Store, Transaction
+from resumer.store import PriorityOf, Store, Transaction, inherit
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +149,8 @@ class Runner:
         self.clock = clock
         self.stop_event = policies.stop
         self.leaf_level = job.crawl.max_depth
+        weighted = job.priority.types or job.priority.roots
+        self._priority_of: PriorityOf = job.priority.of if weighted else inherit
         self._health: tuple[str, int] | None = None
         self._health_at = -1e9
         self._results: queue.SimpleQueue[object] = queue.SimpleQueue()
@@ -199,7 +201,7 @@ class Runner:
         claimed: dict[int, list[Task]] = {}
         with self.store.transaction() as tx:
             if results:
-                fed = tx.save(results, self.leaf_level, self.job.priority.of)
+                fed = tx.save(results, self.leaf_level, self._priority_of)
             self._account(results, fed)
             for level, want in self._wants().items():
                 claimed[level] = tx.claim(level, want)
@@ -258,7 +260,7 @@ class Runner:
             log.error("the source failed: %s", exc)
             self.store.save([Failure(task.node, 0, str(exc), 1, "source")], self.leaf_level)
             return
-        self.store.save([Children(task.node, 0, items, 1)], self.leaf_level, self.job.priority.of)
+        self.store.save([Children(task.node, 0, items, 1)], self.leaf_level, self._priority_of)
         log.info("loaded %d level-1 node(s) from the source", len(items))
 
     def _collect(self, *, wait: bool) -> list[Result]:
@@ -287,7 +289,7 @@ class Runner:
         if not results:
             return
         with self.store.transaction() as tx:
-            fed = tx.save(results, self.leaf_level, self.job.priority.of)
+            fed = tx.save(results, self.leaf_level, self._priority_of)
             self._account(results, fed)
 
     def _account(self, results: list[Result], fed: set[int]) -> None:

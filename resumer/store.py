@@ -547,6 +547,7 @@ class Transaction:
         completed: Counter[int] = Counter()  # parent -> children completed in this batch
         children: list[object] = []  # INSERT values, _COLUMNS per child
         now = time.time()
+        weigh = None if priority is inherit else priority  # no call per child when unweighted
         for (status, open_children, attempts), by_node in outcomes.items():
             marked = _mark_queried(cur, status, open_children, attempts, by_node, now)
             for node, parent, weight in marked:
@@ -558,7 +559,7 @@ class Transaction:
                     children += (node, child_level, position, item_id, name, kind, payload)
                     children += (
                         child_status,
-                        priority(child_level, item_id, kind, weight),
+                        weight if weigh is None else weigh(child_level, item_id, kind, weight),
                         done_at,
                     )
                 if status == "complete":
