@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -25,6 +26,7 @@ from resumer.backups import PeriodicBackup, last_backup_advice
 from resumer.client import Client, read_source_file
 from resumer.config import Job, load_job, parse_job
 from resumer.errors import CheckpointError, DamagedError
+from resumer.estimate import eta_seconds, remaining_queries
 from resumer.export import write_export
 from resumer.model import STATUSES
 from resumer.runner import Outcome, Policies, Runner, install_signal_handlers
@@ -175,14 +177,15 @@ def opened(db: Path) -> Iterator[Store]:
 
 
 def status(db: Path) -> dict[str, Any]:
-    """The job's state and counts: the contracted ``status --json`` keys plus timings."""
+    """The job's state and counts (the contracted ``status --json`` keys first), then its
+    timings, pace, retries, the policies' state and an estimate of the time left."""
     with opened(db) as store:
         job = stored_job(store)
         counts = store.counts()
         record = store.job()
         source = store.source_status()
         has_work = store.has_work()
-        breaker, limit = store.health()
+        health = store.health()
         source_error = store.source_error() if source == "failed" else None
     pid = lock.holder(db)
     if pid is not None:
@@ -200,19 +203,38 @@ def status(db: Path) -> dict[str, Any]:
         levels[str(level)] = row
     totals = {key: sum(row[key] for row in levels.values()) for key in (*STATUSES, "total")}
     elapsed = record.run_seconds
-    if state == "running" and record.started_at:
+    running = state == "running"
+    if running and record.started_at:
         elapsed += max(0.0, time.time() - record.started_at)
+    remaining = remaining_queries(counts, job.crawl.max_depth)
+    rate = health.rate if running else None
     return {
         "state": state,
         "levels": levels,
         "totals": totals,
+        "started_at": _iso(record.created_at),
+        "finished_at": _iso(record.finished_at) if not running else None,
+        "elapsed_seconds": round(elapsed, 1),
+        "queries_per_second": round(rate, 1) if rate is not None else None,
+        "remaining_queries_estimate": round(remaining),
+        "eta_seconds_estimate": _rounded(eta_seconds(remaining, rate)) if running else None,
+        "retries": health.new_retries,
+        "failed": totals["failed"] + (1 if source_error else 0),
+        "breaker": health.breaker if running else None,
+        "concurrency_limit": health.limit if running else None,
         "pid": pid if pid and pid > 0 else None,
-        "created_at": record.created_at,
-        "elapsed": elapsed,
         "source_error": source_error,
-        "breaker": breaker if state == "running" else None,
-        "concurrency_limit": limit if state == "running" else None,
     }
+
+
+def _iso(stamp: float | None) -> str | None:
+    if stamp is None:
+        return None
+    return datetime.fromtimestamp(stamp).astimezone().isoformat(timespec="seconds")
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value)
 
 
 def failed(db: Path) -> Iterator[FailedNode]:

@@ -10,6 +10,7 @@ import json
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -153,17 +154,34 @@ def resume(
 def status(
     db: DbOption = DEFAULT_DB,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    watch: Annotated[
+        bool, typer.Option("--watch", help="Refresh until the job stops (Ctrl-C to leave).")
+    ] = False,
+    every: Annotated[
+        float, typer.Option("--every", help="Seconds between refreshes with --watch.", min=0.2)
+    ] = 2.0,
 ) -> None:
-    """Show the job's state and node counts per level and status."""
+    """Show the job's state, pace, ETA and node counts per level and status (read-only)."""
     with _errors():
         info = api.status(db)
     if as_json:
-        contracted = {key: info[key] for key in ("state", "levels", "totals")}
-        out.print_json(json.dumps(contracted)) if out.is_terminal else print(json.dumps(contracted))
+        print(json.dumps(info))
         return
     from resumer.display import status_table
 
-    out.print(status_table(info))
+    if not watch:
+        out.print(status_table(info))
+        return
+    from rich.live import Live
+
+    with _errors(), Live(status_table(info), console=out, auto_refresh=False) as live:
+        try:
+            while info["state"] == "running":
+                time.sleep(every)
+                info = api.status(db)
+                live.update(status_table(info), refresh=True)
+        except KeyboardInterrupt:
+            pass
 
 
 @app.command()

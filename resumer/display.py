@@ -51,11 +51,28 @@ def status_table(info: Mapping[str, Any]) -> Group:
     if info.get("pid"):
         header.append(f" (process {info['pid']})")
     lines = [header]
-    if info.get("created_at"):
-        created = datetime.fromtimestamp(info["created_at"]).strftime("%Y-%m-%d %H:%M:%S")
-        lines.append(Text(f"started: {created}   elapsed: {format_duration(info['elapsed'])}"))
+    timing = f"started: {_when(info.get('started_at'))}"
+    timing += f"   elapsed: {format_duration(info.get('elapsed_seconds') or 0)}"
+    if info.get("finished_at"):
+        timing += f"   finished: {_when(info['finished_at'])}"
+    lines.append(Text(timing))
+    if state == "running":
+        rate = info.get("queries_per_second")
+        pace = f"{rate:,.1f} queries/s over the last minute" if rate is not None else "pace: -"
+        lines.append(Text(f"{pace}   retries: {info.get('retries', 0):,}"))
+        eta = info.get("eta_seconds_estimate")
+        remaining = info.get("remaining_queries_estimate", 0)
+        left = format_duration(eta) if eta is not None else "unknown"
+        lines.append(
+            Text(
+                f"ETA ~{left} for ~{remaining:,} queries left (an estimate: from the known "
+                "frontier, the mean fan-out per level so far and the current rate)"
+            )
+        )
     if info.get("breaker"):
         lines.append(Text(health_text(info["breaker"], info.get("concurrency_limit"))))
+    if info.get("failed"):
+        lines.append(Text(f"failed: {info['failed']:,} (see: resumer failed)", style="red"))
     if info.get("source_error"):
         lines.append(Text(f"source failed: {info['source_error']}", style="red"))
     table = Table(show_edge=False, header_style="bold")
@@ -67,6 +84,12 @@ def status_table(info: Mapping[str, Any]) -> Group:
     totals = info["totals"]
     table.add_row("all", *(f"{totals[s]:,}" for s in (*STATUSES, "total")), style="bold")
     return Group(*lines, table)
+
+
+def _when(iso: str | None) -> str:
+    if not iso:
+        return "-"
+    return datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def health_text(breaker: str | None, limit: int | None) -> str:

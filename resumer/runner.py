@@ -23,6 +23,7 @@ import signal
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
@@ -45,7 +46,7 @@ from resumer.policies import (
     TokenBucket,
 )
 from resumer.policies.breaker import CLOSED
-from resumer.store import PriorityOf, Store, Transaction, inherit
+from resumer.store import Health, PriorityOf, Store, Transaction, inherit
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,8 @@ QUEUE_DEPTH = 2  # claimed-but-unstarted tasks kept per worker (bounds repeats a
 SAVE_BATCH = 1024  # results committed per transaction at most
 POLL = 0.25  # seconds the coordinator waits for a result before re-checking the stop flag
 RELEASES = 10  # a node the server keeps throttling fails after this many rounds of attempts
-HEALTH_EVERY = 1.0  # seconds between two checks of the health recorded for `status`
+RATE_WINDOW = 60.0  # seconds behind the queries-a-second figure that `status` shows
+HEALTH_EVERY = 0.5  # seconds between two checks of the health recorded for `status`
 GATHER = 0.002  # seconds spent gathering more results into one commit once one has arrived
 
 _WAKE = object()  # put on the results queue to wake the coordinator
@@ -151,7 +153,6 @@ class Runner:
         self.leaf_level = job.crawl.max_depth
         weighted = job.priority.types or job.priority.roots
         self._priority_of: PriorityOf = job.priority.of if weighted else inherit
-        self._health: tuple[str, int] | None = None
         self._health_at = -1e9
         self._results: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._queues: dict[int, queue.SimpleQueue[Task | None]] = {
@@ -162,6 +163,10 @@ class Runner:
         self._levels_done: set[int] = set()
         self._threads: list[threading.Thread] = []
         self._saved = 0
+        self._queried = 0  # queries answered for good (children or a failure) in this run
+        self._retries = 0  # calls beyond the first, in this run
+        self._retries_recorded = 0
+        self._paces: deque[tuple[float, int]] = deque()
 
     # -- control ---------------------------------------------------------------
 
@@ -219,15 +224,19 @@ class Runner:
         return True
 
     def _record_health(self, tx: Transaction) -> None:
-        """Keep the breaker state and in-flight limit in the checkpoint, for ``status``."""
+        """Keep the pace and the policies' state in the checkpoint, for ``status``."""
         now = self.clock()
         if now - self._health_at < HEALTH_EVERY:
             return
         self._health_at = now
-        health = self.policies.health()
-        if health != self._health:
-            tx.set_health(*health)
-            self._health = health
+        self._paces.append((now, self._queried))
+        while len(self._paces) > 2 and now - self._paces[0][0] > RATE_WINDOW:
+            self._paces.popleft()
+        then, before = self._paces[0]
+        rate = (self._queried - before) / (now - then) if now > then else None
+        breaker, limit = self.policies.health()
+        tx.set_health(Health(breaker, limit, rate, self._retries - self._retries_recorded))
+        self._retries_recorded = self._retries
 
     def _claim_size(self, level: int) -> int:
         return self.job.level(level).workers * QUEUE_DEPTH
@@ -295,6 +304,9 @@ class Runner:
     def _account(self, results: list[Result], fed: set[int]) -> None:
         self._saved += len(results)
         for result in results:
+            self._retries += max(0, result.attempts - 1)
+            if not isinstance(result, Release):
+                self._queried += 1
             self._outstanding[result.level] -= 1
             if isinstance(result, Failure):
                 log.warning(

@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
 # The newest Alembic revision this code knows; a test checks it is the head.
 # Knowing it lets a checkpoint already at head open without importing Alembic.
-SCHEMA_REVISION = "0003"
+SCHEMA_REVISION = "0004"
 MIN_SQLITE = (3, 35, 0)  # UPDATE ... RETURNING
 BUSY_TIMEOUT_MS = 60_000  # how long a writer waits for SQLite's lock
 SOURCE_NODE = 0  # the job's own row: its children are the level-1 nodes
@@ -75,6 +75,15 @@ class NodeRow(NamedTuple):
     status: str
     error: str | None
     position: int
+
+
+class Health(NamedTuple):
+    """A running job's pace and policies' state, as ``status`` shows them."""
+
+    breaker: str | None
+    limit: int | None
+    rate: float | None  # queries a second over the last minute
+    new_retries: int  # retries since the last record (when read back: in all)
 
 
 class FailedNode(NamedTuple):
@@ -407,11 +416,13 @@ class Store:
             counts.setdefault(level, dict.fromkeys(STATUSES, 0))[status] = n
         return counts
 
-    def health(self) -> tuple[str | None, int | None]:
-        """The breaker state and in-flight limit last recorded by a run."""
+    def health(self) -> Health:
+        """How the job fared when a run last recorded it (``new_retries``: all so far)."""
         with self._read() as cur:
-            row = cur.execute("SELECT breaker_state, concurrency_limit FROM job").fetchone()
-        return (row[0], row[1]) if row else (None, None)
+            row = cur.execute(
+                "SELECT breaker_state, concurrency_limit, rate, retries FROM job"
+            ).fetchone()
+        return Health(*row) if row else Health(None, None, None, 0)
 
     def failed_nodes(self) -> Iterator[FailedNode]:
         """Every failed node, oldest first (the job's source included, as level 0)."""
@@ -480,11 +491,12 @@ class Transaction:
     def __init__(self, cur: sqlite3.Cursor) -> None:
         self._cur = cur
 
-    def set_health(self, breaker: str, limit: int) -> None:
-        """Record the running job's breaker state and in-flight limit (for ``status``)."""
+    def set_health(self, health: Health) -> None:
+        """Record how the running job fares (for ``status`` in another terminal)."""
         self._cur.execute(
-            "UPDATE job SET breaker_state = ?, concurrency_limit = ?, health_at = ? WHERE id = 1",
-            (breaker, limit, time.time()),
+            "UPDATE job SET breaker_state = ?, concurrency_limit = ?, rate = ?,"
+            " retries = retries + ?, health_at = ? WHERE id = 1",
+            (health.breaker, health.limit, health.rate, health.new_retries, time.time()),
         )
 
     def reset_running(self) -> int:

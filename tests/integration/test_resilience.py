@@ -129,7 +129,7 @@ def overloaded_crawl(folder: Path, k: int, crawl: str) -> tuple[list[int], list[
         statuses = [status for _, _, status in server.stats.events or []]
         concurrency = list(server.stats.concurrency or [])
     store = Store.open(folder / "r.db", migrate=False)
-    _, limit = store.health()
+    limit = store.health().limit
     store.close()
     return statuses, concurrency, limit
 

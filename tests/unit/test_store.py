@@ -191,7 +191,7 @@ def test_an_older_checkpoint_is_upgraded_in_place_keeping_its_work(store: Store)
     upgraded = Store.open(store.path)
     assert upgraded.revision() == SCHEMA_REVISION
     assert statuses(upgraded) == {"A": "running"}
-    assert upgraded.health() == (None, None)
+    assert upgraded.health() == (None, None, None, 0)
     upgraded.close()
 
 

@@ -1,0 +1,41 @@
+"""How much work is left: an estimate from the known frontier and the fan-out so far.
+
+Pure arithmetic on the counts per level and status, so ``status`` can say how
+many queries remain and, with the current rate, about when the job will end.
+It is an estimate: the API may have more (or fewer) children below the
+frontier than the levels above suggest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+
+def remaining_queries(levels: Mapping[int, Mapping[str, int]], max_depth: int) -> float:
+    """Queries still to make: the nodes not yet queried, plus the ones their subtrees
+    are expected to bring (each level's mean fan-out so far, level by level)."""
+    remaining = 0.0
+    carried = 0.0  # nodes expected at this level from unqueried nodes above
+    for level in range(1, max_depth):
+        counts = levels.get(level, {})
+        unqueried = counts.get("pending", 0) + counts.get("running", 0) + carried
+        remaining += unqueried
+        carried = unqueried * fan_out(levels, level)
+    return remaining
+
+
+def fan_out(levels: Mapping[int, Mapping[str, int]], level: int) -> float:
+    """Mean children per queried node of ``level`` so far (0 when none is known)."""
+    counts = levels.get(level, {})
+    queried = counts.get("waiting", 0) + counts.get("complete", 0)
+    children = sum(levels.get(level + 1, {}).values())
+    return children / queried if queried else 0.0
+
+
+def eta_seconds(remaining: float, rate: float | None) -> float | None:
+    """Seconds left at ``rate`` queries a second; None when there is no rate to go by."""
+    if remaining <= 0:
+        return 0.0
+    if not rate or rate <= 0:
+        return None
+    return remaining / rate
