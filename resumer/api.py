@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import httpx
 
@@ -25,12 +25,15 @@ from resumer import lock, logs
 from resumer.backups import PeriodicBackup, last_backup_advice
 from resumer.client import Client, read_source_file
 from resumer.config import Job, load_job, parse_job
-from resumer.errors import CheckpointError, DamagedError
+from resumer.errors import CheckpointError, ConfigError, DamagedError
 from resumer.estimate import eta_seconds, remaining_queries
 from resumer.export import write_export
 from resumer.model import STATUSES
 from resumer.runner import Outcome, Policies, Runner, install_signal_handlers
 from resumer.store import Counts, FailedNode, Store
+
+if TYPE_CHECKING:
+    from resumer.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +55,11 @@ def start(
     *,
     progress: ProgressFactory = _no_progress,
     handle_signals: bool = False,
+    metrics_port: int | None = None,
 ) -> Outcome:
     """Create the checkpoint for ``job_file`` in ``db`` and run the job.
+
+    ``metrics_port`` overrides the job file's ``[metrics] port``.
 
     Everything the job file needs is checked before the database is created,
     so a refused job file leaves no database behind.
@@ -67,7 +73,7 @@ def start(
         store = Store.create(db, job.text, job.origin, str(job.base_dir))
         try:
             log.info("job %s: started in %s", job.origin, db)
-            return _run(job, store, progress, handle_signals)
+            return _run(job, store, progress, handle_signals, metrics_port)
         finally:
             store.close()
 
@@ -78,6 +84,7 @@ def resume(
     progress: ProgressFactory = _no_progress,
     handle_signals: bool = False,
     retry_failed: bool = False,
+    metrics_port: int | None = None,
 ) -> Outcome:
     """Continue the job stored in ``db`` from its checkpoint.
 
@@ -94,7 +101,7 @@ def resume(
                 count = store.retry_failed()
                 log.info("%d failed node(s) are pending again", count)
             log.info("job %s: resumed from %s", job.origin, db)
-            return _run(job, store, progress, handle_signals)
+            return _run(job, store, progress, handle_signals, metrics_port)
         finally:
             store.close()
 
@@ -109,6 +116,7 @@ def _run(
     store: Store,
     progress: ProgressFactory,
     handle_signals: bool,
+    metrics_port: int | None,
 ) -> Outcome:
     env = job.environment()
     logs.protect(env.values())
@@ -120,15 +128,22 @@ def _run(
     with httpx.Client(limits=limits, timeout=job.request.timeout, follow_redirects=True) as http:
         policies = Policies(job)
         client = Client(job, env, http, policies.gate)
-        runner = Runner(job, store, client, policies)
+        metrics = _metrics(job, store, policies, metrics_port)
+        runner = Runner(
+            job, store, client, policies, on_results=metrics.observe_results if metrics else None
+        )
         if handle_signals:
             install_signal_handlers(runner)
         began = time.monotonic()
-        with (
-            PeriodicBackup(store, store.path, job.backup.every, job.backup.keep),
-            progress(store.counts, job.crawl.max_depth, policies.health),
-        ):
-            outcome = runner.run()
+        try:
+            with (
+                PeriodicBackup(store, store.path, job.backup.every, job.backup.keep),
+                progress(store.counts, job.crawl.max_depth, policies.health),
+            ):
+                outcome = runner.run()
+        finally:
+            if metrics is not None:
+                metrics.close()
     log.info(
         "job %s: %s after %.1fs; %d queries stored, %d failed node(s)",
         job.origin,
@@ -138,6 +153,29 @@ def _run(
         outcome.failed,
     )
     return outcome
+
+
+def _metrics(job: Job, store: Store, policies: Policies, port: int | None) -> Metrics | None:
+    """The run's Prometheus metrics, served if a port is set (the option, or the job's)."""
+    port = job.metrics.port if port is None else port
+    if not port:
+        return None
+    from resumer.metrics import Metrics
+
+    metrics = Metrics(
+        counts=store.counts,
+        in_flight=lambda: policies.limiter.in_flight,
+        limit=lambda: policies.limiter.limit,
+        breaker=lambda: policies.breaker.state,
+    )
+    try:
+        metrics.serve(port, job.metrics.host)
+    except OSError as error:
+        raise ConfigError(
+            f"metrics: cannot listen on {job.metrics.host}:{port} ({error.strerror})"
+        ) from error
+    policies.gate.observer = metrics.observe_call
+    return metrics
 
 
 @contextlib.contextmanager

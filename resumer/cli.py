@@ -47,6 +47,12 @@ LogFile = Annotated[
     Path | None,
     typer.Option("--log-file", help="Also write log lines to this file (rotated by size)."),
 ]
+MetricsPort = Annotated[
+    int | None,
+    typer.Option(
+        "--metrics-port", help="Serve Prometheus metrics here (overrides [metrics]).", min=0
+    ),
+]
 LogFormat = Annotated[str, typer.Option("--log-format", help="text, or json (one object a line).")]
 
 out = Console(highlight=False, soft_wrap=True)
@@ -110,11 +116,14 @@ def start(
     log_level: LogLevel = "INFO",
     log_file: LogFile = None,
     log_format: LogFormat = "text",
+    metrics_port: MetricsPort = None,
 ) -> None:
     """Create the checkpoint, store the job file in it, and crawl until nothing is left."""
     _logging(log_level, log_file, log_format)
     with _errors():
-        outcome = api.start(job_file, db, progress=_progress, handle_signals=True)
+        outcome = api.start(
+            job_file, db, progress=_progress, handle_signals=True, metrics_port=metrics_port
+        )
     _report(outcome, db)
 
 
@@ -127,6 +136,7 @@ def resume(
     log_level: LogLevel = "INFO",
     log_file: LogFile = None,
     log_format: LogFormat = "text",
+    metrics_port: MetricsPort = None,
 ) -> None:
     """Continue the job stored in the checkpoint, exactly where it stopped."""
     _logging(log_level, log_file, log_format)
@@ -146,7 +156,13 @@ def resume(
                 f"query them again with: resumer resume --db {db} --retry-failed"
             )
             raise typer.Exit(EXIT_FAILED)
-        outcome = api.resume(db, progress=_progress, handle_signals=True, retry_failed=retry_failed)
+        outcome = api.resume(
+            db,
+            progress=_progress,
+            handle_signals=True,
+            retry_failed=retry_failed,
+            metrics_port=metrics_port,
+        )
     _report(outcome, db)
 
 

@@ -105,9 +105,11 @@ class Client:
         body = self._body(values) if self._body is not None else None
         headers = self._headers(values)
         if self._pages is None:
-            document = self._call(self._method, _with_query(url, params), body, headers, timeout)
+            document = self._call(
+                self._method, _with_query(url, params), body, headers, timeout, task.level
+            )
             return self._items(document, self._method, url)
-        return self._all_pages(self._pages, url, params, body, headers, timeout)
+        return self._all_pages(self._pages, url, params, body, headers, timeout, task.level)
 
     def _all_pages(
         self,
@@ -117,6 +119,7 @@ class Client:
         body: Any,
         headers: dict[str, str] | None,
         timeout: float,
+        level: int,
     ) -> list[Item]:
         """Every page, in order; any failure fails the whole query (nothing is kept)."""
         items: list[Item] = []
@@ -131,7 +134,7 @@ class Client:
                 call_url, call_body = _with_query(url, {**params, **extra}), body
             else:
                 call_url, call_body = _with_query(url, params), {**body, **extra}
-            document = self._call(self._method, call_url, call_body, headers, timeout)
+            document = self._call(self._method, call_url, call_body, headers, timeout, level)
             found = self._items(document, self._method, call_url)
             items += found
             if pages.mode == "page":
@@ -169,9 +172,10 @@ class Client:
         body: Any,
         headers: dict[str, str] | None,
         timeout: float,
+        level: int = 0,
     ) -> Any:
         """One HTTP call through the gate; the decoded JSON body, or a classified QueryError."""
-        with self.gate.slot() as outcome:
+        with self.gate.slot(level) as outcome:
             try:
                 response = self.http.request(
                     method, url, json=body, headers=headers, timeout=self._timeout_arg(timeout)
@@ -183,6 +187,7 @@ class Client:
                 raise QueryError(
                     f"{type(exc).__name__} on {where}: {reason}", transient=True
                 ) from exc
+            outcome.status = response.status_code
             if response.status_code < 300:
                 try:
                     document = json.loads(response.content)

@@ -127,6 +127,10 @@ SCHEMA: Mapping[str, Mapping[str, Key]] = {
         "types": Key("weights", MappingProxyType({}), help="weight per node type"),
         "roots": Key("weights", MappingProxyType({}), help="weight per level-1 id"),
     },
+    "metrics": {
+        "port": Key("int", 0, minimum=0, maximum=65535, help="serve Prometheus metrics; 0 = off"),
+        "host": Key("str", "127.0.0.1", help="address to serve them on"),
+    },
     "backup": {
         "every": Key("duration", 0.0, help='periodic backups: "10m", "1h", seconds; 0 = none'),
         "keep": Key("int", 5, minimum=1, maximum=10_000, help="periodic backups kept"),
@@ -222,6 +226,12 @@ class Priority:
 
 
 @dataclass(frozen=True, slots=True)
+class MetricsSettings:
+    port: int  # 0 = no metrics
+    host: str
+
+
+@dataclass(frozen=True, slots=True)
 class Backup:
     every: float  # seconds; 0 = no periodic backup
     keep: int
@@ -276,6 +286,7 @@ class Job:
     breaker: Breaker = Breaker(DEFAULT_FAILURE_THRESHOLD, DEFAULT_RESET_TIMEOUT)
     rate: Rate = Rate(0.0, 1)
     backup: Backup = Backup(0.0, 5)
+    metrics: MetricsSettings = MetricsSettings(0, "127.0.0.1")
     priority: Priority = Priority("depth-first", MappingProxyType({}), MappingProxyType({}))
 
     @property
@@ -384,6 +395,7 @@ class _Validator:
             breaker=Breaker(**values["breaker"]),
             rate=Rate(**values["rate"]),
             backup=Backup(**values["backup"]),
+            metrics=MetricsSettings(**values["metrics"]),
             priority=Priority(**values["priority"]),
         )
 

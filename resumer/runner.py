@@ -142,12 +142,14 @@ class Runner:
         client: Client,
         policies: Policies,
         *,
+        on_results: Callable[[list[Result]], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.job = job
         self.store = store
         self.client = client
         self.policies = policies
+        self.on_results = on_results  # told of every batch stored (metrics)
         self.clock = clock
         self.stop_event = policies.stop
         self.leaf_level = job.crawl.max_depth
@@ -302,6 +304,8 @@ class Runner:
             self._account(results, fed)
 
     def _account(self, results: list[Result], fed: set[int]) -> None:
+        if self.on_results is not None and results:
+            self.on_results(results)
         self._saved += len(results)
         for result in results:
             self._retries += max(0, result.attempts - 1)

@@ -35,6 +35,7 @@ class Outcome:
 
     kind: str = PERMANENT  # a call that raises before saying is not held against the server
     retry_after: float | None = None
+    status: int | None = None  # the HTTP status, when there was an answer
 
 
 class Gate:
@@ -63,12 +64,14 @@ class Gate:
         self.adaptive = adaptive
         self.max_pause = max_pause
         self.clock = clock
+        self.observer: Callable[[int, str, int | None, float], None] | None = None
         self._paused_until = 0.0
         self._paused_at = -1e9
         self._lock = threading.Lock()
 
     @contextmanager
-    def slot(self) -> Iterator[Outcome]:
+    def slot(self, level: int = 0) -> Iterator[Outcome]:
+        """One call's passage; ``level`` (of the node queried) labels what the observer sees."""
         if self.stop.is_set():
             raise Stopped
         probe = self.breaker.before_call(self.stop) if self.breaker else False
@@ -90,7 +93,10 @@ class Gate:
             yield outcome
         finally:
             self.limiter.release()
-            self._record(outcome, probe, self.clock() - started)
+            latency = self.clock() - started
+            self._record(outcome, probe, latency)
+            if self.observer is not None:
+                self.observer(level, outcome.kind, outcome.status, latency)
 
     def _record(self, outcome: Outcome, probe: bool, latency: float) -> None:
         if self.breaker is not None:
