@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 import httpx
 
 from resumer import lock, logs
+from resumer.alerts import Alerts, Rules
 from resumer.backups import PeriodicBackup, last_backup_advice
 from resumer.client import Client, read_source_file
 from resumer.config import Job, load_job, parse_job
@@ -31,6 +32,7 @@ from resumer.export import write_export
 from resumer.model import STATUSES
 from resumer.runner import Outcome, Policies, Runner, install_signal_handlers
 from resumer.store import Counts, FailedNode, Store
+from resumer.template import Template
 
 if TYPE_CHECKING:
     from resumer.metrics import Metrics
@@ -129,8 +131,14 @@ def _run(
         policies = Policies(job)
         client = Client(job, env, http, policies.gate)
         metrics = _metrics(job, store, policies, metrics_port)
+        alerts = _alerts(job, store, policies, env)
         runner = Runner(
-            job, store, client, policies, on_results=metrics.observe_results if metrics else None
+            job,
+            store,
+            client,
+            policies,
+            on_results=metrics.observe_results if metrics else None,
+            alerts=alerts,
         )
         if handle_signals:
             install_signal_handlers(runner)
@@ -144,6 +152,8 @@ def _run(
         finally:
             if metrics is not None:
                 metrics.close()
+            if alerts is not None:
+                alerts.close()
     log.info(
         "job %s: %s after %.1fs; %d queries stored, %d failed node(s)",
         job.origin,
@@ -153,6 +163,24 @@ def _run(
         outcome.failed,
     )
     return outcome
+
+
+def _alerts(job: Job, store: Store, policies: Policies, env: Mapping[str, str]) -> Alerts | None:
+    """The job's alert rules, if it has any, picking up the states an earlier run left."""
+    settings = job.alerts
+    rules = Rules(
+        settings.error_rate,
+        settings.window,
+        settings.breaker_open,
+        settings.stall,
+        settings.failed_nodes,
+    )
+    if not rules.any:
+        return None
+    webhook = Template.compile(settings.webhook).bind_env(env).render({}) or None
+    alerts = Alerts(rules, job=Path(job.origin).name, states=store.alert_states(), webhook=webhook)
+    policies.gate.observers.append(alerts.observe_call)
+    return alerts
 
 
 def _metrics(job: Job, store: Store, policies: Policies, port: int | None) -> Metrics | None:
@@ -174,7 +202,7 @@ def _metrics(job: Job, store: Store, policies: Policies, port: int | None) -> Me
         raise ConfigError(
             f"metrics: cannot listen on {job.metrics.host}:{port} ({error.strerror})"
         ) from error
-    policies.gate.observer = metrics.observe_call
+    policies.gate.observers.append(metrics.observe_call)
     return metrics
 
 

@@ -127,6 +127,14 @@ SCHEMA: Mapping[str, Mapping[str, Key]] = {
         "types": Key("weights", MappingProxyType({}), help="weight per node type"),
         "roots": Key("weights", MappingProxyType({}), help="weight per level-1 id"),
     },
+    "alerts": {
+        "error_rate": Key("float", 0.0, minimum=0, maximum=1, help="share of calls; 0 = off"),
+        "window": Key("duration", 60.0, help="the error rate's window"),
+        "breaker_open": Key("duration", 0.0, help="open longer than this; 0 = off"),
+        "stall": Key("duration", 0.0, help="no query stored for this long; 0 = off"),
+        "failed_nodes": Key("int", 0, minimum=0, maximum=10**12, help="more than; 0 = off"),
+        "webhook": Key("str", "", help="POST each change here as JSON (${VAR} allowed)"),
+    },
     "metrics": {
         "port": Key("int", 0, minimum=0, maximum=65535, help="serve Prometheus metrics; 0 = off"),
         "host": Key("str", "127.0.0.1", help="address to serve them on"),
@@ -226,6 +234,16 @@ class Priority:
 
 
 @dataclass(frozen=True, slots=True)
+class AlertSettings:
+    error_rate: float
+    window: float
+    breaker_open: float
+    stall: float
+    failed_nodes: int
+    webhook: str
+
+
+@dataclass(frozen=True, slots=True)
 class MetricsSettings:
     port: int  # 0 = no metrics
     host: str
@@ -287,6 +305,7 @@ class Job:
     rate: Rate = Rate(0.0, 1)
     backup: Backup = Backup(0.0, 5)
     metrics: MetricsSettings = MetricsSettings(0, "127.0.0.1")
+    alerts: AlertSettings = AlertSettings(0.0, 60.0, 0.0, 0.0, 0, "")
     priority: Priority = Priority("depth-first", MappingProxyType({}), MappingProxyType({}))
 
     @property
@@ -306,7 +325,7 @@ class Job:
 
     def template_strings(self) -> list[str]:
         """Every string that is templated: URLs, params, headers and body values."""
-        strings = [self.source.url or "", self.request.url]
+        strings = [self.source.url or "", self.request.url, self.alerts.webhook]
         strings += [*self.request.params.values(), *self.request.headers.values()]
         strings += _strings_in(self.request.body)
         return strings
@@ -396,6 +415,7 @@ class _Validator:
             rate=Rate(**values["rate"]),
             backup=Backup(**values["backup"]),
             metrics=MetricsSettings(**values["metrics"]),
+            alerts=AlertSettings(**values["alerts"]),
             priority=Priority(**values["priority"]),
         )
 

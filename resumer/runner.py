@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from types import FrameType
 
 from resumer import crashpoints
+from resumer.alerts import Alerts, Figures
 from resumer.client import Client
 from resumer.config import Job
 from resumer.errors import QueryError
@@ -55,6 +56,7 @@ SAVE_BATCH = 1024  # results committed per transaction at most
 POLL = 0.25  # seconds the coordinator waits for a result before re-checking the stop flag
 RELEASES = 10  # a node the server keeps throttling fails after this many rounds of attempts
 RATE_WINDOW = 60.0  # seconds behind the queries-a-second figure that `status` shows
+ALERT_EVERY = 0.05  # seconds between two evaluations of the alert rules
 HEALTH_EVERY = 0.5  # seconds between two checks of the health recorded for `status`
 GATHER = 0.002  # seconds spent gathering more results into one commit once one has arrived
 
@@ -143,6 +145,7 @@ class Runner:
         policies: Policies,
         *,
         on_results: Callable[[list[Result]], None] | None = None,
+        alerts: Alerts | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.job = job
@@ -150,6 +153,10 @@ class Runner:
         self.client = client
         self.policies = policies
         self.on_results = on_results  # told of every batch stored (metrics)
+        self.alerts = alerts
+        self._failed = 0  # failed nodes in the checkpoint (counted at start, then kept)
+        self._alerts_at = -1e9
+        self._last_progress = clock()
         self.clock = clock
         self.stop_event = policies.stop
         self.leaf_level = job.crawl.max_depth
@@ -188,6 +195,9 @@ class Runner:
         if self.store.source_status() == "pending":
             self._load_roots()
         self._maybe_pending = self.store.pending_levels() & set(self._queues)
+        if self.alerts is not None:
+            self._failed = sum(c["failed"] for c in self.store.counts().values())
+        self._last_progress = self.clock()
         self._start_workers()
         try:
             while not self.stop_event.is_set() and self.step():
@@ -213,6 +223,7 @@ class Runner:
             for level, want in self._wants().items():
                 claimed[level] = tx.claim(level, want)
             self._record_health(tx)
+            self._evaluate_alerts(tx)
         if results:
             crashpoints.hit("after_save")
         for level, tasks in claimed.items():
@@ -224,6 +235,16 @@ class Runner:
                 self._queues[level].put(task)
         self._note_levels_done()
         return True
+
+    def _evaluate_alerts(self, tx: Transaction) -> None:
+        """Check the alert rules (cheap: a few comparisons) and keep their states."""
+        now = self.clock()
+        if self.alerts is None or now - self._alerts_at < ALERT_EVERY:
+            return
+        self._alerts_at = now
+        figures = Figures(now, self.policies.breaker.state, self._failed, self._last_progress)
+        if self.alerts.evaluate(figures):
+            tx.set_alert_states(self.alerts.states)
 
     def _record_health(self, tx: Transaction) -> None:
         """Keep the pace and the policies' state in the checkpoint, for ``status``."""
@@ -311,6 +332,9 @@ class Runner:
             self._retries += max(0, result.attempts - 1)
             if not isinstance(result, Release):
                 self._queried += 1
+                self._last_progress = self.clock()
+            if isinstance(result, Failure):
+                self._failed += 1
             self._outstanding[result.level] -= 1
             if isinstance(result, Failure):
                 log.warning(

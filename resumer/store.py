@@ -28,7 +28,7 @@ import sqlite3
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
 # The newest Alembic revision this code knows; a test checks it is the head.
 # Knowing it lets a checkpoint already at head open without importing Alembic.
-SCHEMA_REVISION = "0004"
+SCHEMA_REVISION = "0005"
 MIN_SQLITE = (3, 35, 0)  # UPDATE ... RETURNING
 BUSY_TIMEOUT_MS = 60_000  # how long a writer waits for SQLite's lock
 SOURCE_NODE = 0  # the job's own row: its children are the level-1 nodes
@@ -416,6 +416,11 @@ class Store:
             counts.setdefault(level, dict.fromkeys(STATUSES, 0))[status] = n
         return counts
 
+    def alert_states(self) -> dict[str, str]:
+        with self._read() as cur:
+            row = cur.execute("SELECT alerts FROM job").fetchone()
+        return dict(json.loads(row[0])) if row and row[0] else {}
+
     def health(self) -> Health:
         """How the job fared when a run last recorded it (``new_retries``: all so far)."""
         with self._read() as cur:
@@ -490,6 +495,10 @@ class Transaction:
 
     def __init__(self, cur: sqlite3.Cursor) -> None:
         self._cur = cur
+
+    def set_alert_states(self, states: Mapping[str, str]) -> None:
+        """Keep the alerts' states, so a resume does not fire again what already fired."""
+        self._cur.execute("UPDATE job SET alerts = ? WHERE id = 1", (json.dumps(dict(states)),))
 
     def set_health(self, health: Health) -> None:
         """Record how the running job fares (for ``status`` in another terminal)."""

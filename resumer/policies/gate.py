@@ -64,7 +64,8 @@ class Gate:
         self.adaptive = adaptive
         self.max_pause = max_pause
         self.clock = clock
-        self.observer: Callable[[int, str, int | None, float], None] | None = None
+        # Told of every call: (level, kind, HTTP status, seconds). Metrics and alerts.
+        self.observers: list[Callable[[int, str, int | None, float], None]] = []
         self._paused_until = 0.0
         self._paused_at = -1e9
         self._lock = threading.Lock()
@@ -95,8 +96,8 @@ class Gate:
             self.limiter.release()
             latency = self.clock() - started
             self._record(outcome, probe, latency)
-            if self.observer is not None:
-                self.observer(level, outcome.kind, outcome.status, latency)
+            for observe in self.observers:
+                observe(level, outcome.kind, outcome.status, latency)
 
     def _record(self, outcome: Outcome, probe: bool, latency: float) -> None:
         if self.breaker is not None:
