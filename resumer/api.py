@@ -28,7 +28,7 @@ from resumer.client import Client, read_source_file
 from resumer.config import Job, load_job, parse_job
 from resumer.errors import CheckpointError, ConfigError, DamagedError
 from resumer.estimate import eta_seconds, remaining_queries
-from resumer.export import write_export
+from resumer.export import FORMATS, write_export, write_rows
 from resumer.model import STATUSES
 from resumer.runner import Outcome, Policies, Runner, install_signal_handlers
 from resumer.store import Counts, FailedNode, Store
@@ -317,7 +317,22 @@ def finished_state(db: Path) -> str | None:
         return "complete" if store.source_status() == "complete" else "failed"
 
 
-def export(db: Path, out: TextIO, *, partial: bool = False) -> int:
-    """Write the export of ``db`` to ``out``; return the number of level-1 trees written."""
+def export(
+    db: Path,
+    out: TextIO,
+    *,
+    partial: bool = False,
+    fmt: str = "json",
+    level: int | None = None,
+) -> int:
+    """Write the export of ``db`` to ``out`` as ``json`` (nested; returns the level-1
+    trees written), ``jsonl`` or ``csv`` (a node a row; returns the rows, one ``level``
+    only if given)."""
+    if fmt not in FORMATS:
+        raise ConfigError(f"--format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
+    if fmt == "json" and level is not None:
+        raise ConfigError("--level: keeps one level of a jsonl or csv export, not of json")
     with opened(db) as store:
-        return write_export(store, out, partial=partial)
+        if fmt == "json":
+            return write_export(store, out, partial=partial)
+        return write_rows(store, out, fmt, partial=partial, level=level)

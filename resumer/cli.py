@@ -252,13 +252,19 @@ def export(
     partial: Annotated[
         bool, typer.Option("--partial", help="Every level-1 tree, finished or not, with errors.")
     ] = False,
+    fmt: Annotated[
+        str, typer.Option("--format", help="json (nested, the default), jsonl or csv.")
+    ] = "json",
+    level: Annotated[
+        int | None, typer.Option("--level", help="jsonl/csv: this level only.", min=1)
+    ] = None,
 ) -> None:
-    """Write the crawled trees as JSON (streamed)."""
+    """Write the crawled trees (streamed): nested JSON, or a node a row as JSON lines or CSV."""
     with _errors():
         if output is None:
-            api.export(db, sys.stdout, partial=partial)
+            api.export(db, sys.stdout, partial=partial, fmt=fmt, level=level)
             return
-        _export_to_file(db, output, partial)
+        _export_to_file(db, output, partial, fmt, level)
 
 
 def _umask() -> int:
@@ -267,21 +273,22 @@ def _umask() -> int:
     return mask
 
 
-def _export_to_file(db: Path, output: Path, partial: bool) -> None:
+def _export_to_file(db: Path, output: Path, partial: bool, fmt: str, level: int | None) -> None:
     """Write to a temporary file beside ``output``, then rename: never a half-written export."""
     folder = output.resolve().parent
     if not folder.is_dir():
         _fail(f"-o {output}: folder {folder} does not exist", EXIT_USAGE)
     fd, temporary = tempfile.mkstemp(dir=folder, prefix=f".{output.name}.")
     try:
-        with open(fd, "w", encoding="utf-8") as handle:
-            trees = api.export(db, handle, partial=partial)
+        with open(fd, "w", encoding="utf-8", newline="") as handle:
+            written = api.export(db, handle, partial=partial, fmt=fmt, level=level)
         os.chmod(temporary, 0o666 & ~_umask())  # mkstemp's 0600 is not what `>` would give
         os.replace(temporary, output)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
-    err.print(f"wrote {trees} level-1 tree(s) to {output}")
+    what = "level-1 tree(s)" if fmt == "json" else "node(s)"
+    err.print(f"wrote {written} {what} to {output}")
 
 
 @app.command()

@@ -1,17 +1,27 @@
-"""The export: the crawled trees as one JSON array, streamed.
+"""The export: the crawled trees, streamed, as nested JSON (the contract), JSON lines or CSV.
 
-Depth-first, API order, one level-1 tree a line; the output for the same
-database is byte-identical from run to run. Memory holds one node's children
-per level of depth, never the tree; each level-1 tree is read in its own short
-read transaction, so a long export never starves the checkpoint's WAL.
+Depth-first, API order; the output for the same database is byte-identical
+from run to run. Memory holds one node's children per level of depth, never
+the tree; each level-1 tree is read in its own short read transaction, so a
+long export never starves the checkpoint's WAL.
+
+JSON lines and CSV give one node a row: ``level, id, name, type, parent_id,
+path, payload``, where ``path`` is the ids from the root joined by ``/``, each
+percent-encoded (so an id holding ``/`` stays one step).
 """
 
 from __future__ import annotations
 
+import csv
 import json
-from typing import TextIO
+from collections.abc import Iterator
+from typing import NamedTuple, TextIO
+from urllib.parse import quote
 
 from resumer.store import SOURCE_NODE, NodeRow, Reader, Store
+
+FORMATS = ("json", "jsonl", "csv")
+COLUMNS = ("level", "id", "name", "type", "parent_id", "path", "payload")
 
 ROOTS_PAGE = 256  # level-1 nodes read per transaction
 
@@ -20,29 +30,86 @@ def _text(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def write_export(store: Store, out: TextIO, *, partial: bool = False) -> int:
-    """Write the export to ``out``; return the number of level-1 trees written.
+class FlatNode(NamedTuple):
+    """One node as a row of the JSON-lines and CSV exports."""
 
-    Without ``partial`` only level-1 nodes whose whole tree is complete are written.
-    """
-    written = 0
+    level: int
+    id: str
+    name: str
+    type: str
+    parent_id: str  # "" for a level-1 node
+    path: str  # the ids from the root, each percent-encoded, joined by "/"
+    payload: str  # the item's JSON text
+
+
+def _roots(store: Store, partial: bool) -> Iterator[NodeRow]:
+    """Level-1 nodes in source order (only complete trees unless ``partial``), paged."""
     after = -1
-    out.write("[")
     while True:
         with store.reading() as reader:
             roots = reader.children(SOURCE_NODE, after, ROOTS_PAGE)
         if not roots:
-            break
+            return
         after = roots[-1].position
-        for root in roots:
-            if not partial and root.status != "complete":
-                continue
-            out.write(",\n" if written else "\n")
-            with store.reading() as reader:
-                _write_node(reader, root, out)
-            written += 1
+        yield from (root for root in roots if partial or root.status == "complete")
+
+
+def write_export(store: Store, out: TextIO, *, partial: bool = False) -> int:
+    """Write the nested JSON export to ``out``; return the number of level-1 trees.
+
+    Without ``partial`` only level-1 nodes whose whole tree is complete are written.
+    """
+    written = 0
+    out.write("[")
+    for root in _roots(store, partial):
+        out.write(",\n" if written else "\n")
+        with store.reading() as reader:
+            _write_node(reader, root, out)
+        written += 1
     out.write("\n]\n" if written else "]\n")
     return written
+
+
+def flat_nodes(
+    store: Store, *, partial: bool = False, level: int | None = None
+) -> Iterator[FlatNode]:
+    """Every node depth-first in API order (one ``level`` only, if given)."""
+    for root in _roots(store, partial):
+        with store.reading() as reader:
+            yield from _flatten(reader, root, "", "", level)
+
+
+def _flatten(
+    reader: Reader, node: NodeRow, parent_id: str, parent_path: str, only: int | None
+) -> Iterator[FlatNode]:
+    path = f"{parent_path}/{quote(node.id, safe='')}" if parent_path else quote(node.id, safe="")
+    if only is None or node.level == only:
+        yield FlatNode(node.level, node.id, node.name, node.type, parent_id, path, node.payload)
+    if only is None or node.level < only:
+        for child in reader.children(node.node):
+            yield from _flatten(reader, child, node.id, path, only)
+
+
+def write_rows(
+    store: Store, out: TextIO, fmt: str, *, partial: bool = False, level: int | None = None
+) -> int:
+    """Write the ``jsonl`` or ``csv`` export; return the number of rows."""
+    rows = 0
+    if fmt == "csv":
+        writer = csv.writer(out)
+        writer.writerow(COLUMNS)
+        for node in flat_nodes(store, partial=partial, level=level):
+            writer.writerow(node)
+            rows += 1
+        return rows
+    for node in flat_nodes(store, partial=partial, level=level):
+        out.write(
+            f'{{"level":{node.level},"id":{_text(node.id)},"name":{_text(node.name)},'
+            f'"type":{_text(node.type)},"parent_id":{_text(node.parent_id)},'
+            f'"path":{_text(node.path)},"payload":{node.payload}}}\n'
+        )
+        rows += 1
+    return rows
 
 
 def _write_node(reader: Reader, node: NodeRow, out: TextIO) -> None:
