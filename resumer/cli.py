@@ -109,6 +109,55 @@ def _report(outcome: Outcome, db: Path) -> NoReturn:
     raise typer.Exit(outcome.exit_status)
 
 
+def _version(value: bool) -> None:
+    if value:
+        from resumer import __version__
+
+        print(f"resumer {__version__}")
+        raise typer.Exit(EXIT_OK)
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the version and exit.", callback=_version, is_eager=True
+        ),
+    ] = False,
+) -> None:
+    """Crawl a tree of records behind an HTTP API, concurrently, politely and durably."""
+
+
+@app.command()
+def init(
+    path: Annotated[Path, typer.Argument(help="Where to write it.", dir_okay=False)] = Path(
+        "job.toml"
+    ),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+) -> None:
+    """Write a commented job file template: every section, with its defaults."""
+    from resumer.jobschema import template
+
+    if path.exists() and not force:
+        _fail(f"{path}: already exists; choose another path or add --force", EXIT_USAGE)
+    try:
+        path.write_text(template(), encoding="utf-8")
+    except OSError as exc:
+        _fail(f"{path}: cannot write ({exc.strerror})", EXIT_USAGE)
+    err.print(
+        f"wrote {path}; edit [source] and [request], then: resumer start {path}", markup=False
+    )
+
+
+@app.command()
+def schema() -> None:
+    """Print the job file's JSON Schema (for editors such as Taplo / Even Better TOML)."""
+    from resumer.jobschema import json_schema_text
+
+    sys.stdout.write(json_schema_text())
+
+
 @app.command()
 def start(
     job_file: Annotated[Path, typer.Argument(help="The job file (TOML).", dir_okay=False)],

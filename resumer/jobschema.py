@@ -1,0 +1,161 @@
+"""The job file described for machines and people, from the one ``config.SCHEMA``.
+
+``json_schema()`` is a JSON Schema (draft 2020-12) for editors (Taplo / Even
+Better TOML) and scripts; ``template()`` is the commented job file that
+``resumer init`` writes, every section with its defaults. Both are generated
+from the same declarations the loader validates with, so they cannot drift.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from resumer.config import _REQUIRED, LEVEL_SCHEMA, PAGINATION_SCHEMA, SCHEMA, Key
+
+SCHEMA_ID = "https://resumer.invalid/job.schema.json"
+_TYPES = {"str": "string", "int": "integer", "float": "number", "bool": "boolean"}
+
+
+def _property(key: Key) -> dict[str, Any]:
+    schema: dict[str, Any]
+    if key.kind in _TYPES:
+        schema = {"type": _TYPES[key.kind]}
+    elif key.kind == "table":
+        schema = {"type": "object", "additionalProperties": {"type": "string"}}
+    elif key.kind == "weights":
+        schema = {"type": "object", "additionalProperties": {"type": "integer"}}
+    elif key.kind == "statuses":
+        item = {"type": "integer", "minimum": 100, "maximum": 599}
+        schema = {"type": "array", "items": item}
+    elif key.kind == "duration":
+        pattern = r"^\s*\d+(\.\d+)?\s*(ms|s|m|h|d)?\s*$"
+        schema = {
+            "anyOf": [{"type": "number", "minimum": 0}, {"type": "string", "pattern": pattern}]
+        }
+    else:  # json
+        schema = {"type": ["object", "array"]}
+    if key.choices:
+        # The loader takes any case; the schema lists the spellings it documents.
+        schema["enum"] = list(key.choices)
+    if key.minimum is not None and key.kind in ("int", "float"):
+        schema["minimum"] = key.minimum
+    if key.maximum is not None and key.kind in ("int", "float"):
+        schema["maximum"] = key.maximum
+    if key.help:
+        schema["description"] = key.help
+    if key.default is not _REQUIRED and key.default is not None:
+        schema["default"] = _plain(key.default)
+    return schema
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+def _section(keys: Mapping[str, Key]) -> dict[str, Any]:
+    required = [name for name, key in keys.items() if key.default is _REQUIRED]
+    section: dict[str, Any] = {
+        "type": "object",
+        "properties": {name: _property(key) for name, key in keys.items()},
+        "additionalProperties": False,
+    }
+    if required:
+        section["required"] = required
+    return section
+
+
+def json_schema() -> dict[str, Any]:
+    """The job file's JSON Schema."""
+    properties = {name: _section(keys) for name, keys in SCHEMA.items()}
+    properties["response"]["properties"]["pagination"] = _section(PAGINATION_SCHEMA)
+    properties["source"]["oneOf"] = [
+        {"required": ["url"], "not": {"required": ["file"]}},
+        {"required": ["file"], "not": {"required": ["url"]}},
+    ]
+    properties["levels"] = {
+        "type": "object",
+        "description": "[levels.N]: settings for querying the nodes of level N",
+        "patternProperties": {"^[1-9][0-9]*$": _section(LEVEL_SCHEMA)},
+        "additionalProperties": False,
+    }
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": SCHEMA_ID,
+        "title": "resumer job file",
+        "type": "object",
+        "properties": properties,
+        "required": ["source", "request"],
+        "additionalProperties": False,
+    }
+
+
+def json_schema_text() -> str:
+    return json.dumps(json_schema(), indent=2) + "\n"
+
+
+_EXAMPLES = {
+    ("source", "url"): '"http://127.0.0.1:8808/features"',
+    ("request", "url"): '"http://127.0.0.1:8808/children"',
+    ("response", "items"): '"data.items"',
+}
+_COMMENTED = {
+    ("request", "params"): '{ id = "{id}", name = "{name}", type = "{type}" }  # with GET',
+    ("request", "body"): '{ id = "{id}", name = "{name}", type = "{type}" }  # with POST',
+    ("request", "headers"): '{ Authorization = "Bearer ${FEATURE_API_TOKEN}" }',
+    ("response.pagination", "mode"): '"page"  # or "cursor"',
+    ("source", "file"): '"roots.csv"  # instead of url',
+}
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Mapping):
+        if not value:
+            return "{}"
+        return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    if isinstance(value, str):
+        return json.dumps(value)
+    return repr(value)
+
+
+def _lines(section: str, keys: Mapping[str, Key]) -> list[str]:
+    lines = [f"[{section}]"]
+    for name, key in keys.items():
+        note = f"  # {key.help}" if key.help else ""
+        example = _EXAMPLES.get((section, name))
+        commented = _COMMENTED.get((section, name))
+        if example is not None:
+            lines.append(f"{name} = {example}{note}")
+        elif commented is not None:
+            lines.append(f"# {name} = {commented}")
+        elif key.default is _REQUIRED or key.default is None:
+            lines.append(f"# {name} = ...{note}")
+        else:
+            lines.append(f"# {name} = {_toml(key.default)}{note}")
+    return lines
+
+
+def template() -> str:
+    """A commented job file: required keys set for the fake API, every other key at its
+    default, commented out."""
+    out = [
+        "# A resumer job file. Every commented key shows its default.",
+        "# Reference: README.md (Job file reference); check it with `resumer schema`.",
+        "",
+    ]
+    for section, keys in SCHEMA.items():
+        out += [*_lines(section, keys), ""]
+        if section == "response":
+            block = _lines("response.pagination", PAGINATION_SCHEMA)
+            out += ["# " + line if not line.startswith("#") else line for line in block] + [""]
+    out += [*_lines("levels.1", LEVEL_SCHEMA), ""]
+    return "\n".join(out)
