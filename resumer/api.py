@@ -28,7 +28,7 @@ from resumer.client import Client, read_source_file
 from resumer.config import Job, load_job, parse_job
 from resumer.errors import CheckpointError, ConfigError, DamagedError
 from resumer.estimate import eta_seconds, remaining_queries
-from resumer.export import FORMATS, write_export, write_rows
+from resumer.exporter import FORMATS, FlatNode, flat_nodes, write_export, write_rows
 from resumer.model import STATUSES
 from resumer.runner import Outcome, Policies, Runner, install_signal_handlers
 from resumer.store import Counts, FailedNode, Store
@@ -52,21 +52,21 @@ def _no_progress(
 
 
 def start(
-    job_file: Path,
+    job_file: Path | Job,
     db: Path,
     *,
     progress: ProgressFactory = _no_progress,
     handle_signals: bool = False,
     metrics_port: int | None = None,
 ) -> Outcome:
-    """Create the checkpoint for ``job_file`` in ``db`` and run the job.
+    """Create the checkpoint for ``job_file`` (a path, or a ``Job``) in ``db``; run the job.
 
     ``metrics_port`` overrides the job file's ``[metrics] port``.
 
     Everything the job file needs is checked before the database is created,
     so a refused job file leaves no database behind.
     """
-    job = load_job(job_file)
+    job = job_file if isinstance(job_file, Job) else load_job(job_file)
     job.environment()
     if job.source.file is not None:
         for _ in read_source_file(job.source.file, job.response):
@@ -315,6 +315,13 @@ def finished_state(db: Path) -> str | None:
         if store.has_work():
             return None
         return "complete" if store.source_status() == "complete" else "failed"
+
+
+def nodes(db: Path, *, partial: bool = False, level: int | None = None) -> Iterator[FlatNode]:
+    """The exported nodes of ``db``, one at a time, depth-first in API order (constant
+    memory): ``level, id, name, type, parent_id, path, payload`` (the payload's JSON text)."""
+    with opened(db) as store:
+        yield from flat_nodes(store, partial=partial, level=level)
 
 
 def export(

@@ -10,6 +10,7 @@ This module reads no database and makes no HTTP call.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -349,6 +350,55 @@ def _strings_in(value: Any) -> list[str]:
     if isinstance(value, tuple):
         return [s for item in value for s in _strings_in(item)]
     return [value] if isinstance(value, str) else []
+
+
+def job_from_dict(settings: Mapping[str, Any], base_dir: Path | None = None) -> Job:
+    """A job built in code: the same tables as a job file, validated the same way.
+
+    >>> job = job_from_dict({"source": {"file": "r.csv"}, "request": {"url": "http://h/c"}})
+    >>> job.crawl.http_concurrency
+    16
+    """
+    return parse_job(to_toml(settings), "<job built in code>", base_dir)
+
+
+def to_toml(settings: Mapping[str, Any]) -> str:
+    """TOML text for a job's tables (what the checkpoint stores, to resume from).
+
+    Each top-level table is a section; tables inside one (``levels.N``,
+    ``pagination``, ``params``, ...) are written inline, which TOML reads alike.
+    """
+    scalars = [
+        f"{_toml_key(k)} = {_toml_value(v)}"
+        for k, v in settings.items()
+        if not isinstance(v, Mapping)
+    ]
+    sections: list[str] = []
+    for name, value in settings.items():
+        if isinstance(value, Mapping):
+            sections.append(f"[{_toml_key(name)}]")
+            sections += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()]
+    return "\n".join([*scalars, *sections]) + "\n"
+
+
+def _toml_key(key: Any) -> str:
+    text = str(key)
+    return text if re.fullmatch(r"[A-Za-z0-9_-]+", text) else json.dumps(text)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, Mapping):
+        inner = ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items())
+        return "{ " + inner + " }" if inner else "{}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise ConfigError(f"cannot write {value!r} in a job file")
 
 
 def load_job(path: str | Path) -> Job:

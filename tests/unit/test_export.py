@@ -6,7 +6,7 @@ import io
 import json
 from pathlib import Path
 
-from resumer.export import write_export
+from resumer.exporter import write_export
 from resumer.model import Children, Failure, Item
 from resumer.store import Store
 

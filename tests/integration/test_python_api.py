@@ -1,0 +1,52 @@
+"""The Python API crawls in-process and yields the same tree as the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import resumer
+from resumer.fakeapi import FakeTree
+from tests.helpers import fake_api, write_job
+from tests.helpers import resumer as cli
+
+TREE = FakeTree(seed=18, roots=4, fanout=(3, 3, 2))
+
+
+def test_the_api_crawls_and_exports_what_the_cli_does(tmp_path: Path) -> None:
+    with fake_api(TREE) as server:
+        job = resumer.job_from_dict(
+            {
+                "source": {"url": f"{server.url}/features"},
+                "request": {"url": f"{server.url}/children"},
+                "response": {"items": "data.items"},
+                "levels": {"3": {"workers": 2}},
+            }
+        )
+        outcome = resumer.run(job, tmp_path / "api.db")
+        (tmp_path / "cli").mkdir()
+        job_file = write_job(tmp_path / "cli", server.url)
+        assert cli("start", job_file, "--db", "cli.db", cwd=tmp_path / "cli").returncode == 0
+    assert outcome.exit_status == 0
+    listed = cli("export", "--db", "cli.db", "--format", "jsonl", cwd=tmp_path / "cli")
+    from_cli = [json.loads(line) for line in listed.stdout.splitlines()]
+    from_api = [
+        {**node._asdict(), "payload": json.loads(node.payload)}
+        for node in resumer.export(tmp_path / "api.db")
+    ]
+    assert from_api == from_cli
+    assert len(from_api) == sum(1 for _ in TREE.walk(4))
+
+
+def test_a_job_built_in_code_is_stored_and_resumes(tmp_path: Path) -> None:
+    with fake_api(TREE) as server:
+        job = resumer.job_from_dict(
+            {
+                "source": {"url": f"{server.url}/features"},
+                "request": {"url": f"{server.url}/children", "params": {"id": "{id}"}},
+                "response": {"items": "data.items"},
+            }
+        )
+        assert resumer.run(job, tmp_path / "r.db").exit_status == 0
+        assert resumer.resume(tmp_path / "r.db").exit_status == 0
+    assert resumer.status(tmp_path / "r.db")["state"] == "complete"
