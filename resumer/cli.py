@@ -20,6 +20,7 @@ import typer
 from rich.console import Console
 
 from resumer import api, logs
+from resumer.config import load_job
 from resumer.errors import CheckpointError, ConfigError, ResumerError
 from resumer.runner import Outcome
 
@@ -156,6 +157,28 @@ def schema() -> None:
     from resumer.jobschema import json_schema_text
 
     sys.stdout.write(json_schema_text())
+
+
+@app.command()
+def probe(
+    job_file: Annotated[Path, typer.Argument(help="The job file (TOML).", dir_okay=False)],
+    per_level: Annotated[
+        int, typer.Option("--per-level", help="Nodes queried per level.", min=1, max=100)
+    ] = 3,
+) -> None:
+    """Try a job file: load the roots and query a few nodes per level; store nothing."""
+    from resumer.display import probe_table
+    from resumer.probe import probe as run_probe
+
+    with _errors():
+        job = load_job(job_file)
+        reports = run_probe(job, job.environment(), per_level)
+    for report in reports:
+        out.print(probe_table(report))
+    for report in reports:
+        if report.problem:
+            _fail(f"level {report.level}: {report.problem}", EXIT_FAILED)
+    out.print(f"every level mapped items: {job_file} looks right")
 
 
 @app.command()

@@ -353,7 +353,7 @@ class Mapper:
         try:
             found = lookup(document, path)
         except KeyError:
-            raise MappingError(f"items path {path!r} not found{_keys_hint(document)}") from None
+            raise MappingError(_missing_path(document, path)) from None
         if not isinstance(found, list):
             where = f"items path {path!r}" if path else "the body"
             raise MappingError(f"{where} is {_kind(found)}, expected a list of items")
@@ -403,6 +403,21 @@ def _kind(value: Any) -> str:
     if value is None:
         return "null"
     return f"a {type(value).__name__}"
+
+
+def _missing_path(document: Any, path: str) -> str:
+    """Where a dotted path stops, and the keys that were there instead."""
+    found, steps = document, path.split(".")
+    for depth, step in enumerate(steps):
+        try:
+            found = lookup(found, step)
+        except KeyError:
+            where = "the body" if depth == 0 else repr(".".join(steps[:depth]))
+            if depth == 0:
+                return f"items path {path!r} not found{_keys_hint(found)}"
+            keys = ", ".join(list(found)[:10]) if isinstance(found, dict) else _kind(found)
+            return f"items path {path!r} not found: {where} has no {step!r} (it has: {keys})"
+    return f"items path {path!r} not found"
 
 
 def _keys_hint(value: Any) -> str:

@@ -86,6 +86,27 @@ def status_table(info: Mapping[str, Any]) -> Group:
     return Group(*lines, table)
 
 
+def probe_table(report: Any) -> Table:
+    """``resumer probe``: the calls that brought one level's items."""
+    source = report.level == 1
+    title = f"level {report.level}: {report.mapped} item(s) mapped " + (
+        "from the source" if source else f"by querying level {report.level - 1}"
+    )
+    table = Table(title=title, title_justify="left", show_edge=False, header_style="bold")
+    for name in ("request", "status", "ms", "items", "first items (id / name / type) or error"):
+        table.add_column(name, overflow="fold")
+    for call in report.calls:
+        shown = "; ".join(f"{i.id} / {i.name} / {i.type}" for i in call.items[:3])
+        table.add_row(
+            call.request,
+            str(call.status or "-"),
+            f"{call.seconds * 1000:.0f}",
+            str(len(call.items)),
+            Text(call.error, style="red") if call.error else Text(shown),
+        )
+    return table
+
+
 def _when(iso: str | None) -> str:
     if not iso:
         return "-"
