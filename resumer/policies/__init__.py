@@ -11,17 +11,17 @@ from __future__ import annotations
 
 from resumer.policies.breaker import CircuitBreaker
 from resumer.policies.concurrency import AdaptiveLimit, ConcurrencyLimiter
-from resumer.policies.gate import Gate, Outcome
+from resumer.policies.gate import CallOutcome, Gate
 from resumer.policies.rate import TokenBucket
 from resumer.policies.retry import NodeLabel, Retrier, RetryPolicy, Stopped
 
 __all__ = [
     "AdaptiveLimit",
+    "CallOutcome",
     "CircuitBreaker",
     "ConcurrencyLimiter",
     "Gate",
     "NodeLabel",
-    "Outcome",
     "Retrier",
     "RetryPolicy",
     "Stopped",

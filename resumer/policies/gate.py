@@ -25,7 +25,7 @@ SUCCESS, THROTTLE, FAILURE, PERMANENT = "success", "throttle", "failure", "perma
 
 
 @dataclass
-class Outcome:
+class CallOutcome:
     """How one call went, filled in by the caller inside the slot.
 
     ``kind``: success (an answer we can use), throttle (429, 503 with
@@ -71,7 +71,7 @@ class Gate:
         self._lock = threading.Lock()
 
     @contextmanager
-    def slot(self, level: int = 0) -> Iterator[Outcome]:
+    def slot(self, level: int = 0) -> Iterator[CallOutcome]:
         """One call's passage; ``level`` (of the node queried) labels what the observer sees."""
         if self.stop.is_set():
             raise Stopped
@@ -88,7 +88,7 @@ class Gate:
             if self.breaker is not None:
                 self.breaker.abandon(probe)  # no call was made: nothing to learn from
             raise
-        outcome = Outcome()
+        outcome = CallOutcome()
         started = self.clock()
         try:
             yield outcome
@@ -99,7 +99,7 @@ class Gate:
             for observe in self.observers:
                 observe(level, outcome.kind, outcome.status, latency)
 
-    def _record(self, outcome: Outcome, probe: bool, latency: float) -> None:
+    def _record(self, outcome: CallOutcome, probe: bool, latency: float) -> None:
         if self.breaker is not None:
             self.breaker.after_call(probe, failed=outcome.kind == FAILURE)
         if outcome.kind == THROTTLE and outcome.retry_after:

@@ -14,7 +14,7 @@ from resumer.client import Client, Mapper, read_source_file
 from resumer.config import Response, parse_job
 from resumer.errors import ConfigError, QueryError
 from resumer.model import Item, Task
-from resumer.policies import ConcurrencyLimiter, Gate, Outcome
+from resumer.policies import CallOutcome, ConcurrencyLimiter, Gate
 
 BASE = "http://127.0.0.1:9"
 TASK = Task(node=5, level=2, id="A 1/x", name="Alpha", type="core", parent_id="P1")
@@ -227,7 +227,7 @@ class RecordingGate(Gate):
         super().__init__(stop=threading.Event(), limiter=ConcurrencyLimiter(4))
         self.kinds: list[str] = []
 
-    def _record(self, outcome: Outcome, probe: bool, latency: float) -> None:
+    def _record(self, outcome: CallOutcome, probe: bool, latency: float) -> None:
         self.kinds.append(outcome.kind)
 
 
