@@ -39,14 +39,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Health = Callable[[], tuple[str, int]]
+HealthProbe = Callable[[], tuple[str, int]]  # the run's (breaker state, in-flight limit)
 # Builds the progress display around a run, given a counts snapshot, the leaf level and
 # the run's health (breaker state, in-flight limit).
-ProgressFactory = Callable[[Callable[[], Counts], int, Health], AbstractContextManager[Any]]
+ProgressFactory = Callable[[Callable[[], Counts], int, HealthProbe], AbstractContextManager[Any]]
 
 
 def _no_progress(
-    _snapshot: Callable[[], Counts], _leaf: int, _health: Health
+    _snapshot: Callable[[], Counts], _leaf: int, _health: HealthProbe
 ) -> AbstractContextManager[Any]:
     return contextlib.nullcontext()
 
@@ -307,14 +307,6 @@ def failed(db: Path) -> Iterator[FailedNode]:
     """The failed nodes of ``db``'s job, oldest first (level 0 is the job's source list)."""
     with opened(db) as store:
         yield from store.failed_nodes()
-
-
-def finished_state(db: Path) -> str | None:
-    """``complete`` or ``failed`` if the job has no work left, else None."""
-    with opened(db) as store:
-        if store.has_work():
-            return None
-        return "complete" if store.source_status() == "complete" else "failed"
 
 
 def nodes(db: Path, *, partial: bool = False, level: int | None = None) -> Iterator[FlatNode]:

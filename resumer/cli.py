@@ -87,7 +87,7 @@ def _logging(level: str, log_file: Path | None, log_format: str = "text") -> Non
         _fail(f"--log-file: cannot write {log_file} ({exc.strerror})", EXIT_USAGE)
 
 
-def _progress(snapshot: Callable[[], Any], leaf_level: int, health: api.Health) -> Any:
+def _progress(snapshot: Callable[[], Any], leaf_level: int, health: api.HealthProbe) -> Any:
     from resumer.display import Progress
 
     return Progress(snapshot, leaf_level, out, health)
@@ -215,11 +215,10 @@ def resume(
     with _errors():
         if not db.is_file():
             raise CheckpointError(f"{db}: no such database (start a job with `resumer start`)")
-        finished = None if retry_failed else api.finished_state(db)
-        if finished is not None:
-            info = api.status(db)
-            failed = info["totals"]["failed"] + (1 if info["source_error"] else 0)
-            if finished == "complete":
+        info = None if retry_failed else api.status(db)
+        if info is not None and info["state"] in ("complete", "failed"):
+            failed = info["failed"]
+            if info["state"] == "complete":
                 out.print(f"this job is already complete; export it with: resumer export --db {db}")
                 raise typer.Exit(EXIT_OK)
             err.print(

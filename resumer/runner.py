@@ -70,7 +70,7 @@ class Policies:
         self.stop = threading.Event()
         crawl = job.crawl
         self.limiter = ConcurrencyLimiter(crawl.http_concurrency)
-        self.adaptive = (
+        adaptive = (
             AdaptiveLimit(self.limiter, crawl.min_concurrency, crawl.http_concurrency, clock)
             if crawl.adaptive
             else None
@@ -86,7 +86,7 @@ class Policies:
             limiter=self.limiter,
             breaker=self.breaker,
             bucket=bucket,
-            adaptive=self.adaptive,
+            adaptive=adaptive,
             max_pause=job.retry.max,
             clock=clock,
         )
@@ -101,9 +101,6 @@ class Policies:
 
     def retrier(self, level: int) -> Retrier:
         return self._retriers[level]
-
-    def breaker_state(self) -> str:
-        return self.breaker.state
 
     def health(self) -> tuple[str, int]:
         """What the status shows: the breaker's state and the current in-flight limit."""
@@ -421,7 +418,7 @@ class Runner:
         throttled = error.status in (425, 429) or (
             error.status == 503 and error.retry_after is not None
         )
-        return throttled or self.policies.breaker_state() != CLOSED
+        return throttled or self.policies.breaker.state != CLOSED
 
     # -- stopping --------------------------------------------------------------
 

@@ -117,10 +117,6 @@ class AdaptiveLimit:
         self._lock = threading.Lock()
         limiter.set_limit(minimum)
 
-    @property
-    def limit(self) -> int:
-        return int(self._limit)
-
     def record(self, kind: str, latency: float) -> None:
         """One call ended: ``kind`` is success, throttle, failure or permanent."""
         with self._lock:
