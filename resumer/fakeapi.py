@@ -179,6 +179,7 @@ class Stats:
     def left(self) -> None:
         with self._cond:
             self.in_flight -= 1
+            self._cond.notify_all()
 
     def record(self, node_id: str) -> None:
         with self._cond:
@@ -192,6 +193,12 @@ class Stats:
         """Block until ``received`` requests have arrived; False if ``timeout`` passed first."""
         with self._cond:
             return self._cond.wait_for(lambda: self.received >= received, timeout)
+
+    def wait_until_idle(self, timeout: float) -> bool:
+        """Block until every request that arrived has been answered (a slow answer is
+        counted when it is sent, maybe after the client gave up on it)."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self.in_flight == 0, timeout)
 
 
 _REASONS = {

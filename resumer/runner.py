@@ -61,6 +61,7 @@ HEALTH_EVERY = 0.5  # seconds between two checks of the health recorded for `sta
 GATHER = 0.002  # seconds spent gathering more results into one commit once one has arrived
 
 _WAKE = object()  # put on the results queue to wake the coordinator
+_EXITED = object()  # put on the results queue by a worker as its last act
 
 
 class Policies:
@@ -168,6 +169,7 @@ class Runner:
         self._maybe_pending: set[int] = set()
         self._levels_done: set[int] = set()
         self._threads: list[threading.Thread] = []
+        self._exited = 0  # workers that have said they are done
         self._saved = 0
         self._queried = 0  # queries answered for good (children or a failure) in this run
         self._retries = 0  # calls beyond the first, in this run
@@ -304,7 +306,9 @@ class Runner:
         if wait:
             self.stop_event.wait(GATHER)
         while True:
-            if item is not _WAKE:
+            if item is _EXITED:
+                self._exited += 1
+            elif item is not _WAKE:
                 results.append(item)  # type: ignore[arg-type]
             if len(results) >= SAVE_BATCH:
                 return results
@@ -373,6 +377,7 @@ class Runner:
         while True:
             task = work.get()
             if task is None:
+                self._results.put(_EXITED)
                 return
             if self.stop_event.is_set():
                 continue  # claimed but unsent: reset to pending at shutdown
@@ -433,7 +438,7 @@ class Runner:
                 self.job.crawl.grace,
             )
         deadline = self.clock() + (self.job.crawl.grace if self.stop_event.is_set() else 3600)
-        while any(t.is_alive() for t in self._threads) and self.clock() < deadline:
+        while self._exited < len(self._threads) and self.clock() < deadline:
             self._save(self._collect(wait=True))
         while batch := self._collect(wait=False):
             self._save(batch)

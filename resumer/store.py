@@ -51,6 +51,55 @@ BUSY_TIMEOUT_MS = 60_000  # how long a writer waits for SQLite's lock
 SOURCE_NODE = 0  # the job's own row: its children are the level-1 nodes
 MIGRATIONS_DIR = Path(str(importlib.resources.files("resumer.migrations")))
 
+# The schema the migrations build, as SQLite records it: a new checkpoint is created
+# from it in one transaction, then stamped with SCHEMA_REVISION, so that starting a
+# job does not import Alembic (a third of a second). A test checks that these
+# statements and the migrations give the same schema.
+HEAD_SCHEMA = (
+    """CREATE TABLE alembic_version (
+        version_num VARCHAR(32) NOT NULL,
+        CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))""",
+    """CREATE TABLE job (
+        id INTEGER NOT NULL,
+        job_text TEXT NOT NULL,
+        origin TEXT NOT NULL,
+        base_dir TEXT NOT NULL,
+        created_at FLOAT NOT NULL,
+        started_at FLOAT,
+        finished_at FLOAT,
+        run_seconds FLOAT DEFAULT '0' NOT NULL,
+        breaker_state TEXT,
+        concurrency_limit INTEGER,
+        health_at FLOAT,
+        rate FLOAT,
+        retries INTEGER DEFAULT '0' NOT NULL,
+        alerts TEXT,
+        PRIMARY KEY (id),
+        CONSTRAINT one_job CHECK (id = 1))""",
+    """CREATE TABLE nodes (
+        id INTEGER NOT NULL,
+        parent_id INTEGER,
+        level INTEGER NOT NULL,
+        position INTEGER NOT NULL,
+        item_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        type TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        status TEXT NOT NULL,
+        open_children INTEGER DEFAULT '0' NOT NULL,
+        attempts INTEGER DEFAULT '0' NOT NULL,
+        last_error TEXT,
+        priority INTEGER DEFAULT '0' NOT NULL,
+        completed_at FLOAT,
+        PRIMARY KEY (id),
+        CONSTRAINT uq_nodes_parent_position UNIQUE (parent_id, position),
+        CONSTRAINT ck_nodes_status
+            CHECK (status IN ('pending', 'running', 'waiting', 'complete', 'failed')),
+        FOREIGN KEY(parent_id) REFERENCES nodes (id))""",
+    "CREATE INDEX ix_nodes_running ON nodes (id) WHERE status = 'running'",
+    "CREATE INDEX ix_nodes_pending ON nodes (level, priority DESC, id) WHERE status = 'pending'",
+)
+
 
 @dataclass(frozen=True, slots=True)
 class JobRecord:
@@ -222,15 +271,24 @@ class Store:
         self._writer.dispose()
         self._reader.dispose()
 
-    def _has_job(self) -> bool:
+    def _tables(self) -> set[str]:
         with self._read() as cur:
-            tables = {
-                r[0] for r in cur.execute("SELECT name FROM sqlite_master WHERE type='table'")
-            }
-            if "job" not in tables:
-                if tables - {"alembic_version"}:
-                    raise CheckpointError(f"{self.path}: not a resumer database")
-                return False
+            return {r[0] for r in cur.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+
+    def _create_schema(self) -> None:
+        """The head schema in an empty database, stamped as Alembic would."""
+        with self._write() as cur:
+            for statement in HEAD_SCHEMA:
+                cur.execute(statement)
+            cur.execute("INSERT INTO alembic_version (version_num) VALUES (?)", (SCHEMA_REVISION,))
+
+    def _has_job(self) -> bool:
+        tables = self._tables()
+        if "job" not in tables:
+            if tables - {"alembic_version"}:
+                raise CheckpointError(f"{self.path}: not a resumer database")
+            return False
+        with self._read() as cur:
             return bool(cur.execute("SELECT count(*) FROM job").fetchone()[0])
 
     def _alembic(self) -> Config:
@@ -252,7 +310,11 @@ class Store:
         return None if row is None else str(row[0])
 
     def _migrate(self) -> None:
-        if self.revision() == SCHEMA_REVISION:
+        revision = self.revision()
+        if revision == SCHEMA_REVISION:
+            return
+        if revision is None and not self._tables():
+            self._create_schema()
             return
         from alembic import command
         from alembic.util.exc import CommandError

@@ -54,6 +54,7 @@ def test_a_mix_of_faults_still_gives_the_whole_tree_once(tmp_path: Path) -> None
         request = f'[request]\nurl = "{server.url}/children"\ntimeout = 0.2\n'
         job = write_job(tmp_path, server.url, request=request, extra=FAST_RETRY)
         outcome = api.start(job, tmp_path / "r.db")
+        assert server.stats.wait_until_idle(timeout=10)  # the slow answers are counted
         statuses = server.stats.statuses
     assert (outcome.exit_status, outcome.failed) == (0, 0)
     assert exported(tmp_path / "r.db") == TREE.expected_export(4)

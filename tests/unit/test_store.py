@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from pathlib import Path
 
@@ -195,8 +196,29 @@ def test_an_older_checkpoint_is_upgraded_in_place_keeping_its_work(store: Store)
     upgraded.close()
 
 
-def _downgrade_to_first(path: Path) -> None:
-    """Take a checkpoint back to revision 0001, as an older resumer left it."""
+def test_a_new_checkpoint_has_the_schema_the_migrations_build(tmp_path: Path) -> None:
+    """A new checkpoint is created from store.HEAD_SCHEMA, without Alembic: it must be
+    what running every migration on an empty database gives."""
+    created = Store.create(tmp_path / "created.db", "job text", "job.toml", "/jobs")
+    created.close()
+    migrated = tmp_path / "migrated.db"
+    _alembic(migrated, "upgrade", "head")
+    assert _schema(created.path) == _schema(migrated)
+    assert len(_schema(migrated)) == 7  # 3 tables, 2 automatic indexes, 2 partial ones
+
+
+def _schema(path: Path) -> list[tuple[str, str, str | None]]:
+    """The schema as SQLite records it, with the whitespace of the SQL text normalised."""
+    with sqlite3.connect(path) as db:
+        rows = db.execute("SELECT type, name, sql FROM sqlite_master ORDER BY type, name")
+        return [(kind, name, sql and _tokens(sql)) for kind, name, sql in rows]
+
+
+def _tokens(sql: str) -> str:
+    return re.sub(r"\s*([(),])\s*", r"\1", re.sub(r"\s+", " ", sql)).strip()
+
+
+def _alembic(path: Path, action: str, revision: str) -> None:
     from alembic import command
     from alembic.config import Config
     from sqlalchemy import create_engine
@@ -208,8 +230,13 @@ def _downgrade_to_first(path: Path) -> None:
     engine = create_engine(f"sqlite:///{path}")
     with engine.begin() as conn:
         config.attributes["connection"] = conn
-        command.downgrade(config, "0001")
+        getattr(command, action)(config, revision)
     engine.dispose()
+
+
+def _downgrade_to_first(path: Path) -> None:
+    """Take a checkpoint back to revision 0001, as an older resumer left it."""
+    _alembic(path, "downgrade", "0001")
     with sqlite3.connect(path) as db:
         columns = {row[1] for row in db.execute("PRAGMA table_info(job)")}
     assert "breaker_state" not in columns
