@@ -19,12 +19,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-import httpx
-
 from resumer import lock, logs
 from resumer.alerts import Alerts, Rules
 from resumer.backups import PeriodicBackup, last_backup_advice
-from resumer.client import Client, read_source_file
+from resumer.client import Client, ThreadClients, read_source_file
 from resumer.config import Job, load_job, parse_job
 from resumer.errors import CheckpointError, ConfigError, DamagedError
 from resumer.estimate import eta_seconds, remaining_queries
@@ -123,11 +121,7 @@ def _run(
     env = job.environment()
     logs.protect(env.values())
     logs.set_job(Path(job.origin).name)
-    limits = httpx.Limits(
-        max_connections=job.crawl.http_concurrency,
-        max_keepalive_connections=job.crawl.http_concurrency,
-    )
-    with httpx.Client(limits=limits, timeout=job.request.timeout, follow_redirects=True) as http:
+    with ThreadClients(timeout=job.request.timeout) as http:
         policies = Policies(job)
         client = Client(job, env, http, policies.gate)
         metrics = _metrics(job, store, policies, metrics_port)

@@ -145,6 +145,7 @@ class Stats:
     def __init__(self) -> None:
         self.calls: Counter[str] = Counter()  # children answered, per node id
         self.received = 0  # requests received (before any latency)
+        self.connections = 0  # TCP connections accepted
         self.in_flight = 0
         self.max_in_flight = 0
         self.statuses: Counter[int] = Counter()  # answers by status (0 = dropped)
@@ -332,6 +333,8 @@ class FakeAPI:
     # -- HTTP ------------------------------------------------------------------
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with self.stats._cond:
+            self.stats.connections += 1
         try:
             while True:
                 try:

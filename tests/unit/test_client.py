@@ -10,7 +10,7 @@ import httpx
 import pytest
 import respx
 
-from resumer.client import Client, Mapper, read_source_file
+from resumer.client import Client, Mapper, ThreadClients, read_source_file
 from resumer.config import Response, parse_job
 from resumer.errors import ConfigError, QueryError
 from resumer.model import Item, Task
@@ -27,7 +27,7 @@ def make_client(extra: str = "", env: dict[str, str] | None = None, **request: s
         f'[response]\nitems = "data.items"\n{extra}'
     )
     job = parse_job(text, "job.toml")
-    return Client(job, env or {}, httpx.Client())
+    return Client(job, env or {}, ThreadClients(timeout=10.0))
 
 
 def items_body(*items: dict[str, object]) -> dict[str, object]:
@@ -338,3 +338,44 @@ def test_a_repeated_cursor_is_an_error_not_a_loop() -> None:
     respx.get(url__startswith=f"{BASE}/children").respond(json=page_of("a", following="same"))
     with pytest.raises(QueryError, match="repeated"):
         paged_client('mode = "cursor"\ncursor_path = "data.next"\n').query(TASK, 5.0)
+
+
+def test_each_thread_keeps_one_connection_of_its_own() -> None:
+    from resumer.fakeapi import FakeTree
+    from tests.helpers import fake_api
+
+    with fake_api(FakeTree(roots=2, fanout=(3,))) as server:
+        http = ThreadClients(timeout=10.0)
+        http.headers["X-Job"] = "j1"
+        statuses: list[int] = []
+
+        def calls() -> None:
+            for _ in range(5):
+                response = http.request("GET", f"{server.url}/features")
+                statuses.append(response.status_code)
+
+        threads = [threading.Thread(target=calls) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        calls()  # this thread too
+        http.close()
+        connections = server.stats.connections
+    assert statuses == [200] * 20
+    assert connections == 4  # three threads and this one, each reusing its own
+
+
+def test_every_threads_client_sends_the_fixed_headers() -> None:
+    http = ThreadClients(timeout=10.0)
+    http.headers["Authorization"] = "Bearer t"
+    seen: list[str | None] = []
+    with respx.mock:
+        route = respx.get(f"{BASE}/x").respond(200, json=[])
+        thread = threading.Thread(target=lambda: http.request("GET", f"{BASE}/x"))
+        thread.start()
+        thread.join()
+        http.request("GET", f"{BASE}/x")
+        seen = [call.request.headers.get("Authorization") for call in route.calls]
+    http.close()
+    assert seen == ["Bearer t", "Bearer t"]
