@@ -1,23 +1,34 @@
 """Benchmark: resumer against the fake API, next to the ideal and a plain httpx pool.
 
-    python bench/crawl.py            # the full tree: 20 x 20 x 50 x 10 (20,421 queries)
-    python bench/crawl.py --quick    # a small tree, to try things
+    python bench/crawl.py --repeat 3   # every scenario, medians of 3 (about 6 minutes)
+    python bench/crawl.py --quick      # a small tree, to try things
+    python bench/crawl.py --only scale # one group: api, client or scale
 
 The fake API runs in its own process pinned to one core and the client on the
-other (when there are two). Each scenario prints wall time, queries/s, peak
-RSS of the client, and its ratio to the ideal time (50 ms) or to a plain httpx
-thread pool with as many threads crawling the same tree without a checkpoint
-(0 ms). Figures, not assertions: this is not a test.
+other (when there are two). Scenarios, on a tree of 20 x 20 x 50 x 10 (20,421
+queries) unless said otherwise:
+
+- API-bound: 50 ms per answer, 64 in flight, next to the ideal time;
+- client-bound: 0 ms, 16 and 64 in flight, next to a plain httpx thread pool
+  with as many threads crawling the same tree without a checkpoint;
+- scale: a million nodes (10 x 10 x 100 x 100, 0 ms): the crawl, ``status``,
+  ``export``, and ``resume`` after a kill -9 half-way.
+
+It prints one Markdown table: wall time, queries/s, peak RSS of the client
+process, and the figure that matters for the row. Figures, not assertions:
+this is not a test.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -153,22 +164,103 @@ def api_bound(roots: int, fanout: str, queries: int, repeat: int, folder: Path) 
     return ("50 ms, 64 in flight", run, f"{ideal / run.wall:.2f} of ideal ({ideal:.1f} s)")
 
 
-def client_bound(roots: int, fanout: str, repeat: int, folder: Path) -> list[Row]:
-    """0 ms per answer: the client's own cost next to a plain httpx pool's."""
-    threads = 16
+def client_bound(roots: int, fanout: str, threads: int, repeat: int, folder: Path) -> list[Row]:
+    """0 ms per answer: the client's own cost next to a plain httpx pool's, ``threads``
+    calls in flight in both (resumer: that many level-3 workers, a few for levels 1-2)."""
     api, url = start_fake_api(roots, fanout, 0.0)
+    workers = (max(1, threads // 8), max(1, threads // 4), threads)
     try:
-        mine = median_run(
-            [run_resumer(url, threads, (2, 4, threads), folder) for _ in range(repeat)]
-        )
+        mine = median_run([run_resumer(url, threads, workers, folder) for _ in range(repeat)])
         plain = median_run([run_plain(url, threads, folder) for _ in range(repeat)])
     finally:
         api.terminate()
         api.wait()
+    shape = "/".join(map(str, workers))
     return [
-        ("0 ms, 16 in flight", mine, f"{plain.wall / mine.wall:.2f} of plain pool"),
-        ("0 ms, plain httpx pool, 16 threads", plain, "baseline"),
+        (
+            f"0 ms, {threads} in flight (workers {shape})",
+            mine,
+            f"{plain.wall / mine.wall:.2f} of plain pool",
+        ),
+        (f"0 ms, plain httpx pool, {threads} threads", plain, "baseline"),
     ]
+
+
+def scale(folder: Path) -> list[Row]:
+    """A million nodes (10 x 10 x 100 x 100, 0 ms): the crawl, ``status``, ``export``, and
+    ``resume`` after a kill -9 half-way (time until its first query reaches the API)."""
+    roots, fanout = 10, "10,100,100"
+    queries, nodes = 1 + 10 + 100 + 10_000, 1_010_110
+    rows: list[Row] = []
+    api, url = start_fake_api(roots, fanout, 0.0)
+    try:
+        run = run_resumer(url, 16, (2, 4, 16), folder)
+        db = max(folder.glob("job-*.db"), key=lambda p: p.stat().st_mtime)
+        size = sum(p.stat().st_size for p in folder.glob(f"{db.name}*")) / 1e6
+        rows.append((f"1M nodes: start, {nodes:,} nodes", run, f"database {size:.0f} MB"))
+        cli = [sys.executable, "-m", "resumer"]
+        status = min(
+            (timed([*cli, "status", "--db", str(db)], folder) for _ in range(3)),
+            key=lambda t: t[0],
+        )
+        rows.append(("1M nodes: status", Run(status[0], status[1], 0), "best of 3"))
+        out = folder / "export.json"
+        wall, rss, _ = timed([*cli, "export", "--db", str(db), "-o", str(out)], folder)
+        size = out.stat().st_size / 1e6
+        rows.append(("1M nodes: export", Run(wall, rss, 0), f"{size:.0f} MB of JSON"))
+        out.unlink()
+        rows.append(resume_after_kill(url, cli, folder, queries))
+    finally:
+        api.terminate()
+        api.wait()
+    return rows
+
+
+def api_received(url: str) -> int:
+    with urllib.request.urlopen(f"{url}/_stats") as answer:
+        return int(json.load(answer)["received"])
+
+
+def resume_after_kill(url: str, cli: list[str], folder: Path, queries: int) -> Row:
+    """Kill -9 a crawl of the million-node tree half-way; time ``resume`` until its first
+    query arrives, then let it finish."""
+    job = max(folder.glob("job-*.toml"), key=lambda p: p.stat().st_mtime)
+    db = folder / "killed.db"
+    crawl = subprocess.Popen(
+        [*cli, "start", str(job), "--db", str(db), "--log-level", "WARNING"],
+        cwd=folder,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        **pinned(CLIENT_CORE),  # type: ignore[call-overload]
+    )
+    base = api_received(url)
+    while api_received(url) < base + queries // 2:
+        time.sleep(0.02)  # polling the fake API's counter, not a synchronisation by time
+    crawl.kill()
+    crawl.wait()
+    base = api_received(url)
+    began = time.perf_counter()
+    resume = subprocess.Popen(
+        [*cli, "resume", "--db", str(db), "--log-level", "WARNING"],
+        cwd=folder,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        **pinned(CLIENT_CORE),  # type: ignore[call-overload]
+    )
+    polls = 1  # each poll is a request too
+    while api_received(url) <= base + polls:
+        polls += 1
+        time.sleep(0.005)
+    first_query = time.perf_counter() - began
+    _, status, usage = os.wait4(resume.pid, 0)
+    wall = time.perf_counter() - began
+    if status != 0:
+        raise SystemExit(f"resume failed with status {status}")
+    return (
+        "1M nodes: resume after kill -9",
+        Run(wall, usage.ru_maxrss / 1024, 0),
+        f"first query after {first_query:.2f} s",
+    )
 
 
 def compile_package() -> None:
@@ -185,7 +277,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a small tree (5 x 10 x 20 x 10)")
     parser.add_argument("--repeat", type=int, default=1, help="runs per figure (median)")
     parser.add_argument(
-        "--only", choices=("api", "client"), help="only the 50 ms (api) or the 0 ms (client) runs"
+        "--only",
+        choices=("api", "client", "scale"),
+        help="only the 50 ms (api), the 0 ms (client) or the million-node (scale) runs",
     )
     args = parser.parse_args()
     roots, fanout = (5, "10,20,10") if args.quick else (20, "20,50,10")
@@ -196,14 +290,18 @@ def main() -> None:
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="resumer-bench-") as tmp:
         folder = Path(tmp)
-        if args.only != "client":
+        if args.only in (None, "api"):
             rows.append(api_bound(roots, fanout, queries, args.repeat, folder))
-        if args.only != "api":
-            rows.extend(client_bound(roots, fanout, args.repeat, folder))
-    print(f"{'scenario':<36} {'wall s':>8} {'queries/s':>10} {'peak RSS MB':>12}  ratio")
-    for name, run, ratio in rows:
-        rate = run.queries / run.wall
-        print(f"{name:<36} {run.wall:>8.2f} {rate:>10,.0f} {run.rss_mb:>12.1f}  {ratio}")
+        if args.only in (None, "client"):
+            for threads in (16, 64):
+                rows.extend(client_bound(roots, fanout, threads, args.repeat, folder))
+        if args.only in (None, "scale") and not args.quick:
+            rows.extend(scale(folder))
+    print(f"| {'scenario':<42} | {'wall s':>7} | {'queries/s':>9} | {'peak RSS MB':>11} | figure |")
+    print(f"|{'-' * 44}|{'-' * 9}|{'-' * 11}|{'-' * 13}|--------|")
+    for name, run, note in rows:
+        rate = f"{run.queries / run.wall:,.0f}" if run.queries else ""
+        print(f"| {name:<42} | {run.wall:>7.2f} | {rate:>9} | {run.rss_mb:>11.1f} | {note} |")
 
 
 if __name__ == "__main__":
