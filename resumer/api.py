@@ -124,23 +124,18 @@ def _run(
     with ThreadClients(timeout=job.request.timeout) as http:
         policies = Policies(job)
         client = Client(job, env, http, policies.gate)
-        metrics = _metrics(job, store, policies, metrics_port)
         alerts = _alerts(job, store, policies, env)
-        runner = Runner(
-            job,
-            store,
-            client,
-            policies,
-            on_results=metrics.observe_results if metrics else None,
-            alerts=alerts,
-        )
+        runner = Runner(job, store, client, policies, alerts=alerts)
+        metrics = _metrics(job, runner, policies, metrics_port)
+        if metrics is not None:
+            runner.on_results = metrics.observe_results
         if handle_signals:
             install_signal_handlers(runner)
         began = time.monotonic()
         try:
             with (
                 PeriodicBackup(store, store.path, job.backup.every, job.backup.keep),
-                progress(store.counts, job.crawl.max_depth, policies.health),
+                progress(runner.counts, job.crawl.max_depth, policies.health),
             ):
                 outcome = runner.run()
         finally:
@@ -177,7 +172,7 @@ def _alerts(job: Job, store: Store, policies: Policies, env: Mapping[str, str]) 
     return alerts
 
 
-def _metrics(job: Job, store: Store, policies: Policies, port: int | None) -> Metrics | None:
+def _metrics(job: Job, runner: Runner, policies: Policies, port: int | None) -> Metrics | None:
     """The run's Prometheus metrics, served if a port is set (the option, or the job's)."""
     port = job.metrics.port if port is None else port
     if not port:
@@ -185,7 +180,7 @@ def _metrics(job: Job, store: Store, policies: Policies, port: int | None) -> Me
     from resumer.metrics import Metrics
 
     metrics = Metrics(
-        counts=store.counts,
+        counts=runner.counts,
         in_flight=lambda: policies.limiter.in_flight,
         limit=lambda: policies.limiter.limit,
         breaker=lambda: policies.breaker.state,

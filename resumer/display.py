@@ -222,6 +222,7 @@ class Progress:
             live.update(self._view(), refresh=True)
 
     def _log_lines(self) -> None:
+        self._rates.update(time.monotonic(), self.snapshot())  # so the first line has a rate
         while not self._stop.wait(LOG_EVERY):
             counts = self.snapshot()
             rates = self._rates.update(time.monotonic(), counts)

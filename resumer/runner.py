@@ -24,7 +24,8 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from types import FrameType
 
@@ -47,7 +48,7 @@ from resumer.policies import (
     TokenBucket,
 )
 from resumer.policies.breaker import CLOSED
-from resumer.store import Health, PriorityOf, Store, Transaction, inherit
+from resumer.store import Counts, Health, PriorityOf, Store, Tally, Transaction, inherit
 
 log = logging.getLogger(__name__)
 
@@ -175,6 +176,12 @@ class Runner:
         self._retries = 0  # calls beyond the first, in this run
         self._retries_recorded = 0
         self._paces: deque[tuple[float, int]] = deque()
+        self._tally = Tally(store.counts())  # the one scan of the table in a run
+
+    def counts(self) -> Counts:
+        """Nodes per level and status, as ``Store.counts`` would say (without its scan):
+        for the live display and the metrics, from any thread."""
+        return self._tally.counts()
 
     # -- control ---------------------------------------------------------------
 
@@ -185,17 +192,24 @@ class Runner:
 
     # -- the run ---------------------------------------------------------------
 
+    @contextmanager
+    def _transaction(self) -> Iterator[Transaction]:
+        """A write transaction whose moves reach the tally once it has committed."""
+        with self.store.transaction() as tx:
+            yield tx
+        self._tally.apply(tx.moves)
+
     def run(self) -> Outcome:
         started = time.time()
-        reset = self.store.reset_running()
+        with self._transaction() as tx:
+            reset = tx.reset_running()
         if reset:
             log.info("resume: %d node(s) left running by an earlier run are pending again", reset)
         self.store.mark_started(started)
         if self.store.source_status() == "pending":
             self._load_roots()
         self._maybe_pending = self.store.pending_levels() & set(self._queues)
-        if self.alerts is not None:
-            self._failed = sum(c["failed"] for c in self.store.counts().values())
+        self._failed = sum(c["failed"] for c in self._tally.counts().values())
         self._last_progress = self.clock()
         self._start_workers()
         try:
@@ -215,7 +229,7 @@ class Runner:
         results = self._collect(wait=not self._hungry_levels())
         fed: set[int] = set()
         claimed: dict[int, list[Task]] = {}
-        with self.store.transaction() as tx:
+        with self._transaction() as tx:
             if results:
                 fed = tx.save(results, self.leaf_level, self._priority_of)
             self._account(results, fed)
@@ -285,14 +299,18 @@ class Runner:
         try:
             items = self.policies.retrier(0).call(self.client.load_roots, NodeLabel(0, "source"))
         except Stopped:
-            self.store.save([Release(task.node, 0, 1)], self.leaf_level)
+            self._store_source(Release(task.node, 0, 1))
             return
         except QueryError as exc:
             log.error("the source failed: %s", exc)
-            self.store.save([Failure(task.node, 0, str(exc), 1, "source")], self.leaf_level)
+            self._store_source(Failure(task.node, 0, str(exc), 1, "source"))
             return
-        self.store.save([Children(task.node, 0, items, 1)], self.leaf_level, self._priority_of)
+        self._store_source(Children(task.node, 0, items, 1))
         log.info("loaded %d level-1 node(s) from the source", len(items))
+
+    def _store_source(self, result: Result) -> None:
+        with self._transaction() as tx:
+            tx.save([result], self.leaf_level, self._priority_of)
 
     def _collect(self, *, wait: bool) -> list[Result]:
         """Take the results that have arrived; if ``wait``, first wait up to POLL for one,
@@ -321,7 +339,7 @@ class Runner:
         """Store results in a transaction of their own (used while shutting down)."""
         if not results:
             return
-        with self.store.transaction() as tx:
+        with self._transaction() as tx:
             fed = tx.save(results, self.leaf_level, self._priority_of)
             self._account(results, fed)
 
@@ -442,13 +460,13 @@ class Runner:
             self._save(self._collect(wait=True))
         while batch := self._collect(wait=False):
             self._save(batch)
-        unfinished = self.store.reset_running()
+        with self._transaction() as tx:
+            unfinished = tx.reset_running()
         if unfinished:
             log.info("%d claimed node(s) not finished go back to pending", unfinished)
 
     def _outcome(self, stopped: bool) -> Outcome:
-        counts = self.store.counts()
-        failed = sum(c["failed"] for c in counts.values())
+        failed = sum(c["failed"] for c in self._tally.counts().values())
         source_error = self.store.source_error() if self.store.source_status() == "failed" else None
         return Outcome(
             source_error=source_error,

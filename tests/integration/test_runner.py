@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 from resumer import api
 from resumer.fakeapi import FakeTree
@@ -65,3 +66,26 @@ def test_max_depth_one_stores_the_roots_as_leaves(tmp_path: Path) -> None:
         assert api.start(job, tmp_path / "r.db").exit_status == 0
         assert sum(server.stats.snapshot().values()) == 0
     assert exported(tmp_path / "r.db") == TREE.expected_export(1)
+
+
+def test_the_live_counts_equal_the_checkpoints_after_a_run(tmp_path: Path) -> None:
+    """The display and the metrics read counts the runner keeps from each commit, not
+    from a scan of the table: after a run with failures they must be the table's."""
+    import contextlib
+
+    from resumer.store import Store
+
+    snapshots: list[Any] = []
+
+    def progress(snapshot: Any, leaf_level: int, health: Any) -> Any:
+        snapshots.append(snapshot)
+        return contextlib.nullcontext()
+
+    with fake_api(TREE, broken=frozenset({"F2.1", "F3"})) as server:
+        job = write_job(tmp_path, server.url)
+        assert api.start(job, tmp_path / "r.db", progress=progress).exit_status == 1
+    store = Store.open(tmp_path / "r.db", migrate=False)
+    expected = store.counts()
+    store.close()
+    assert expected[1]["failed"] == expected[2]["failed"] == 1
+    assert snapshots[0]() == expected

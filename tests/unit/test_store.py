@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from resumer.errors import CheckpointError
-from resumer.model import Children, Failure, Item, Release, Task
+from resumer.model import STATUSES, Children, Failure, Item, Release, Task
 from resumer.store import SCHEMA_REVISION, SOURCE_NODE, Store
 
 LEAF = 4
@@ -240,3 +240,40 @@ def _downgrade_to_first(path: Path) -> None:
     with sqlite3.connect(path) as db:
         columns = {row[1] for row in db.execute("PRAGMA table_info(job)")}
     assert "breaker_state" not in columns
+
+
+def test_the_moves_of_each_transaction_keep_a_tally_equal_to_the_counts(store: Store) -> None:
+    """A random crawl of claims, children, leaves, failures, releases, late repeats and
+    resets: after every transaction, the tally kept from its moves equals a count of
+    the table."""
+    import random
+
+    from resumer.store import Tally
+
+    rng = random.Random(7)
+    load_roots(store, *(f"R{i}" for i in range(6)))
+    tally = Tally(store.counts())
+    done: list[Children] = []
+    for step in range(60):
+        with store.transaction() as tx:
+            results: list[Children | Failure | Release] = []
+            for level in (1, 2, 3):
+                for task in tx.claim(level, rng.randint(0, 3)):
+                    kind = rng.random()
+                    if kind < 0.1:
+                        results.append(Failure(task.node, level, "HTTP 400", 1))
+                    elif kind < 0.2:
+                        results.append(Release(task.node, level, 1))
+                    else:
+                        ids = [f"{task.id}.{n}" for n in range(rng.randint(0, 3))]
+                        results.append(Children(task.node, level, [item(i) for i in ids], 1))
+            if done and rng.random() < 0.3:
+                results.append(rng.choice(done))  # a late repeat changes nothing
+            done += [r for r in results if isinstance(r, Children)]
+            tx.save(results, LEAF)
+            if step % 20 == 19:
+                tx.reset_running()
+        tally.apply(tx.moves)
+        assert tally.counts() == store.counts(), f"step {step}"
+    totals = {s: sum(c[s] for c in store.counts().values()) for s in STATUSES}
+    assert totals["complete"] and totals["failed"] and totals["waiting"]  # all were met
