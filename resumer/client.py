@@ -58,10 +58,11 @@ class ThreadClients:
     """An ``httpx.Client`` for each thread, made on its first call, all closed together.
 
     Why: threads sharing one client queue on its pool's lock, and the pool scans
-    every connection for every request. With 64 threads that cost three times
-    the CPU of the calls themselves (``bench/crawl.py``). A worker makes one call
-    at a time, so one keep-alive connection of its own is all it needs; the cap
-    on calls in flight is the gate's, not the pool's.
+    every connection for every request. With 64 threads, a crawl on a shared
+    client took 3.5 times the time and CPU it takes on one client per thread
+    (``bench/crawl.py``). A worker makes one call at a time, so one keep-alive
+    connection of its own is all it needs; the cap on calls in flight is the
+    gate's, not the pool's.
 
     >>> http = ThreadClients(timeout=10.0)
     >>> http.headers["Accept"] = "application/json"   # every thread's client gets it

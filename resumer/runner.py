@@ -392,14 +392,16 @@ class Runner:
 
     def _work(self, level: int, work: queue.SimpleQueue[Task | None]) -> None:
         timeout = self.job.level(level).timeout
-        while True:
-            task = work.get()
-            if task is None:
-                self._results.put(_EXITED)
-                return
-            if self.stop_event.is_set():
-                continue  # claimed but unsent: reset to pending at shutdown
-            self._results.put(self._query(task, timeout))
+        try:
+            while True:
+                task = work.get()
+                if task is None:
+                    return
+                if self.stop_event.is_set():
+                    continue  # claimed but unsent: reset to pending at shutdown
+                self._results.put(self._query(task, timeout))
+        finally:
+            self._results.put(_EXITED)  # the coordinator counts these to end the run
 
     def _query(self, task: Task, timeout: float) -> Result:
         attempts = 0
