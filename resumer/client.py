@@ -19,7 +19,7 @@ import math
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlencode
@@ -237,10 +237,11 @@ class Client:
             seen.add(cursor)
         raise QueryError(f"more than {MAX_PAGES} pages for one node", transient=False)
 
-    def load_roots(self) -> list[Item]:
-        """The level-1 nodes, from the source URL or file."""
+    def load_roots(self) -> Iterable[Item]:
+        """The level-1 nodes, from the source URL (fetched now) or file (read as they are
+        taken: a long list never sits in memory whole)."""
         if self.job.source.file is not None:
-            return list(read_source_file(self.job.source.file, self.job.response))
+            return read_source_file(self.job.source.file, self.job.response)
         headers = self._headers(_NO_NODE)
         document = self._call("GET", self._source_url, None, headers, self.job.request.timeout)
         return self._items(document, "GET", self._source_url)

@@ -66,7 +66,7 @@ def probe(job: Job, env: dict[str, str], per_level: int) -> list[LevelReport]:
         roots = LevelReport(1)
         began = time.monotonic()
         try:
-            items = client.load_roots()
+            items = list(client.load_roots())
             error = None
         except QueryError as exc:
             items, error = [], str(exc)

@@ -305,10 +305,11 @@ class Runner:
             log.error("the source failed: %s", exc)
             self._store_source(Failure(task.node, 0, str(exc), 1, "source"))
             return
-        self._store_source(Children(task.node, 0, items, 1))
-        log.info("loaded %d level-1 node(s) from the source", len(items))
+        with self._transaction() as tx:
+            count = tx.save_source(task.node, items, 1, self.leaf_level, self._priority_of)
+        log.info("loaded %d level-1 node(s) from the source", count)
 
-    def _store_source(self, result: Result) -> None:
+    def _store_source(self, result: Failure | Release) -> None:
         with self._transaction() as tx:
             tx.save([result], self.leaf_level, self._priority_of)
 

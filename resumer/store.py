@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import functools
 import importlib.resources
+import itertools
 import json
 import os
 import sqlite3
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,7 @@ SCHEMA_REVISION = "0005"
 MIN_SQLITE = (3, 35, 0)  # UPDATE ... RETURNING
 BUSY_TIMEOUT_MS = 60_000  # how long a writer waits for SQLite's lock
 SOURCE_NODE = 0  # the job's own row: its children are the level-1 nodes
+SOURCE_CHUNK = 2048  # level-1 nodes read from the source and inserted at a time
 MIGRATIONS_DIR = Path(str(importlib.resources.files("resumer.migrations")))
 
 # The schema the migrations build, as SQLite records it: a new checkpoint is created
@@ -633,6 +635,50 @@ class Transaction:
             self._moved(level, "pending", "running", len(rows))
         return [Task._make(row) for row in rows]
 
+    def save_source(
+        self,
+        node: int,
+        items: Iterable[Item],
+        attempts: int,
+        leaf_level: int,
+        priority: PriorityOf = inherit,
+    ) -> int:
+        """Store the level-1 nodes as the children of the job's own node; return how many.
+
+        ``items`` is read SOURCE_CHUNK at a time, so a source file of a million
+        roots never sits in memory whole; they are stored all or none, as any
+        result. Applies only while the job's node is ``running``.
+        """
+        cur = self._cur
+        row = cur.execute("SELECT status, priority FROM nodes WHERE id = ?", (node,)).fetchone()
+        if row is None or row[0] != "running":
+            return 0
+        weight = row[1]
+        now = time.time()
+        leaves = leaf_level <= 1
+        status, done_at = ("complete", now) if leaves else ("pending", None)
+        weigh = None if priority is inherit else priority
+        iterator, count = iter(items), 0
+        while chunk := list(itertools.islice(iterator, SOURCE_CHUNK)):
+            values: list[object] = []
+            _child_values(values, node, 1, chunk, status, done_at, weight, weigh, first=count)
+            _insert_children(cur, values)
+            count += len(chunk)
+        done = leaves or not count
+        cur.execute(
+            "UPDATE nodes SET status = ?, open_children = ?, attempts = attempts + ?,"
+            " completed_at = ? WHERE id = ?",
+            (
+                "complete" if done else "waiting",
+                0 if done else count,
+                attempts,
+                now if done else None,
+                node,
+            ),
+        )
+        self.moves[1, status] += count
+        return count
+
     def save(
         self, results: Sequence[Result], leaf_level: int, priority: PriorityOf = inherit
     ) -> set[int]:
@@ -687,13 +733,9 @@ class Transaction:
                 moves[result.level, "running"] -= 1
                 moves[result.level, status] += 1
                 moves[child_level, child_status] += len(result.items)
-                for position, (item_id, name, kind, payload) in enumerate(result.items):
-                    children += (node, child_level, position, item_id, name, kind, payload)
-                    children += (
-                        child_status,
-                        weight if weigh is None else weigh(child_level, item_id, kind, weight),
-                        done_at,
-                    )
+                _child_values(
+                    children, node, child_level, result.items, child_status, done_at, weight, weigh
+                )
                 if status == "complete":
                     if parent is not None:
                         completed[parent] += 1
@@ -702,6 +744,24 @@ class Transaction:
         _insert_children(cur, children)
         _complete_upward(cur, completed, now, moves)
         return fed
+
+
+def _child_values(
+    out: list[object],
+    node: int,
+    level: int,
+    items: Iterable[Item],
+    status: str,
+    done_at: float | None,
+    weight: int,
+    weigh: PriorityOf | None,
+    first: int = 0,
+) -> None:
+    """Append the INSERT values of ``node``'s children (positions from ``first``) to ``out``.
+    ``weigh``: the priority rule, or None when children take their parent's ``weight``."""
+    for position, (item_id, name, kind, payload) in enumerate(items, start=first):
+        out += (node, level, position, item_id, name, kind, payload, status)
+        out += (weight if weigh is None else weigh(level, item_id, kind, weight), done_at)
 
 
 def _mark_queried(

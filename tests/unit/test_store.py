@@ -277,3 +277,31 @@ def test_the_moves_of_each_transaction_keep_a_tally_equal_to_the_counts(store: S
         assert tally.counts() == store.counts(), f"step {step}"
     totals = {s: sum(c[s] for c in store.counts().values()) for s in STATUSES}
     assert totals["complete"] and totals["failed"] and totals["waiting"]  # all were met
+
+
+def test_the_source_list_is_stored_in_chunks_all_in_order(store: Store) -> None:
+    from resumer.store import SOURCE_CHUNK, Tally
+
+    tally = Tally(store.counts())
+    count = 2 * SOURCE_CHUNK + 5
+    (source,) = store.claim(0, 1)
+    items = (item(f"R{n}") for n in range(count))  # a generator, as a source file gives
+    with store.transaction() as tx:
+        assert tx.save_source(source.node, items, 1, LEAF) == count
+    tally.apply(tx.moves)
+    with sqlite3.connect(store.path) as db:
+        rows = db.execute("SELECT item_id, position FROM nodes WHERE level = 1 ORDER BY id")
+        assert [r for r in rows] == [(f"R{n}", n) for n in range(count)]
+    assert open_children(store, "") == count
+    assert tally.counts() == store.counts() == {1: {**dict.fromkeys(STATUSES, 0), "pending": count}}
+    with store.transaction() as tx:  # a second time: the job's node is no longer running
+        assert tx.save_source(source.node, iter([item("X")]), 1, LEAF) == 0
+    assert "X" not in statuses(store)
+
+
+def test_a_source_list_at_the_leaf_level_completes_the_job(store: Store) -> None:
+    (source,) = store.claim(0, 1)
+    with store.transaction() as tx:
+        tx.save_source(source.node, [item("A"), item("B")], 1, leaf_level=1)
+    assert statuses(store) == {"A": "complete", "B": "complete"}
+    assert store.source_status() == "complete"
