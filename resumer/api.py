@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from resumer import lock, logs
 from resumer.alerts import Alerts, Rules
 from resumer.backups import PeriodicBackup, last_backup_advice
-from resumer.client import Client, ThreadClients, read_source_file
+from resumer.client import Client, ClientPool, read_source_file
 from resumer.config import Job, load_job, parse_job
 from resumer.errors import CheckpointError, ConfigError, DamagedError
 from resumer.estimate import eta_seconds, remaining_queries
@@ -121,7 +121,7 @@ def _run(
     env = job.environment()
     logs.protect(env.values())
     logs.set_job(Path(job.origin).name)
-    with ThreadClients(timeout=job.request.timeout) as http:
+    with ClientPool(timeout=job.request.timeout) as http:
         policies = Policies(job)
         client = Client(job, env, http, policies.gate)
         alerts = _alerts(job, store, policies, env)

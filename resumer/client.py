@@ -41,7 +41,7 @@ _Render = Callable[[Mapping[str, str]], Any]
 
 
 class HTTP(Protocol):
-    """What ``Client`` needs of its HTTP side: an ``httpx.Client`` or ``ThreadClients``."""
+    """What ``Client`` needs of its HTTP side: an ``httpx.Client`` or a ``ClientPool``."""
 
     @property
     def headers(self) -> httpx.Headers: ...
@@ -54,18 +54,19 @@ class HTTP(Protocol):
     ) -> httpx.Response: ...
 
 
-class ThreadClients:
-    """An ``httpx.Client`` for each thread, made on its first call, all closed together.
+class ClientPool:
+    """httpx clients of one connection each: a call takes a free one (or makes one if
+    none is free), and puts it back when done.
 
-    Why: threads sharing one client queue on its pool's lock, and the pool scans
-    every connection for every request. With 64 threads, a crawl on a shared
-    client took 3.5 times the time and CPU it takes on one client per thread
-    (``bench/crawl.py``). A worker makes one call at a time, so one keep-alive
-    connection of its own is all it needs; the cap on calls in flight is the
-    gate's, not the pool's.
+    Why not one shared ``httpx.Client``: threads sharing it queue on its pool's
+    lock, and its pool scans every connection for every request. With 64
+    threads, a crawl on a shared client took 3.5 times the time and CPU it takes
+    here (``bench/crawl.py``). A client is made only when every one is busy, so
+    there are never more connections than calls once were in flight at once:
+    the gate's cap (``http_concurrency``) caps the connections too.
 
-    >>> http = ThreadClients(timeout=10.0)
-    >>> http.headers["Accept"] = "application/json"   # every thread's client gets it
+    >>> http = ClientPool(timeout=10.0)
+    >>> http.headers["Accept"] = "application/json"   # every client made gets it
     >>> http.close()
     """
 
@@ -73,9 +74,9 @@ class ThreadClients:
         self.headers = httpx.Headers()
         self.timeout = httpx.Timeout(timeout)
         self._follow_redirects = follow_redirects
-        self._local = threading.local()
-        self._clients: list[httpx.Client] = []
-        self._lock = threading.Lock()
+        self._free: list[httpx.Client] = []  # list.pop/append are atomic: no lock needed
+        self._made: list[httpx.Client] = []
+        self._lock = threading.Lock()  # for making clients only
         self._tls: ssl.SSLContext | None = None  # made once: each costs 20 ms and 1 MB
 
     def request(
@@ -87,10 +88,19 @@ class ThreadClients:
         headers: Any = None,
         timeout: Any = httpx.USE_CLIENT_DEFAULT,
     ) -> httpx.Response:
-        client: httpx.Client | None = getattr(self._local, "client", None)
-        if client is None:
-            client = self._local.client = self._new_client()
-        return client.request(method, url, json=json, headers=headers, timeout=timeout)
+        try:
+            client = self._free.pop()
+        except IndexError:
+            client = self._new_client()
+        try:
+            return client.request(method, url, json=json, headers=headers, timeout=timeout)
+        finally:
+            self._free.append(client)
+
+    @property
+    def size(self) -> int:
+        """Clients made so far: the most calls that were ever in flight at once."""
+        return len(self._made)
 
     def _new_client(self) -> httpx.Client:
         with self._lock:
@@ -103,16 +113,16 @@ class ThreadClients:
                 follow_redirects=self._follow_redirects,
                 verify=self._tls,
             )
-            self._clients.append(client)
+            self._made.append(client)
         return client
 
     def close(self) -> None:
         with self._lock:
-            clients, self._clients = self._clients, []
+            clients, self._made, self._free = self._made, [], []
         for client in clients:
             client.close()
 
-    def __enter__(self) -> ThreadClients:
+    def __enter__(self) -> ClientPool:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -138,7 +148,7 @@ def _compile_json(value: Any, env: Mapping[str, str]) -> _Render:
 class Client:
     """Queries the children endpoint for nodes, on a shared ``httpx.Client``.
 
-    >>> client = Client(job, env, ThreadClients(timeout=10.0))  # doctest: +SKIP
+    >>> client = Client(job, env, ClientPool(timeout=10.0))  # doctest: +SKIP
     >>> client.query(Task(7, 1, "A1", "Alpha", "core", ""))  # doctest: +SKIP
     [Item(id='A1.1', name='...', type='...', payload='{...}'), ...]
     """

@@ -40,8 +40,9 @@ def test_http_concurrency_caps_calls_in_flight_across_levels(tmp_path: Path) -> 
     with fake_api(tree, latency=0.01) as server:
         job = write_job(tmp_path, server.url, crawl=crawl, levels=levels)
         assert api.start(job, tmp_path / "r.db").exit_status == 0
-        peak = server.stats.max_in_flight
+        peak, connections = server.stats.max_in_flight, server.stats.connections
     assert peak == 3  # 12 workers, but never more than 3 calls at once (and the cap is used)
+    assert connections <= 3  # nor more connections
 
 
 def test_failed_nodes_keep_ancestors_waiting_and_the_rest_goes_on(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import httpx
 import pytest
 import respx
 
-from resumer.client import Client, Mapper, ThreadClients, read_source_file
+from resumer.client import Client, ClientPool, Mapper, read_source_file
 from resumer.config import Response, parse_job
 from resumer.errors import ConfigError, QueryError
 from resumer.model import Item, Task
@@ -27,7 +27,7 @@ def make_client(extra: str = "", env: dict[str, str] | None = None, **request: s
         f'[response]\nitems = "data.items"\n{extra}'
     )
     job = parse_job(text, "job.toml")
-    return Client(job, env or {}, ThreadClients(timeout=10.0))
+    return Client(job, env or {}, ClientPool(timeout=10.0))
 
 
 def items_body(*items: dict[str, object]) -> dict[str, object]:
@@ -340,42 +340,46 @@ def test_a_repeated_cursor_is_an_error_not_a_loop() -> None:
         paged_client('mode = "cursor"\ncursor_path = "data.next"\n').query(TASK, 5.0)
 
 
-def test_each_thread_keeps_one_connection_of_its_own() -> None:
+def test_a_connection_is_opened_only_when_every_one_is_busy() -> None:
     from resumer.fakeapi import FakeTree
     from tests.helpers import fake_api
 
-    with fake_api(FakeTree(roots=2, fanout=(3,))) as server:
-        http = ThreadClients(timeout=10.0)
-        http.headers["X-Job"] = "j1"
-        statuses: list[int] = []
+    with fake_api(FakeTree(roots=2, fanout=(3,)), latency=0.01) as server:
+        http = ClientPool(timeout=10.0)
+        statuses = [http.request("GET", f"{server.url}/features").status_code for _ in range(5)]
+        assert (http.size, server.stats.connections) == (1, 1)  # one after the other: one
 
         def calls() -> None:
             for _ in range(5):
-                response = http.request("GET", f"{server.url}/features")
-                statuses.append(response.status_code)
+                statuses.append(http.request("GET", f"{server.url}/features").status_code)
 
         threads = [threading.Thread(target=calls) for _ in range(3)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
-        calls()  # this thread too
+        made = http.size
         http.close()
         connections = server.stats.connections
     assert statuses == [200] * 20
-    assert connections == 4  # three threads and this one, each reusing its own
+    assert connections == made <= 3  # never more than the calls at once
 
 
-def test_every_threads_client_sends_the_fixed_headers() -> None:
-    http = ThreadClients(timeout=10.0)
+def test_every_client_made_sends_the_fixed_headers() -> None:
+    http = ClientPool(timeout=10.0)
     http.headers["Authorization"] = "Bearer t"
     seen: list[str | None] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("Authorization"))
+        if len(seen) == 1:  # while this call holds the first client, a second one is made
+            http.request("GET", f"{BASE}/x")
+        return httpx.Response(200, json=[])
+
     with respx.mock:
-        route = respx.get(f"{BASE}/x").respond(200, json=[])
-        thread = threading.Thread(target=lambda: http.request("GET", f"{BASE}/x"))
-        thread.start()
-        thread.join()
+        respx.get(f"{BASE}/x").mock(side_effect=answer)
         http.request("GET", f"{BASE}/x")
-        seen = [call.request.headers.get("Authorization") for call in route.calls]
+    made = http.size
     http.close()
+    assert made == 2
     assert seen == ["Bearer t", "Bearer t"]
