@@ -159,6 +159,10 @@ class Stats:
         self.events = []
         self.concurrency = []
 
+    def connected(self) -> None:
+        with self._cond:
+            self.connections += 1
+
     def arrived(self) -> int:
         """Count a request in; return how many are in flight, this one included."""
         with self._cond:
@@ -333,8 +337,7 @@ class FakeAPI:
     # -- HTTP ------------------------------------------------------------------
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with self.stats._cond:
-            self.stats.connections += 1
+        self.stats.connected()
         try:
             while True:
                 try:
