@@ -407,13 +407,49 @@ def fake_api(
     page_size: Annotated[int, typer.Option(help="Paginate children by this many.", min=0)] = 0,
     retry_after: Annotated[float, typer.Option(help="Seconds sent with 429s.", min=0)] = 1.0,
     slow_delay: Annotated[float, typer.Option(help="Seconds a slow answer takes.", min=0)] = 30.0,
+    rate_limit: Annotated[
+        float,
+        typer.Option(
+            help="Children calls a second, as nginx limit_req nodelay (0 = off).",
+            metavar="R",
+            min=0,
+        ),
+    ] = 0.0,
+    burst: Annotated[
+        int, typer.Option(help="Calls beyond --rate-limit let through at once.", metavar="B", min=0)
+    ] = 10,
+    throttle_status: Annotated[
+        int, typer.Option(help="Status of a call over --rate-limit: 429 or 503.", metavar="STATUS")
+    ] = 429,
+    limit_retry_after: Annotated[
+        float,
+        typer.Option(
+            help="Retry-After seconds sent with a refusal (0 = none).", metavar="SECONDS", min=0
+        ),
+    ] = 1.0,
+    rate_headers: Annotated[
+        str,
+        typer.Option(
+            help="Rate-limit headers: none, ratelimit, x-ratelimit or draft.", metavar="STYLE"
+        ),
+    ] = "none",
 ) -> None:
     """Serve the fake feature API (the demo's) until stopped."""
-    from resumer.fakeapi import FakeAPI, FakeTree, Faults, parse_fanout, parse_outage
+    from resumer.fakeapi import (
+        FakeAPI,
+        FakeTree,
+        Faults,
+        parse_fanout,
+        parse_outage,
+        parse_rate_headers,
+        parse_throttle_status,
+    )
 
     try:
         shape = parse_fanout(fanout)
         window = parse_outage(outage) if outage else None
+        status = parse_throttle_status(throttle_status)
+        style = parse_rate_headers(rate_headers)
     except ValueError as exc:
         _fail(str(exc), EXIT_USAGE)
     faults = Faults(
@@ -426,6 +462,11 @@ def fake_api(
         retry_after=retry_after,
         slow_delay=slow_delay,
         page_size=page_size,
+        rate_limit=rate_limit,
+        burst=burst,
+        throttle_status=status,
+        limit_retry_after=limit_retry_after or None,
+        rate_headers=style,
     )
     tree = FakeTree(seed=seed, roots=roots, fanout=shape, even=even)
     server = FakeAPI(tree, host, port, latency, faults=faults)

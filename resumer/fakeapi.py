@@ -13,12 +13,33 @@ Endpoints (bodies are ``{"data": {"items": [...]}}``):
   (``id``/``name``/``type`` or ``featureId``/``featureName``/``featureType``),
   ``GET /features/{id}/children``: a node's children. A name or type that does
   not match the id answers 400, an unknown id 404;
-- ``GET /_stats``: requests received and answers by status (0 = dropped).
+- ``GET /_stats``: requests received and answers by status (0 = dropped);
+- ``POST /_rate`` with ``{"rate": R}`` (and optionally ``"burst": B``): change
+  the rate limit while serving; answers ``{"rate": R, "burst": B}``.
 
 Faults (``Faults``) make it misbehave on purpose, seeded and replayable:
 errors, throttling with Retry-After, slow answers, dropped connections, an
 outage window, an overload limit, and pagination of the children (by
 ``page``/``size`` or by ``cursor``, the next cursor in ``data.next``).
+
+``Faults.rate_limit`` puts nginx's ``limit_req ... nodelay`` in front of the
+children endpoints (only them): one leaky bucket (``LeakyBucket``) for every
+client, which lets ``burst + 1`` calls through at once and then one every
+``1 / rate`` seconds, and refuses the rest at once with ``throttle_status``
+(429 or 503) and, if set, ``Retry-After``. ``FakeAPI.set_rate`` and
+``POST /_rate`` change it while serving; the bucket keeps what it holds.
+
+Rate-limit headers (``Faults.rate_headers``) describe that bucket on every
+children answer, refusals included, as a window that ends *reset* seconds
+from now: *remaining* is how many calls it would still take if they came
+spread over that window, ``floor(burst - excess + rate * reset)``, and the
+*limit* is the same for an empty bucket. So a client that spreads *remaining*
+over *reset* (as RFC-style clients do) paces at about ``rate``, and the window
+never "restarts". ``"ratelimit"`` sends ``RateLimit-Limit``, ``-Remaining`` and
+``-Reset: 1`` (seconds); ``"x-ratelimit"`` the same as ``X-RateLimit-*`` with
+the reset as a Unix time (the whole second after the next); ``"draft"`` the IETF
+draft's ``RateLimit-Policy: "default";q=limit;w=1`` and
+``RateLimit: "default";r=remaining;t=1``. No headers while the limit is off.
 
 The server is a small asyncio HTTP/1.1 loop (keep-alive, Content-Length
 bodies) rather than ``http.server``: it must answer thousands of calls a second
@@ -30,12 +51,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import threading
 import time
 import zlib
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -217,6 +239,11 @@ _REASONS = {
 }
 
 
+THROTTLE_STATUSES = (429, 503)
+RATE_HEADER_STYLES = ("ratelimit", "x-ratelimit", "draft")
+_SLACK = 1e-9  # requests: float noise must not refuse a call paced at exactly 1 / rate
+
+
 @dataclass(frozen=True)
 class Faults:
     """What goes wrong, and how often: rates are fractions of calls (0 to 1).
@@ -235,6 +262,26 @@ class Faults:
     retry_after: float = 1.0  # seconds, sent with 429s
     slow_delay: float = 30.0  # seconds
     page_size: int = 0  # items per page of children (0 = no pagination)
+    rate_limit: float = 0.0  # children calls a second, nginx limit_req nodelay (0 = off)
+    burst: int = 10  # calls beyond the rate let through at once (burst + 1 in all)
+    throttle_status: int = 429  # the answer to a call over the limit: 429 or 503
+    limit_retry_after: float | None = 1.0  # seconds, sent with those refusals (None = no header)
+    rate_headers: str = ""  # rate-limit headers: "", "ratelimit", "x-ratelimit" or "draft"
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.rate_limit) and self.rate_limit >= 0):
+            raise ValueError(f"rate_limit: expected calls a second >= 0, got {self.rate_limit!r}")
+        if self.burst < 0:
+            raise ValueError(f"burst: expected an integer >= 0, got {self.burst!r}")
+        retry = self.limit_retry_after
+        if retry is not None and not (math.isfinite(retry) and retry >= 0):
+            raise ValueError(f"limit_retry_after: expected seconds >= 0 or None, got {retry!r}")
+        if self.throttle_status not in THROTTLE_STATUSES:
+            raise ValueError(f"throttle_status: expected 429 or 503, got {self.throttle_status!r}")
+        if self.rate_headers and self.rate_headers not in RATE_HEADER_STYLES:
+            raise ValueError(
+                f"rate_headers: expected one of {RATE_HEADER_STYLES}, got {self.rate_headers!r}"
+            )
 
     @property
     def random(self) -> bool:
@@ -256,11 +303,115 @@ class Faults:
         return None
 
 
+class Decision(NamedTuple):
+    """One call through a ``LeakyBucket``: taken or not, and the bucket at that moment."""
+
+    accepted: bool
+    excess: float  # requests in the bucket now, this call counted if it was taken
+    rate: float  # requests a second
+    burst: int
+
+
+class LeakyBucket:
+    """nginx's ``limit_req`` with ``nodelay``, for one key: a leaky bucket of requests.
+
+    ``excess`` is how many requests the bucket holds; they leak out at ``rate``
+    a second. A call adds one and is taken at once if that leaves at most
+    ``burst``, as nginx computes it: ``max(0, excess - rate * elapsed + 1)``
+    since the last taken call (the very first call leaves 0). A call that would
+    overflow is refused and changes nothing. So an empty bucket takes
+    ``burst + 1`` calls at once, then one every ``1 / rate`` seconds. The clock
+    is injected so that tests need not sleep.
+
+    >>> now = [100.0]
+    >>> bucket = LeakyBucket(rate=1.0, burst=1, clock=lambda: now[0])
+    >>> [bucket.take().accepted for _ in range(3)]
+    [True, True, False]
+    >>> now[0] += 1.0
+    >>> bucket.take()
+    Decision(accepted=True, excess=1.0, rate=1.0, burst=1)
+    """
+
+    def __init__(
+        self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.rate = rate  # requests a second; 0 takes every call and counts none
+        self.burst = burst
+        self.excess = 0.0  # requests held at ``last``
+        self.last: float | None = None  # when the last call was taken (None: never)
+        self._clock = clock
+        self._lock = threading.Lock()
+
+    def take(self) -> Decision:
+        """Count one call now: taken, or refused with the state left as it was."""
+        with self._lock:
+            now = self._clock()
+            if self.rate <= 0:
+                return Decision(True, 0.0, self.rate, self.burst)
+            if self.last is None:
+                self.excess, self.last = 0.0, now
+                return Decision(True, 0.0, self.rate, self.burst)
+            drained = self.excess - self.rate * max(0.0, now - self.last)
+            excess = max(0.0, drained + 1.0)
+            if excess > self.burst + _SLACK:
+                return Decision(False, max(0.0, drained), self.rate, self.burst)
+            self.excess, self.last = excess, now
+            return Decision(True, excess, self.rate, self.burst)
+
+    def set_rate(self, rate: float, burst: int | None = None) -> None:
+        """Change the rate (and the burst) from now on; what the bucket holds stays."""
+        with self._lock:
+            if self.last is not None:
+                # leak at the old rate until now, so the new one applies from now on only
+                now = self._clock()
+                self.excess = max(0.0, self.excess - self.rate * max(0.0, now - self.last))
+                self.last = now
+            self.rate = rate
+            if burst is not None:
+                self.burst = burst
+
+
+def rate_limit_headers(style: str, decision: Decision, epoch: float) -> tuple[tuple[str, str], ...]:
+    """The rate-limit headers of ``style`` for the bucket in ``decision``, at Unix time ``epoch``
+    (see the module's docstring); none when the limit is off."""
+    if decision.rate <= 0 or not style:
+        return ()
+    end = math.floor(epoch) + 2 if style == "x-ratelimit" else epoch + 1
+    window = end - epoch
+
+    def calls(excess: float) -> int:
+        return max(0, math.floor(decision.burst - excess + decision.rate * window + _SLACK))
+
+    limit, remaining = calls(0.0), calls(decision.excess)
+    if style == "ratelimit":
+        return (
+            ("RateLimit-Limit", str(limit)),
+            ("RateLimit-Remaining", str(remaining)),
+            ("RateLimit-Reset", "1"),
+        )
+    if style == "x-ratelimit":
+        return (
+            ("X-RateLimit-Limit", str(limit)),
+            ("X-RateLimit-Remaining", str(remaining)),
+            ("X-RateLimit-Reset", str(end)),
+        )
+    return (
+        ("RateLimit-Policy", f'"default";q={limit};w=1'),
+        ("RateLimit", f'"default";r={remaining};t=1'),
+    )
+
+
+def _is_children(target: str) -> bool:
+    """True for the children endpoints, the only ones the rate limit applies to."""
+    path = target.partition("?")[0]
+    return path == "/children" or (path.startswith("/features/") and path.endswith("/children"))
+
+
 class _Answer(NamedTuple):
     status: int
     body: Any
     headers: tuple[tuple[str, str], ...] = ()
-    action: str | None = None  # "slow" or "drop"
+    action: str | None = None  # "slow", "drop" or "refused" (by the rate limit)
 
 
 class FakeAPI:
@@ -287,6 +438,8 @@ class FakeAPI:
         self.faults = faults or Faults()
         self.stats = Stats()
         self._draws: Counter[str] = Counter()
+        self._bucket = LeakyBucket(self.faults.rate_limit, self.faults.burst)
+        self._rate_lock = threading.Lock()
         self._started = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.Server | None = None
@@ -321,6 +474,27 @@ class FakeAPI:
         with contextlib.suppress(asyncio.CancelledError):
             async with self._server:
                 await self._server.serve_forever()
+
+    def set_rate(self, rate: float, burst: int | None = None) -> tuple[float, int]:
+        """Change the rate limit while serving (thread-safe): ``rate`` children calls a
+        second (0 = off) and, if given, ``burst``; the bucket keeps what it holds.
+        Returns the limit now in force, (rate, burst); ValueError on a bad value.
+        """
+        number = isinstance(rate, int | float) and not isinstance(rate, bool)
+        if not (number and math.isfinite(rate) and rate >= 0):
+            raise ValueError(f"rate: expected a number of calls a second >= 0, got {rate!r}")
+        integer = isinstance(burst, int) and not isinstance(burst, bool)
+        if burst is not None and not (integer and burst >= 0):
+            raise ValueError(f"burst: expected an integer >= 0, got {burst!r}")
+        with self._rate_lock:
+            faults = replace(
+                self.faults,
+                rate_limit=float(rate),
+                burst=self.faults.burst if burst is None else burst,
+            )
+            self._bucket.set_rate(faults.rate_limit, faults.burst)
+            self.faults = faults
+            return faults.rate_limit, faults.burst
 
     def stop(self) -> None:
         if self._loop is not None and self._server is not None:
@@ -381,14 +555,36 @@ class FakeAPI:
         latency = self.latency
         if faults.max_inflight:
             latency *= max(1.0, in_flight / faults.max_inflight)  # an overloaded server slows
-        answer = None if target.startswith("/_stats") else self._fault(target, in_flight)
-        if answer is None:
-            answer = _Answer(*self.handle(method, target, body))
+        if self._bucket.rate and _is_children(target):
+            answer = self._limited(method, target, body, in_flight)
+        else:  # _unlimited, inlined: the limit off must cost no more than the test above
+            fault = None if target.startswith("/_") else self._fault(target, in_flight)
+            answer = fault if fault is not None else _Answer(*self.handle(method, target, body))
         if answer.action == "slow":
             await asyncio.sleep(faults.slow_delay)
-        elif latency > 0:
+        elif latency > 0 and answer.action != "refused":  # nginx refuses before the backend
             await asyncio.sleep(latency)
         self.stats.answered(arrived, target, answer.status if answer.action != "drop" else 0)
+        return answer
+
+    def _unlimited(self, method: str, target: str, body: bytes, in_flight: int) -> _Answer:
+        answer = None if target.startswith("/_") else self._fault(target, in_flight)
+        return answer if answer is not None else _Answer(*self.handle(method, target, body))
+
+    def _limited(self, method: str, target: str, body: bytes, in_flight: int) -> _Answer:
+        """A children call through the rate limit: refused, or answered as usual."""
+        decision = self._bucket.take()
+        faults = self.faults
+        if decision.accepted:
+            answer = self._unlimited(method, target, body, in_flight)
+        else:
+            retry = faults.limit_retry_after
+            error = {"error": f"rate limit exceeded ({decision.rate:g}/s, burst {decision.burst})"}
+            after = () if retry is None else (("Retry-After", f"{retry:g}"),)
+            answer = _Answer(faults.throttle_status, error, after, "refused")
+        if faults.rate_headers:
+            extra = rate_limit_headers(faults.rate_headers, decision, time.time())
+            answer = answer._replace(headers=answer.headers + extra)
         return answer
 
     def _fault(self, target: str, in_flight: int) -> _Answer | None:
@@ -423,6 +619,8 @@ class FakeAPI:
             with self.stats._cond:
                 statuses = {str(k): v for k, v in sorted(self.stats.statuses.items())}
                 return 200, {"received": self.stats.received, "statuses": statuses}
+        if path == "/_rate" and method == "POST":
+            return self._rate(body)
         if path == "/children" and method == "GET":
             return self._children(query)
         if path == "/children" and method == "POST":
@@ -437,6 +635,20 @@ class FakeAPI:
             node_id = unquote(path[len("/features/") : -len("/children")])
             return self._children({**query, "id": node_id})
         return 404, {"error": f"no route {method} {path}"}
+
+    def _rate(self, body: bytes) -> tuple[int, Any]:
+        """``POST /_rate``: ``{"rate": R}`` or ``{"rate": R, "burst": B}``."""
+        try:
+            document = json.loads(body or b"null")
+        except ValueError:
+            return 400, {"error": "body is not JSON"}
+        if not isinstance(document, dict) or "rate" not in document:
+            return 400, {"error": 'expected an object like {"rate": 5, "burst": 10}'}
+        try:
+            rate, burst = self.set_rate(document["rate"], document.get("burst"))
+        except ValueError as exc:
+            return 400, {"error": str(exc)}
+        return 200, {"rate": rate, "burst": burst}
 
     def _children(self, query: dict[str, str]) -> tuple[int, Any]:
         node_id = query.get("id", query.get("featureId"))
@@ -485,6 +697,24 @@ def parse_outage(text: str) -> tuple[float, float]:
     if not sep or window[0] < 0 or window[1] <= window[0]:
         raise ValueError(f"--outage: expected START:END seconds with START < END, got {text!r}")
     return window
+
+
+def parse_throttle_status(status: int) -> int:
+    """429 or 503; ValueError on anything else."""
+    if status not in THROTTLE_STATUSES:
+        raise ValueError(f"--throttle-status: expected 429 or 503, got {status}")
+    return status
+
+
+def parse_rate_headers(text: str) -> str:
+    """``"none"`` → ``""``, or one of ``RATE_HEADER_STYLES``; ValueError on anything else."""
+    style = text.strip().lower()
+    if style == "none":
+        return ""
+    if style not in RATE_HEADER_STYLES:
+        choices = ", ".join(("none", *RATE_HEADER_STYLES))
+        raise ValueError(f"--rate-headers: expected one of {choices}, got {text!r}")
+    return style
 
 
 def parse_fanout(text: str) -> tuple[int, ...]:
