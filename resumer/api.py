@@ -37,9 +37,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-HealthProbe = Callable[[], tuple[str, int]]  # the run's (breaker state, in-flight limit)
+HealthProbe = Callable[[], tuple[str, int, float | None]]  # breaker, in-flight limit, send rate
 # Builds the progress display around a run, given a counts snapshot, the leaf level and
-# the run's health (breaker state, in-flight limit).
+# the run's health (breaker state, in-flight limit, send rate).
 ProgressFactory = Callable[[Callable[[], Counts], int, HealthProbe], AbstractContextManager[Any]]
 
 
@@ -184,6 +184,7 @@ def _metrics(job: Job, runner: Runner, policies: Policies, port: int | None) -> 
         in_flight=lambda: policies.limiter.in_flight,
         limit=lambda: policies.limiter.limit,
         breaker=lambda: policies.breaker.state,
+        send_rate=lambda: policies.pacer.rate,
     )
     try:
         metrics.serve(port, job.metrics.host)
@@ -277,6 +278,8 @@ def status(db: Path) -> dict[str, Any]:
         "failed": totals["failed"] + (1 if source_error else 0),
         "breaker": health.breaker if running else None,
         "concurrency_limit": health.limit if running else None,
+        "send_rate": _rounded(health.send_rate) if running else None,
+        "send_rate_reason": health.send_rate_reason if running else None,
         "pid": pid if pid and pid > 0 else None,
         "source_error": source_error,
     }

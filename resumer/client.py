@@ -29,7 +29,7 @@ import httpx
 from resumer.config import Job, Pagination, Response
 from resumer.errors import ConfigError, QueryError
 from resumer.model import Item, Task
-from resumer.policies import ConcurrencyLimiter, Gate
+from resumer.policies import ConcurrencyLimiter, Gate, RateLimits
 from resumer.policies.gate import FAILURE, PERMANENT, SUCCESS, THROTTLE
 from resumer.template import PLACEHOLDERS, Redactor, Template, quote_segment
 
@@ -172,6 +172,7 @@ class Client:
         self._node_headers = {k: t for k, t in headers.items() if not t.is_literal}
         self._mapper = Mapper(job.response)
         self._pages = job.response.pagination
+        self._pacing = job.rate.adaptive  # read rate-limit headers
         self._timeout_args: dict[float, Any] = {}
         if job.source.url is not None:
             self._source_url = Template.compile(job.source.url).bind_env(env).render({})
@@ -279,6 +280,8 @@ class Client:
                     f"{type(exc).__name__} on {where}: {reason}", transient=True
                 ) from exc
             outcome.status = response.status_code
+            if self._pacing:
+                outcome.limits = parse_rate_limits(response.headers)
             if response.status_code < 300:
                 try:
                     document = json.loads(response.content)
@@ -289,14 +292,23 @@ class Client:
             error = self._error(method, response)
             outcome.kind = self._kind(response.status_code, error.retry_after)
             outcome.retry_after = error.retry_after
+            error.throttled = outcome.kind == THROTTLE
             raise error
 
     def _kind(self, status: int, retry_after: float | None) -> str:
-        """How an HTTP error status counts for the policies (see ``policies.gate``)."""
+        """How an HTTP error status counts for the policies (see ``policies.gate``).
+
+        A 503 is a throttle when it says when to come back (Retry-After), or when
+        the server still accepts other calls (it sheds load, as nginx's
+        ``limit_req`` does by default); a 503 among nothing but errors is an
+        outage, and the breaker counts it.
+        """
         if status not in self._retry_on:
             return PERMANENT
-        if status in (429, 425) or (status == 503 and retry_after is not None):
+        if status in (429, 425):
             return THROTTLE  # busy, not broken: the breaker does not count it
+        if status == 503 and (retry_after is not None or self.gate.sheds_load()):
+            return THROTTLE
         return FAILURE if status >= 500 or status == 408 else THROTTLE
 
     def _items(self, document: Any, method: str, url: str) -> list[Item]:
@@ -364,6 +376,61 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
             when = when.replace(tzinfo=datetime.UTC)
         seconds = when.timestamp() - (time.time() if now is None else now)
     return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
+_RATE_PREFIXES = ("ratelimit", "x-ratelimit")
+
+
+def parse_rate_limits(headers: httpx.Headers, now: float | None = None) -> RateLimits | None:
+    """What rate-limit headers say, in any of the common forms; None when there are none.
+
+    ``RateLimit-Limit/-Remaining/-Reset`` and ``X-RateLimit-*`` (the reset in
+    seconds, or as a Unix time when it is larger than a year of seconds), and
+    the IETF drafts' structured ``RateLimit: r=..;t=..`` (or the older
+    ``limit=.., remaining=.., reset=..``) with ``RateLimit-Policy: q=..;w=..``.
+    """
+    found: dict[str, str] = {}
+    for name, value in headers.multi_items():
+        if name.startswith(_RATE_PREFIXES):
+            found[name.removeprefix("x-")] = value
+    if not found:
+        return None
+    fields = _structured(found.get("ratelimit", "")) | _structured(
+        found.get("ratelimit-policy", "")
+    )
+    remaining = _number(found.get("ratelimit-remaining", fields.get("r", fields.get("remaining"))))
+    reset = _number(found.get("ratelimit-reset", fields.get("t", fields.get("reset"))))
+    limit = _number(found.get("ratelimit-limit", fields.get("q", fields.get("limit"))))
+    window = _number(fields.get("w"))
+    if reset is not None and reset > _EPOCH_THRESHOLD:
+        reset = max(0.0, reset - (time.time() if now is None else now))
+    if remaining is None and limit is None:
+        return None
+    return RateLimits(remaining=remaining, reset=reset, limit=limit, window=window)
+
+
+_EPOCH_THRESHOLD = 365 * 86400.0  # a reset larger than this is a Unix time, not seconds
+
+
+def _structured(value: str) -> dict[str, str]:
+    """``"name";r=5;t=10, ...`` or ``limit=10, remaining=5`` → {"r": "5", ...} (the first
+    policy's figures win)."""
+    out: dict[str, str] = {}
+    for part in value.replace(",", ";").split(";"):
+        key, sep, item = part.strip().partition("=")
+        if sep and key not in out:
+            out[key.strip().lower()] = item.strip().strip('"')
+    return out
+
+
+def _number(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        number = float(value.split(",")[0].strip())
+    except ValueError:
+        return None
+    return number if math.isfinite(number) and number >= 0 else None
 
 
 def _url_of(exc: httpx.HTTPError, fallback: str) -> str:

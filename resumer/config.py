@@ -118,8 +118,9 @@ SCHEMA: Mapping[str, Mapping[str, Key]] = {
         "reset_timeout": Key("float", DEFAULT_RESET_TIMEOUT, minimum=0, maximum=86400),
     },
     "rate": {
-        "per_second": Key("float", 0.0, minimum=0, maximum=1_000_000, help="0 = unlimited"),
+        "per_second": Key("float", 0.0, minimum=0, maximum=1_000_000, help="the ceiling; 0 = none"),
         "burst": Key("int", 1, minimum=1, maximum=1_000_000, help="calls allowed at once"),
+        "adaptive": Key("bool", True, help="the rate floats with throttles and rate-limit headers"),
     },
     "priority": {
         "order": Key(
@@ -258,8 +259,9 @@ class Backup:
 
 @dataclass(frozen=True, slots=True)
 class Rate:
-    per_second: float  # 0 = unlimited
+    per_second: float  # calls a second at most; 0 = no ceiling
     burst: int
+    adaptive: bool = True  # the rate floats below per_second (policies.pacer)
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,7 +305,7 @@ class Job:
         frozenset(DEFAULT_RETRY_ON),
     )
     breaker: Breaker = Breaker(DEFAULT_FAILURE_THRESHOLD, DEFAULT_RESET_TIMEOUT)
-    rate: Rate = Rate(0.0, 1)
+    rate: Rate = Rate(0.0, 1, True)
     backup: Backup = Backup(0.0, 5)
     metrics: MetricsSettings = MetricsSettings(0, "127.0.0.1")
     alerts: AlertSettings = AlertSettings(0.0, 60.0, 0.0, 0.0, 0, "")

@@ -70,7 +70,10 @@ def status_table(info: Mapping[str, Any]) -> Group:
             )
         )
     if info.get("breaker"):
-        lines.append(Text(health_text(info["breaker"], info.get("concurrency_limit"))))
+        health = health_text(info["breaker"], info.get("concurrency_limit"), info.get("send_rate"))
+        if info.get("send_rate_reason"):
+            health += f" ({info['send_rate_reason']})"
+        lines.append(Text(health))
     if info.get("failed"):
         lines.append(Text(f"failed: {info['failed']:,} (see: resumer failed)", style="red"))
     if info.get("source_error"):
@@ -113,8 +116,11 @@ def _when(iso: str | None) -> str:
     return datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def health_text(breaker: str | None, limit: int | None) -> str:
-    return f"breaker {breaker or '?'}, in-flight limit {limit if limit is not None else '?'}"
+def health_text(breaker: str | None, limit: int | None, send_rate: float | None = None) -> str:
+    """The policies' state in one line: breaker, in-flight limit, send rate."""
+    pace = f"{send_rate:,.1f} calls/s" if send_rate is not None else "no limit"
+    shown = limit if limit is not None else "?"
+    return f"breaker {breaker or '?'}, in-flight limit {shown}, send rate {pace}"
 
 
 def failed_table(nodes: Iterable[Any]) -> Table:
@@ -179,7 +185,7 @@ class Progress:
         snapshot: Snapshot,
         leaf_level: int,
         console: Console,
-        health: Callable[[], tuple[str, int]] | None = None,
+        health: Callable[[], tuple[str, int, float | None]] | None = None,
     ) -> None:
         self.snapshot = snapshot
         self.leaf_level = leaf_level

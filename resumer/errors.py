@@ -45,7 +45,9 @@ class QueryError(ResumerError):
     """One query (or the source load) failed.
 
     ``transient`` errors (network failures, HTTP 5xx) may succeed when retried;
-    the others (HTTP 4xx, a malformed body) fail the node at once.
+    the others (HTTP 4xx, a malformed body) fail the node at once. ``throttled``
+    ones (429, a 503 from a server shedding load) are the server pacing us: a
+    node that runs out of attempts on them waits for later instead of failing.
     """
 
     def __init__(
@@ -55,11 +57,13 @@ class QueryError(ResumerError):
         transient: bool,
         status: int | None = None,
         retry_after: float | None = None,
+        throttled: bool = False,
     ) -> None:
         super().__init__(message)
         self.transient = transient
         self.status = status
         self.retry_after = retry_after  # seconds the server asked us to wait, if it did
+        self.throttled = throttled  # "too many" (429, a 503 shedding load), not "broken"
 
     def __repr__(self) -> str:
         kind = "transient" if self.transient else "permanent"

@@ -14,6 +14,7 @@ Series (all prefixed ``resumer_``): ``calls_total{level,outcome,code}``,
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
@@ -46,6 +47,10 @@ class _Nodes(Collector):
         yield family
 
 
+def _or_nan(value: float | None) -> float:
+    return math.nan if value is None else value
+
+
 class Metrics:
     """The metrics of one run.
 
@@ -61,6 +66,7 @@ class Metrics:
         in_flight: Callable[[], int],
         limit: Callable[[], int],
         breaker: Callable[[], str],
+        send_rate: Callable[[], float | None] = lambda: None,
     ) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
@@ -80,6 +86,10 @@ class Metrics:
         Gauge(
             "resumer_concurrency_limit", "HTTP calls allowed in flight now", registry=r
         ).set_function(limit)
+        Gauge(
+            "resumer_send_rate", "HTTP calls a second the pacer allows now (NaN: no limit)",
+            registry=r,
+        ).set_function(lambda: _or_nan(send_rate()))  # fmt: skip
         self._breaker = Enum(
             "resumer_breaker_state", "Circuit breaker state",
             states=["closed", "half-open", "open"], registry=r,

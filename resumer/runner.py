@@ -42,10 +42,10 @@ from resumer.policies import (
     ConcurrencyLimiter,
     Gate,
     NodeLabel,
+    Pacer,
     Retrier,
     RetryPolicy,
     Stopped,
-    TokenBucket,
 )
 from resumer.policies.breaker import CLOSED
 from resumer.store import Counts, Health, PriorityOf, Store, Tally, Transaction, inherit
@@ -80,16 +80,19 @@ class Policies:
         self.breaker = CircuitBreaker(
             job.breaker.failure_threshold, job.breaker.reset_timeout, clock
         )
-        bucket = (
-            TokenBucket(job.rate.per_second, job.rate.burst, clock) if job.rate.per_second else None
+        self.pacer = Pacer(
+            ceiling=job.rate.per_second,
+            burst=job.rate.burst,
+            adaptive=job.rate.adaptive,
+            max_pause=job.retry.max,
+            clock=clock,
         )
         self.gate = Gate(
             stop=self.stop,
             limiter=self.limiter,
             breaker=self.breaker,
-            bucket=bucket,
+            pacer=self.pacer,
             adaptive=adaptive,
-            max_pause=job.retry.max,
             clock=clock,
         )
         retry = job.retry
@@ -104,9 +107,9 @@ class Policies:
     def retrier(self, level: int) -> Retrier:
         return self._retriers[level]
 
-    def health(self) -> tuple[str, int]:
-        """What the status shows: the breaker's state and the current in-flight limit."""
-        return self.breaker.state, self.limiter.limit
+    def health(self) -> tuple[str, int, float | None]:
+        """What the live view shows: the breaker's state, the in-flight limit, the send rate."""
+        return self.breaker.state, self.limiter.limit, self.pacer.rate
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,9 +273,15 @@ class Runner:
             self._paces.popleft()
         then, before = self._paces[0]
         rate = (self._queried - before) / (now - then) if now > then else None
-        breaker, limit = self.policies.health()
-        tx.set_health(Health(breaker, limit, rate, self._retries - self._retries_recorded))
+        breaker, limit, send_rate = self.policies.health()
+        why = self.pacer_reason()
+        retries = self._retries - self._retries_recorded
+        tx.set_health(Health(breaker, limit, rate, retries, send_rate, why))
         self._retries_recorded = self._retries
+
+    def pacer_reason(self) -> str | None:
+        pacer = self.policies.pacer
+        return pacer.reason if pacer.rate is not None else None
 
     def _claim_size(self, level: int) -> int:
         return self.job.level(level).workers * QUEUE_DEPTH
@@ -432,19 +441,19 @@ class Runner:
     def _server_trouble(self, error: QueryError, task: Task, attempts: int) -> bool:
         """True if a query that ran out of attempts should wait for later, not fail.
 
-        The server was down (the breaker is not closed) or kept saying "too
-        many" (429, 503 with Retry-After): not the node's fault, so it goes back
-        to pending, up to RELEASES times its attempts in all, then fails.
+        The server was down (the breaker is not closed, or it said 503: an
+        outage's first 503s look like load shed until errors are all there is)
+        or kept saying "too many" (``QueryError.throttled``): not the node's
+        fault, so it goes back to pending, up to RELEASES times its attempts in
+        all, then fails.
         """
         if not error.transient:
             return False
         budget = RELEASES * self.policies.retrier(task.level).policy.attempts
         if task.attempts + attempts >= budget:
             return False
-        throttled = error.status in (425, 429) or (
-            error.status == 503 and error.retry_after is not None
-        )
-        return throttled or self.policies.breaker.state != CLOSED
+        unavailable = error.status == 503 or self.policies.breaker.state != CLOSED
+        return error.throttled or unavailable
 
     # -- stopping --------------------------------------------------------------
 

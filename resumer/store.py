@@ -24,8 +24,11 @@ import functools
 import importlib.resources
 import itertools
 import json
+import logging
 import os
+import shutil
 import sqlite3
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -41,12 +44,14 @@ from sqlalchemy.pool import PoolProxiedConnection, QueuePool
 from resumer.errors import CheckpointError, DamagedError
 from resumer.model import STATUSES, Children, Failure, Item, Release, Result, Task
 
+log = logging.getLogger(__name__)
+
 if TYPE_CHECKING:
     from alembic.config import Config
 
 # The newest Alembic revision this code knows; a test checks it is the head.
 # Knowing it lets a checkpoint already at head open without importing Alembic.
-SCHEMA_REVISION = "0005"
+SCHEMA_REVISION = "0006"
 MIN_SQLITE = (3, 35, 0)  # UPDATE ... RETURNING
 BUSY_TIMEOUT_MS = 60_000  # how long a writer waits for SQLite's lock
 SOURCE_NODE = 0  # the job's own row: its children are the level-1 nodes
@@ -76,6 +81,8 @@ HEAD_SCHEMA = (
         rate FLOAT,
         retries INTEGER DEFAULT '0' NOT NULL,
         alerts TEXT,
+        send_rate FLOAT,
+        send_rate_reason TEXT,
         PRIMARY KEY (id),
         CONSTRAINT one_job CHECK (id = 1))""",
     """CREATE TABLE nodes (
@@ -135,6 +142,8 @@ class Health(NamedTuple):
     limit: int | None
     rate: float | None  # queries a second over the last minute
     new_retries: int  # retries since the last record (when read back: in all)
+    send_rate: float | None = None  # calls a second the pacer allowed (None: no limit)
+    send_rate_reason: str | None = None  # why it last changed
 
 
 class FailedNode(NamedTuple):
@@ -240,6 +249,7 @@ class Store:
         self._raw: PoolProxiedConnection | None = None
         self._writer = _engine(path, immediate=True)
         self._reader = _engine(path, immediate=False)
+        self._scratch: Path | None = None  # a temporary folder of ours, removed at close
 
     # -- opening -------------------------------------------------------------
 
@@ -278,8 +288,8 @@ class Store:
         if not path.is_file():
             raise CheckpointError(f"{path}: no such database (start a job with `resumer start`)")
         store = cls._open_existing(path)
-        if migrate:
-            store._migrate()
+        if store._older():
+            store = store._upgraded_in_place() if migrate else store._upgraded_copy()
         else:
             store._check_revision()
         if not store._has_job():
@@ -305,6 +315,9 @@ class Store:
             self._raw = None
         self._writer.dispose()
         self._reader.dispose()
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
 
     def _tables(self) -> set[str]:
         with self._read() as cur:
@@ -366,12 +379,45 @@ class Store:
         except exc.DBAPIError as error:
             raise _translate(self.path, error) from error
 
+    def _older(self) -> bool:
+        """True if the checkpoint was written by an earlier resumer (an older schema)."""
+        current = self.revision()
+        return current is not None and current < SCHEMA_REVISION
+
+    def _upgraded_in_place(self) -> Store:
+        """Back the checkpoint up beside itself, then bring its schema up to date."""
+        backup = self.path.with_name(f"{self.path.name}.before-{SCHEMA_REVISION}.bak")
+        self.backup(backup)
+        log.info(
+            "%s: schema %s upgraded to %s (the old file is kept as %s)",
+            self.path,
+            self.revision(),
+            SCHEMA_REVISION,
+            backup,
+        )
+        self._migrate()
+        return self
+
+    def _upgraded_copy(self) -> Store:
+        """For reading an older checkpoint without changing it: an upgraded copy in a
+        temporary folder, removed when the store is closed."""
+        folder = Path(tempfile.mkdtemp(prefix="resumer-read-"))
+        copy = folder / self.path.name
+        try:
+            self.backup(copy)
+        finally:
+            self.close()
+        upgraded = Store(copy)
+        upgraded._scratch = folder
+        upgraded._migrate()
+        return upgraded
+
     def _check_revision(self) -> None:
         current = self.revision()
         if current is not None and current != SCHEMA_REVISION:
             raise CheckpointError(
-                f"{self.path}: the checkpoint's schema is {current}, this resumer expects "
-                f"{SCHEMA_REVISION}; `resumer resume --db {self.path}` upgrades it"
+                f"{self.path}: this checkpoint was written by a newer resumer (its schema is "
+                f"{current}; this resumer knows up to {SCHEMA_REVISION}): upgrade resumer"
             )
 
     # -- transactions --------------------------------------------------------
@@ -522,7 +568,8 @@ class Store:
         """How the job fared when a run last recorded it (``new_retries``: all so far)."""
         with self._read() as cur:
             row = cur.execute(
-                "SELECT breaker_state, concurrency_limit, rate, retries FROM job"
+                "SELECT breaker_state, concurrency_limit, rate, retries, send_rate,"
+                " send_rate_reason FROM job"
             ).fetchone()
         return Health(*row) if row else Health(None, None, None, 0)
 
@@ -606,8 +653,17 @@ class Transaction:
         """Record how the running job fares (for ``status`` in another terminal)."""
         self._cur.execute(
             "UPDATE job SET breaker_state = ?, concurrency_limit = ?, rate = ?,"
-            " retries = retries + ?, health_at = ? WHERE id = 1",
-            (health.breaker, health.limit, health.rate, health.new_retries, time.time()),
+            " retries = retries + ?, health_at = ?, send_rate = ?, send_rate_reason = ?"
+            " WHERE id = 1",
+            (
+                health.breaker,
+                health.limit,
+                health.rate,
+                health.new_retries,
+                time.time(),
+                health.send_rate,
+                health.send_rate_reason,
+            ),
         )
 
     def reset_running(self) -> int:

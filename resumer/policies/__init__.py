@@ -1,8 +1,8 @@
 """Policies around each HTTP call, as plain objects with injected time.
 
 For every call, in this order (``gate.Gate``): the stop flag → the breaker
-(waits while open) → a Retry-After pause → the rate limit → a concurrency
-slot → HTTP. Around a whole query, the retry policy (``retry.Retrier``).
+(waits while open) → the pacer (the send rate, and any pause the server asked
+for) → a concurrency slot → HTTP. Around a whole query, the retry policy (``retry.Retrier``).
 
 This package knows nothing of the database or of the job file's layout.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 from resumer.policies.breaker import CircuitBreaker
 from resumer.policies.concurrency import AdaptiveLimit, ConcurrencyLimiter
 from resumer.policies.gate import CallOutcome, Gate
-from resumer.policies.rate import TokenBucket
+from resumer.policies.pacer import Pacer, RateLimits
 from resumer.policies.retry import NodeLabel, Retrier, RetryPolicy, Stopped
 
 __all__ = [
@@ -22,8 +22,9 @@ __all__ = [
     "ConcurrencyLimiter",
     "Gate",
     "NodeLabel",
+    "Pacer",
+    "RateLimits",
     "Retrier",
     "RetryPolicy",
     "Stopped",
-    "TokenBucket",
 ]

@@ -1,8 +1,8 @@
-"""The gate every HTTP call passes: stop flag, breaker, Retry-After pause, rate, slot.
+"""The gate every HTTP call passes: stop flag, breaker, the pacer (send rate), slot.
 
 The caller runs its call inside ``with gate.slot() as outcome:`` and says how
 it went (``outcome.kind``); on the way out the gate frees the slot and tells
-the breaker, the pause and the adaptive limit.
+the breaker, the pacer and the adaptive limit.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from resumer.policies.breaker import CircuitBreaker
 from resumer.policies.concurrency import AdaptiveLimit, ConcurrencyLimiter
-from resumer.policies.rate import TokenBucket
+from resumer.policies.pacer import Pacer, RateLimits
 from resumer.policies.retry import Stopped
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,7 @@ class CallOutcome:
     kind: str = PERMANENT  # a call that raises before saying is not held against the server
     retry_after: float | None = None
     status: int | None = None  # the HTTP status, when there was an answer
+    limits: RateLimits | None = None  # what the answer's rate-limit headers said
 
 
 class Gate:
@@ -52,23 +53,22 @@ class Gate:
         stop: threading.Event,
         limiter: ConcurrencyLimiter,
         breaker: CircuitBreaker | None = None,
-        bucket: TokenBucket | None = None,
+        pacer: Pacer | None = None,
         adaptive: AdaptiveLimit | None = None,
-        max_pause: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.stop = stop
         self.limiter = limiter
         self.breaker = breaker
-        self.bucket = bucket
+        self.pacer = pacer or Pacer(adaptive=False, clock=clock)
         self.adaptive = adaptive
-        self.max_pause = max_pause
         self.clock = clock
         # Told of every call: (level, kind, HTTP status, seconds). Metrics and alerts.
         self.observers: list[Callable[[int, str, int | None, float], None]] = []
-        self._paused_until = 0.0
-        self._paused_at = -1e9
-        self._lock = threading.Lock()
+
+    def sheds_load(self) -> bool:
+        """True if a 503 now means "too many" rather than "broken" (see ``Pacer.accepting``)."""
+        return self.pacer.accepting()
 
     @contextmanager
     def slot(self, level: int = 0) -> Iterator[CallOutcome]:
@@ -77,9 +77,8 @@ class Gate:
             raise Stopped
         probe = self.breaker.before_call(self.stop) if self.breaker else False
         try:
-            self._wait_for_pause()
-            if self.bucket is not None:
-                self.bucket.acquire(self.stop)
+            self.pacer.acquire(self.stop)
+            paced = self.clock()
             self.limiter.acquire()
             if self.stop.is_set():
                 self.limiter.release()
@@ -93,47 +92,31 @@ class Gate:
         try:
             yield outcome
         finally:
+            in_flight = self.limiter.in_flight
             self.limiter.release()
             latency = self.clock() - started
-            self._record(outcome, probe, latency)
+            self._record(outcome, probe, latency, paced, in_flight)
             for observe in self.observers:
                 observe(level, outcome.kind, outcome.status, latency)
 
-    def _record(self, outcome: CallOutcome, probe: bool, latency: float) -> None:
+    def _record(
+        self, outcome: CallOutcome, probe: bool, latency: float, paced: float, in_flight: int
+    ) -> None:
+        kind = outcome.kind
         if self.breaker is not None:
-            self.breaker.after_call(probe, failed=outcome.kind == FAILURE)
-        if outcome.kind == THROTTLE and outcome.retry_after:
-            self._pause(min(outcome.retry_after, self.max_pause), sent=self.clock() - latency)
-        if self.adaptive is not None and outcome.kind != PERMANENT:
-            self.adaptive.record(outcome.kind, latency)
-
-    def _pause(self, seconds: float, sent: float) -> None:
-        """The server said when to come back: no call goes out before then.
-
-        A call sent before the last pause began tells nothing new (the pause
-        already answers it), so it does not stretch the pause.
-        """
-        with self._lock:
-            if sent < self._paused_at:
-                return
-            now = self.clock()
-            until = now + seconds
-            if until > self._paused_until:
-                if self._paused_until <= now:
-                    log.info(
-                        "server asked to wait %.2fs (Retry-After): pausing every call", seconds
-                    )
-                    self._paused_at = now
-                self._paused_until = until
-
-    def _wait_for_pause(self) -> None:
-        while True:
-            wait = self._paused_until - self.clock()
-            if wait <= 0:
-                return
-            if self.stop.wait(wait):
-                raise Stopped
+            self.breaker.after_call(probe, failed=kind == FAILURE)
+        self.pacer.record(
+            sent=paced,
+            throttled=kind == THROTTLE,
+            success=kind == SUCCESS,
+            failed=kind == FAILURE,
+            retry_after=outcome.retry_after,
+            limits=outcome.limits,
+            in_flight=in_flight,
+        )
+        if self.adaptive is not None and kind != PERMANENT:
+            self.adaptive.record(kind, latency)
 
     @property
     def paused_for(self) -> float:
-        return max(0.0, self._paused_until - self.clock())
+        return self.pacer.paused_for

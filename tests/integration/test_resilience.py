@@ -27,6 +27,12 @@ FAST_RETRY = (
 )
 
 
+# The fake API's --throttle-rate refuses a share of calls at random, whatever the rate: no
+# send rate makes those refusals stop, so these tests use the fixed bucket (README, "How
+# pacing works").
+AT_RANDOM = "[rate]\nadaptive = false\n"
+
+
 def crawl_section(concurrency: int = 8, extra: str = "") -> str:
     return f"[crawl]\nmax_depth = 4\nhttp_concurrency = {concurrency}\ngrace = 5.0\n{extra}"
 
@@ -52,7 +58,7 @@ def test_a_mix_of_faults_still_gives_the_whole_tree_once(tmp_path: Path) -> None
     )
     with fake_api(TREE, faults=faults) as server:
         request = f'[request]\nurl = "{server.url}/children"\ntimeout = 0.2\n'
-        job = write_job(tmp_path, server.url, request=request, extra=FAST_RETRY)
+        job = write_job(tmp_path, server.url, request=request, extra=FAST_RETRY + AT_RANDOM)
         outcome = api.start(job, tmp_path / "r.db")
         assert server.stats.wait_until_idle(timeout=10)  # the slow answers are counted
         statuses = server.stats.statuses
@@ -81,7 +87,10 @@ def test_an_outage_opens_the_breaker_fails_nothing_and_calls_only_probes(
     assert any("breaker closed" in message for message in caplog.messages)
     during = sum(1 for _, _, status in events if status == 503)
     probes = math.ceil((outage[1] - outage[0]) / reset) + 1
-    assert 0 < during <= concurrency + threshold + probes
+    # Each worker may take an outage's first 503 for load shed (a throttle: retried, not
+    # counted by the breaker) until calls have failed for a few successes' time.
+    shed = 2 * concurrency
+    assert 0 < during <= concurrency + shed + threshold + probes
 
 
 def test_the_rate_limit_holds_in_every_second_after_the_burst(tmp_path: Path) -> None:
@@ -102,7 +111,7 @@ def test_no_call_for_a_node_before_its_retry_after(tmp_path: Path) -> None:
     with fake_api(TREE, faults=Faults(throttle_rate=0.1, retry_after=retry_after)) as server:
         server.stats.keep_events()
         retry = "[retry]\nattempts = 12\ninitial = 0.01\nmax = 1.0\n"  # max caps Retry-After
-        job = write_job(tmp_path, server.url, extra=retry)
+        job = write_job(tmp_path, server.url, extra=retry + AT_RANDOM)
         assert api.start(job, tmp_path / "r.db").exit_status == 0
         events = list(server.stats.events or [])
     calls: dict[str, list[tuple[float, int]]] = defaultdict(list)
@@ -118,14 +127,16 @@ def test_no_call_for_a_node_before_its_retry_after(tmp_path: Path) -> None:
     assert throttled > 5
 
 
-def overloaded_crawl(folder: Path, k: int, crawl: str) -> tuple[list[int], list[int], int | None]:
+def overloaded_crawl(
+    folder: Path, k: int, crawl: str, rate: str = ""
+) -> tuple[list[int], list[int], int | None]:
     """Crawl a server that refuses more than ``k`` calls at once: (statuses, calls in
     flight at each arrival, the in-flight limit at the end)."""
     tree = FakeTree(seed=10, roots=10, fanout=(6, 8, 2))
     levels = "[levels.1]\nworkers = 4\n[levels.2]\nworkers = 16\n[levels.3]\nworkers = 32\n"
     with fake_api(tree, latency=0.02, faults=Faults(max_inflight=k)) as server:
         server.stats.keep_events()
-        job = write_job(folder, server.url, crawl=crawl, levels=levels, extra=FAST_RETRY)
+        job = write_job(folder, server.url, crawl=crawl, levels=levels, extra=FAST_RETRY + rate)
         assert api.start(job, folder / "r.db").exit_status == 0
         statuses = [status for _, _, status in server.stats.events or []]
         concurrency = list(server.stats.concurrency or [])
@@ -141,7 +152,10 @@ def test_adaptive_concurrency_settles_under_the_servers_limit(tmp_path: Path) ->
     (tmp_path / "adaptive").mkdir()
     _, fixed, _ = overloaded_crawl(tmp_path / "fixed", k, crawl_section(k))
     statuses, concurrency, limit = overloaded_crawl(
-        tmp_path / "adaptive", k, crawl_section(32, "adaptive = true\nmin_concurrency = 1\n")
+        tmp_path / "adaptive",
+        k,
+        crawl_section(32, "adaptive = true\nmin_concurrency = 1\n"),
+        rate="[rate]\nadaptive = false\n",  # the in-flight limit alone, not the send rate
     )
     settled = len(statuses) // 3
     late = statuses[settled:]

@@ -227,7 +227,9 @@ class RecordingGate(Gate):
         super().__init__(stop=threading.Event(), limiter=ConcurrencyLimiter(4))
         self.kinds: list[str] = []
 
-    def _record(self, outcome: CallOutcome, probe: bool, latency: float) -> None:
+    def _record(
+        self, outcome: CallOutcome, probe: bool, latency: float, paced: float, in_flight: int
+    ) -> None:
         self.kinds.append(outcome.kind)
 
 
@@ -261,6 +263,46 @@ def test_statuses_are_classified_by_retry_on(
 ) -> None:
     error, seen = classified(status, headers)
     assert (error.transient, seen, error.retry_after) == (transient, kind, retry_after)
+
+
+def test_a_503_is_a_throttle_while_the_server_still_accepts_calls() -> None:
+    class Shedding(RecordingGate):
+        def sheds_load(self) -> bool:
+            return True  # the pacer saw a success lately
+
+    gate = Shedding()
+    with respx.mock:
+        respx.get(url__startswith=f"{BASE}/children").respond(503, text="busy")
+        job = parse_job(
+            f'[source]\nurl = "{BASE}/f"\n[request]\nurl = "{BASE}/children"\n', "job.toml"
+        )
+        with pytest.raises(QueryError) as caught:
+            Client(job, {}, httpx.Client(), gate).query(TASK, 5.0)
+    assert (gate.kinds, caught.value.throttled, caught.value.transient) == (
+        ["throttle"],
+        True,
+        True,
+    )
+
+
+def test_rate_limit_headers_are_read_in_every_common_form() -> None:
+    from resumer.client import parse_rate_limits
+    from resumer.policies import RateLimits
+
+    def read(headers: dict[str, str]) -> RateLimits | None:
+        return parse_rate_limits(httpx.Headers(headers), now=1_700_000_000.0)
+
+    ietf = {"RateLimit-Limit": "100", "RateLimit-Remaining": "40", "RateLimit-Reset": "5"}
+    assert read(ietf) == RateLimits(remaining=40, reset=5, limit=100)
+    github = {"X-RateLimit-Limit": "5000", "X-RateLimit-Remaining": "9"}
+    github["X-RateLimit-Reset"] = "1700000030"  # a Unix time
+    assert read(github) == RateLimits(remaining=9, reset=30, limit=5000)
+    draft = {"RateLimit": '"default";r=7;t=2', "RateLimit-Policy": '"default";q=60;w=10'}
+    assert read(draft) == RateLimits(remaining=7, reset=2, limit=60, window=10)
+    older = {"RateLimit": "limit=10, remaining=3, reset=4"}
+    assert read(older) == RateLimits(remaining=3, reset=4, limit=10)
+    assert read({"Content-Type": "application/json"}) is None
+    assert read({"RateLimit-Remaining": "soon"}) is None
 
 
 def test_retry_after_reads_seconds_and_http_dates() -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from resumer.errors import CheckpointError
 from resumer.model import STATUSES, Children, Failure, Item, Release, Task
-from resumer.store import SCHEMA_REVISION, SOURCE_NODE, Store
+from resumer.store import SCHEMA_REVISION, SOURCE_NODE, Health, Store
 
 LEAF = 4
 
@@ -192,7 +192,7 @@ def test_an_older_checkpoint_is_upgraded_in_place_keeping_its_work(store: Store)
     upgraded = Store.open(store.path)
     assert upgraded.revision() == SCHEMA_REVISION
     assert statuses(upgraded) == {"A": "running"}
-    assert upgraded.health() == (None, None, None, 0)
+    assert upgraded.health() == Health(None, None, None, 0)
     upgraded.close()
 
 
@@ -232,6 +232,27 @@ def _alembic(path: Path, action: str, revision: str) -> None:
         config.attributes["connection"] = conn
         getattr(command, action)(config, revision)
     engine.dispose()
+
+
+def test_an_older_checkpoint_is_read_as_it_is_and_upgraded_only_by_a_writer(
+    store: Store,
+) -> None:
+    load_roots(store, "A")
+    store.close()
+    _alembic(store.path, "downgrade", "0005")
+    before = store.path.read_bytes()
+    reader = Store.open(store.path, migrate=False)  # status, export, check
+    assert (reader.revision(), statuses(reader)) == (SCHEMA_REVISION, {"A": "running"})
+    reader.close()
+    assert store.path.read_bytes() == before  # read from an upgraded copy, left as it was
+    assert not list(store.path.parent.glob("*.bak"))
+    writer = Store.open(store.path)  # resume
+    assert (writer.revision(), statuses(writer)) == (SCHEMA_REVISION, {"A": "running"})
+    writer.close()
+    (backup,) = store.path.parent.glob("*.bak")
+    assert backup.name == f"{store.path.name}.before-{SCHEMA_REVISION}.bak"
+    with sqlite3.connect(backup) as db:
+        assert db.execute("SELECT version_num FROM alembic_version").fetchone() == ("0005",)
 
 
 def _downgrade_to_first(path: Path) -> None:

@@ -1,12 +1,8 @@
-"""The token bucket and the adaptive limit, with fake clocks."""
+"""The adaptive in-flight limit, with a fake clock (the send rate: test_pacer.py)."""
 
 from __future__ import annotations
 
-import threading
-
-import pytest
-
-from resumer.policies import AdaptiveLimit, ConcurrencyLimiter, Gate, Stopped, TokenBucket
+from resumer.policies import AdaptiveLimit, ConcurrencyLimiter
 
 
 class Clock:
@@ -15,31 +11,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-def test_bucket_allows_the_burst_then_spaces_calls_at_the_rate() -> None:
-    clock = Clock()
-    bucket = TokenBucket(per_second=50, burst=5, clock=clock)
-    waits = [bucket.reserve() for _ in range(10)]
-    assert waits[:5] == [0.0] * 5
-    assert waits[5:] == pytest.approx([0.02, 0.04, 0.06, 0.08, 0.10])
-
-
-def test_bucket_refills_with_time_but_never_beyond_the_burst() -> None:
-    clock = Clock()
-    bucket = TokenBucket(per_second=10, burst=2, clock=clock)
-    bucket.reserve(), bucket.reserve()
-    clock.now = 100.0
-    assert [bucket.reserve() for _ in range(3)] == pytest.approx([0.0, 0.0, 0.1])
-
-
-def test_a_stop_interrupts_a_wait_for_a_token() -> None:
-    bucket = TokenBucket(per_second=0.001, burst=1)
-    bucket.reserve()
-    stop = threading.Event()
-    stop.set()
-    with pytest.raises(Stopped):
-        bucket.acquire(stop)
 
 
 def adaptive(
@@ -106,28 +77,3 @@ def test_latency_that_climbs_shrinks_the_limit() -> None:
         clock.now = 1.0 + step
         limit.record("success", 0.5)  # 25 times the baseline
     assert limiter.limit < before
-
-
-def test_the_gate_pauses_every_call_after_a_retry_after() -> None:
-    clock = Clock()
-    gate = Gate(stop=threading.Event(), limiter=ConcurrencyLimiter(4), max_pause=5.0, clock=clock)
-    with gate.slot() as outcome:
-        outcome.kind, outcome.retry_after = "throttle", 60.0
-    assert gate.paused_for == 5.0  # capped by retry.max
-    clock.now = 5.0
-    assert gate.paused_for == 0.0
-    with gate.slot() as outcome:
-        outcome.kind = "success"
-
-
-def test_a_throttle_sent_before_the_pause_does_not_stretch_it() -> None:
-    clock = Clock()
-    gate = Gate(stop=threading.Event(), limiter=ConcurrencyLimiter(4), clock=clock)
-    with gate.slot() as outcome:
-        outcome.kind, outcome.retry_after = "throttle", 1.0
-    assert gate.paused_for == 1.0
-    clock.now = 0.5
-    gate._record(outcome, False, latency=0.6)  # sent at -0.1, before the pause began
-    assert gate.paused_for == 0.5
-    gate._record(outcome, False, latency=0.1)  # sent at 0.4, after: new news
-    assert gate.paused_for == 1.0

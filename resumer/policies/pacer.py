@@ -1,0 +1,427 @@
+"""The send rate: a token bucket whose fill rate floats with what the server accepts.
+
+Rate and concurrency are different limits: a fast server refuses by rate long
+before concurrency matters (one call in flight can exceed 100/s), so the
+gate paces calls here before they take a slot.
+
+How the rate moves (``adaptive``; the AWS SDKs' "adaptive" retry mode is the
+model, with CUBIC growth). These are the rules; ``bench/pacing.py`` and
+``tests/simulated.py`` are where they were measured:
+
+- Until the first throttle nothing limits calls, and pacing costs one
+  attribute test per call.
+- A throttle (a 429, or a 503 while the server still accepts other calls)
+  cuts the rate from what was *measured*, not from the configured rate: the
+  rate really sent over the last second of activity (or the rate in force,
+  if lower), times the share of calls the server took since the last cut
+  (at least ``MIN_FACTOR``) and not much below what it took over the last
+  second (``SEEN``); then ``BETA`` of that. Only throttles of calls paced
+  after the last cut count (one cut per round of feedback), so N refused
+  calls in flight cut it once; slots handed out before a cut are void, so
+  the calls waiting for them leave at the new rate.
+- Successes raise it along a cubic curve: back to the rate of the last cut
+  within ``K`` seconds, a plateau there, then ever faster probing above it;
+  never above twice the rate sent, nor above ``ceiling``.
+- A server that refuses a share of calls whatever the rate (the least share
+  refused at the last ``NOISE_MEMORY`` cuts) does not drive the rate down:
+  refusals up to ``NOISE_TOLERANCE`` times that share, while the curve is
+  climbing back after a cut, are noise and cut nothing.
+- A failure (a 5xx, a timeout, a 503 among nothing but errors) undoes the
+  cuts made since the last success: those 503s were an outage, the
+  breaker's business, not load shed.
+- Rate-limit headers (``RateLimits``) pace ahead of time: the calls left,
+  less those in flight, spread over the time to the reset; none left: no
+  call before the reset.
+- ``Retry-After`` delays the throttled call (the retry policy's business).
+  It pauses every call only when cutting did not help (the rate is at its
+  floor): the server is closed, not trimming excess. When a pause ends,
+  calls leave one interval apart, never as a burst.
+
+With ``adaptive=False`` the rate is fixed at ``ceiling`` (0: no limit) and
+every ``Retry-After`` pauses every call, as a plain token bucket would.
+
+This module knows nothing of HTTP or the job file; time comes from ``clock``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from resumer.policies.retry import Stopped
+
+log = logging.getLogger(__name__)
+
+# Cutting
+BETA = 0.85  # a cut sets the rate to this share of the limit it measured
+MIN_FACTOR = 0.5  # the measured limit is at least this share of the rate sent ...
+SEEN = 0.9  # ... and at least this share of what the server took over the last second
+PRIOR = 2  # answers added to the count when judging the share refused since a cut
+MIN_RATE = 0.5  # calls/s: the floor
+# Growing
+CUBIC_SCALE = 0.01  # rate = limit * (1 + CUBIC_SCALE * (t - K) ** 3), t seconds since the cut
+GROWTH_CAP = 2.0  # never above this many times the rate sent
+K = ((1 - BETA) / CUBIC_SCALE) ** (1 / 3)  # seconds back to the limit: 2.5
+# Measuring
+WINDOW = 1.0  # seconds of answers behind the measured rates
+BIN = 0.05  # seconds: their resolution
+# Noise: refusals that have nothing to do with the rate
+NOISE_MEMORY = 4  # the server's usual refused share: the least at this many cuts ...
+EVIDENCE = 10  # ... each judged over this many answers at least
+NOISE_TOLERANCE = 2.0  # up to this many times the usual share is noise ...
+NOISE_PRIOR = 10  # ... counting this many more answers
+# Outages: a 503 is load shed while a call succeeded within the time SHED_SUCCESSES
+SHED_SUCCESSES = 5  # successes took over the last second ...
+MIN_SHED_WINDOW = 0.05  # ... or within this many seconds, whichever is longer
+# Headers and pauses
+MAX_RESET = 3600.0  # seconds: the longest a rate-limit header's reset is believed
+_RECHECK = 0.1  # seconds: the longest a waiter sleeps before looking at the stop flag
+LOG_CHANGE = 0.2  # a rate that moved by this share since the last one logged is logged
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimits:
+    """What an answer's rate-limit headers said (None: not said).
+
+    ``remaining`` calls may be made within ``reset`` seconds; ``limit`` per
+    ``window`` seconds is the policy (from ``RateLimit-Policy``).
+    """
+
+    remaining: float | None = None
+    reset: float | None = None
+    limit: float | None = None
+    window: float | None = None
+
+
+class _Meter:
+    """Answers and successes over the last ``WINDOW`` seconds, in bins of ``BIN``.
+
+    Rates are per second of *activity*: bins with no answer do not count, so a
+    moment when every worker slept on a Retry-After does not read as a slow server.
+    """
+
+    def __init__(self) -> None:
+        self._bins: deque[list[float]] = deque()  # [start, answers, successes]
+
+    def add(self, now: float, success: bool) -> None:
+        start = now - now % BIN
+        if not self._bins or self._bins[-1][0] != start:
+            self._bins.append([start, 0.0, 0.0])
+            while self._bins[0][0] <= now - WINDOW - BIN:
+                self._bins.popleft()
+        last = self._bins[-1]
+        last[1] += 1
+        last[2] += success
+
+    def counts(self, now: float) -> tuple[float, float, float]:
+        """(answers, successes, seconds of activity) over the last ``WINDOW`` seconds."""
+        cutoff = now - WINDOW
+        answers = successes = span = 0.0
+        for start, count, good in self._bins:
+            if start + BIN > cutoff:
+                answers += count
+                successes += good
+                span += BIN
+        if span:
+            newest = self._bins[-1][0]
+            span -= BIN - max(BIN / 10, min(BIN, now - newest))  # the newest bin, so far
+        return answers, successes, span
+
+    def rates(self, now: float) -> tuple[float, float]:
+        """(answers, successes) a second of activity over the last ``WINDOW`` seconds."""
+        answers, successes, span = self.counts(now)
+        return (answers / span, successes / span) if span else (0.0, 0.0)
+
+
+class Pacer:
+    """The calls a second allowed now, shared by every thread.
+
+    >>> pacer = Pacer(ceiling=10.0, burst=2, clock=lambda: 0.0)
+    >>> [pacer.reserve() for _ in range(4)]
+    [0.0, 0.0, 0.1, 0.2]
+    """
+
+    def __init__(
+        self,
+        *,
+        ceiling: float = 0.0,
+        burst: int = 1,
+        adaptive: bool = True,
+        max_pause: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.max_pause = max_pause  # seconds: the longest a Retry-After pauses every call
+        self.ceiling = ceiling if ceiling > 0 else math.inf
+        self.burst = max(1, burst)
+        self.adaptive = adaptive
+        self.clock = clock
+        self.reason = "no limit yet" if adaptive else "fixed"
+        self.cuts = 0  # how many times a throttle cut the rate (for figures and tests)
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._epoch = 0
+        self._meter = _Meter()
+        self._curve: float | None = None  # the adaptive rate; None until the first throttle
+        self._w_max = 0.0  # the rate the curve returns to (the last cut's)
+        self._cut_at = -math.inf
+        self._since_cut = [0, 0]  # answers, throttles of calls sent since the last cut
+        self._shares: deque[float] = deque(maxlen=NOISE_MEMORY)  # refused shares at cuts
+        self._last_success = -math.inf
+        self._at_success: tuple[float | None, float, float] = (None, 0.0, -math.inf)
+        self._header_rate: float | None = None
+        self._header_until = -math.inf
+        self._rate: float | None = None  # in force: min(curve, headers, ceiling)
+        self._tat = clock()  # theoretical arrival time of the next call (GCRA)
+        self._resume_at = -math.inf  # no call before this (a pause)
+        self._paused_at = -math.inf  # when the last pause began
+        self._logged: float | None = None
+        self._limited = False  # False: acquire() is free
+        self._set_rate(clock())
+
+    # -- the bucket ------------------------------------------------------------
+
+    @property
+    def rate(self) -> float | None:
+        """Calls a second allowed now; None when nothing limits them."""
+        return self._rate
+
+    @property
+    def paused_for(self) -> float:
+        return max(0.0, self._resume_at - self.clock())
+
+    @property
+    def epoch(self) -> int:
+        """Bumped when the rate is cut or a pause begins: slots reserved before are void."""
+        return self._epoch
+
+    def reserve(self) -> float:
+        """Take the next free slot; return how long to wait before using it (0: at once)."""
+        with self._lock:
+            return self._reserve(self.clock())
+
+    def _reserve(self, now: float) -> float:
+        if self._rate is None:
+            return max(0.0, self._resume_at - now)
+        interval = 1.0 / self._rate
+        tat = max(self._tat, now)
+        go = max(now, tat - (self.burst - 1) * interval, self._resume_at)
+        self._tat = max(tat, go) + interval
+        return go - now
+
+    def acquire(self, stop: threading.Event) -> None:
+        """Wait for a slot; ``Stopped`` if a stop comes first. A slot voided by a cut while
+        waiting is given up for a new one at the new rate."""
+        if not self._limited:
+            return
+        with self._cond:
+            now = self.clock()
+            go, epoch = now + self._reserve(now), self._epoch
+            while True:
+                if stop.is_set():
+                    raise Stopped
+                if epoch != self._epoch:
+                    go, epoch = now + self._reserve(now), self._epoch
+                if go <= now:
+                    return
+                self._cond.wait(min(go - now, _RECHECK))
+                now = self.clock()
+
+    # -- feedback --------------------------------------------------------------
+
+    def record(
+        self,
+        *,
+        sent: float,
+        throttled: bool,
+        success: bool,
+        failed: bool = False,
+        retry_after: float | None = None,
+        limits: RateLimits | None = None,
+        in_flight: int = 0,
+    ) -> None:
+        """One answer: a call sent at ``sent`` was throttled, succeeded, failed (5xx, a
+        timeout: the breaker's business), or none of these (4xx)."""
+        if not self.adaptive:
+            if throttled and retry_after:
+                self.pause(retry_after, sent)
+            return
+        with self._lock:
+            now = self.clock()
+            self._meter.add(now, success)
+            if success:
+                self._last_success = now
+                self._at_success = (self._curve, self._w_max, self._cut_at)
+            elif failed:
+                self._outage()
+            if sent >= self._cut_at:
+                self._since_cut[0] += 1
+                self._since_cut[1] += throttled
+            if limits is not None:
+                self._follow_headers(now, limits, in_flight)
+            if throttled:
+                self._throttled(now, sent, retry_after)
+            elif success and self._curve is not None:
+                self._grow(now)
+            elif limits is None and self._header_rate is None:
+                return  # nothing changed
+            self._set_rate(now)
+
+    def accepting(self) -> bool:
+        """True if a call succeeded lately: the server's 503s are then shedding load (a
+        throttle), not an outage (a failure). "Lately": within the time the last
+        second's successes took to come ``SHED_SUCCESSES`` at a time (at least
+        ``MIN_SHED_WINDOW``), so an outage is told within a few calls' time."""
+        if not self.adaptive:
+            return False
+        with self._lock:
+            now = self.clock()
+            accepted = self._meter.rates(now)[1]
+            window = SHED_SUCCESSES / accepted if accepted else MIN_SHED_WINDOW
+            return now - self._last_success < max(MIN_SHED_WINDOW, window)
+
+    def pause(self, seconds: float, sent: float | None = None) -> None:
+        """No call before ``seconds`` (at most ``max_pause``) from now; then calls leave one
+        interval apart. A call ``sent`` before the last pause began tells nothing new."""
+        seconds = min(seconds, self.max_pause)
+        with self._lock:
+            now = self.clock()
+            if sent is not None and sent < self._paused_at:
+                return
+            if self._resume_at <= now:
+                log.info("pausing every call for %.2fs (the server asked)", seconds)
+                self._paused_at = now
+            self._pause_until(now, now + seconds)
+
+    def _pause_until(self, now: float, until: float) -> None:
+        """No call before ``until``; the first after it goes alone, the next an interval later."""
+        if until <= self._resume_at:
+            return
+        self._resume_at = until
+        self._void_slots(now)
+        if self._rate is not None:
+            self._tat = until + (self.burst - 1) / self._rate
+        self._limited = True
+
+    def _void_slots(self, now: float) -> None:
+        """Slots handed out at the old rate are void: their waiters take new ones."""
+        self._epoch += 1
+        self._tat = now
+        self._cond.notify_all()
+
+    # -- the rules -------------------------------------------------------------
+
+    def _throttled(self, now: float, sent: float, retry_after: float | None) -> None:
+        if sent < self._cut_at:
+            return  # sent before the last cut: that cut already answered it
+        answers, throttles = self._since_cut
+        share = throttles / (answers + PRIOR)  # few answers are weak evidence
+        noise = self._noise()
+        usual = noise > 0 and throttles <= max(
+            1, NOISE_TOLERANCE * noise * (answers + NOISE_PRIOR)
+        )  # hardly more refused since the cut than this server refuses whatever the rate
+        if usual and self._curve is not None and now - self._cut_at < K:
+            return  # and the curve is still below the rate refused: noise, not news
+        excess = 0.0 if usual else max(0.0, share - noise)
+        if answers >= EVIDENCE:
+            self._shares.append(share)
+        current = self._current(now)
+        # What the server took of what was sent since the last cut: about its limit; and
+        # not much less than it took over the last second (a burst of refusals, such as a
+        # full bucket's, says "less", not "nothing").
+        estimate = current * max(MIN_FACTOR, 1.0 - excess)
+        _, accepted, span = self._meter.counts(now)
+        if span >= WINDOW / 2:  # not at the start, when the server's burst inflates it
+            estimate = max(estimate, SEEN * accepted / span)
+        self._w_max = max(MIN_RATE, min(current, estimate))
+        self._curve = self._w_max * BETA
+        self._cut_at = now
+        self._since_cut = [0, 0]
+        self._void_slots(now)
+        self.cuts += 1
+        self.reason = f"throttled at {current:,.1f}/s"
+        if retry_after and self._curve <= MIN_RATE:
+            retry_after = min(retry_after, self.max_pause)
+            self._pause_until(now, now + retry_after)
+            self.reason = f"throttled at the floor: pausing {retry_after:.2f}s"
+
+    def _outage(self) -> None:
+        """A failure (a 503 among nothing but errors, a 5xx, a timeout): the 503s that cut
+        the rate since the last success were an outage (the breaker's business), not
+        load shed. Undo those cuts, so the crawl resumes at its pace when the server is
+        back."""
+        if (self._curve, self._w_max, self._cut_at) != self._at_success:
+            self._curve, self._w_max, self._cut_at = self._at_success
+            self.reason = "an outage, not throttling: the rate from before it"
+            self._set_rate(self.clock())
+
+    def _noise(self) -> float:
+        """The share the server refused at the last few cuts, at least: refused whatever
+        the rate, so not a sign of sending too fast."""
+        return min(self._shares) if len(self._shares) == self._shares.maxlen else 0.0
+
+    def _current(self, now: float) -> float:
+        """The rate the server saw when it refused: what was really sent over the last
+        second of activity, or the rate in force if that is lower (a wake-up burst after
+        a Retry-After is spread by the bucket, and says nothing about a rate above it)."""
+        sending = self._meter.rates(now)[0]
+        if self._rate is not None:
+            sending = min(sending, self._rate)
+        return max(MIN_RATE, sending)
+
+    def _grow(self, now: float) -> None:
+        t = now - self._cut_at - K
+        curve = self._w_max * (1 + CUBIC_SCALE * t * t * t)
+        sending = self._meter.rates(now)[0]
+        cap = max(GROWTH_CAP * sending, self._w_max)
+        self._curve = max(MIN_RATE, min(curve, cap, self.ceiling))
+        if self._curve >= self._w_max and self.reason.startswith("throttled"):
+            self.reason = f"back to {self._w_max:,.1f}/s, probing higher"
+
+    def _follow_headers(self, now: float, limits: RateLimits, in_flight: int) -> None:
+        remaining, reset = limits.remaining, limits.reset
+        reset = min(reset, MAX_RESET) if reset is not None else None
+        if remaining is not None and reset is not None and reset > 0:
+            budget = remaining - max(0, in_flight - 1)
+            if budget <= 0:
+                if self._resume_at < now + reset:
+                    self._pause_until(now, now + reset)
+                    self.reason = f"headers: no call left, reset in {reset:.2f}s"
+                self._header_rate = None
+            else:
+                self._header_rate = budget / reset
+                self.reason = f"headers: {remaining:g} left in {reset:.2f}s"
+            self._header_until = now + reset
+        elif limits.limit is not None and limits.window:
+            self._header_rate = limits.limit / limits.window
+            self._header_until = now + limits.window
+            self.reason = f"headers: {limits.limit:g} per {limits.window:g}s"
+
+    def _set_rate(self, now: float) -> None:
+        """The rate in force: the lowest of the curve, the headers and the ceiling."""
+        if not self.adaptive:
+            rate: float | None = None if math.isinf(self.ceiling) else self.ceiling
+        else:
+            candidates = [self.ceiling]
+            if self._curve is not None:
+                candidates.append(self._curve)
+            if self._header_rate is not None and now < self._header_until:
+                candidates.append(self._header_rate)
+            lowest = min(candidates)
+            rate = None if math.isinf(lowest) else lowest
+        if rate is not None and self._rate is None:
+            self._tat = max(self._tat, now)
+        self._rate = rate
+        self._limited = rate is not None or self._resume_at > now
+        self._log_change(rate)
+
+    def _log_change(self, rate: float | None) -> None:
+        before = self._logged
+        if rate is None or (before is not None and abs(rate - before) < LOG_CHANGE * before):
+            return
+        self._logged = rate
+        log.info("send rate %.1f/s (%s)", rate, self.reason)
