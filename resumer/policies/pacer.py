@@ -58,15 +58,17 @@ from resumer.policies.retry import Stopped
 log = logging.getLogger(__name__)
 
 # Cutting
-BETA = 0.85  # a cut sets the rate to this share of the limit it measured
+BETA = 0.9  # a cut sets the rate to this share of the limit it measured
 MIN_FACTOR = 0.5  # the measured limit is at least this share of the rate sent ...
 SEEN = 0.9  # ... and at least this share of what the server took over the last second
 PRIOR = 2  # answers added to the count when judging the share refused since a cut
 MIN_RATE = 0.5  # calls/s: the floor
 # Growing
-CUBIC_SCALE = 0.01  # rate = limit * (1 + CUBIC_SCALE * (t - K) ** 3), t seconds since the cut
+CUBIC_SCALE = 0.05  # rate = limit * (1 + CUBIC_SCALE * (t - K) ** 3), t seconds since the cut
+K = ((1 - BETA) / CUBIC_SCALE) ** (1 / 3)  # seconds back to the limit: 1.4
+PLATEAU = 0.5  # seconds past K without a refusal: then ...
+DOUBLING = 1.0  # ... the rate doubles every this many seconds (at least)
 GROWTH_CAP = 2.0  # never above this many times the rate sent
-K = ((1 - BETA) / CUBIC_SCALE) ** (1 / 3)  # seconds back to the limit: 2.5
 # Measuring
 WINDOW = 1.0  # seconds of answers behind the measured rates
 BIN = 0.05  # seconds: their resolution
@@ -165,6 +167,8 @@ class Pacer:
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._epoch = 0
+        self._respace = False  # slots were voided: space the next from the last that went
+        self._last_go = -math.inf
         self._meter = _Meter()
         self._curve: float | None = None  # the adaptive rate; None until the first throttle
         self._w_max = 0.0  # the rate the curve returns to (the last cut's)
@@ -211,6 +215,7 @@ class Pacer:
         tat = max(self._tat, now)
         go = max(now, tat - (self.burst - 1) * interval, self._resume_at)
         self._tat = max(tat, go) + interval
+        self._last_go = go
         return go - now
 
     def acquire(self, stop: threading.Event) -> None:
@@ -308,9 +313,10 @@ class Pacer:
         self._limited = True
 
     def _void_slots(self, now: float) -> None:
-        """Slots handed out at the old rate are void: their waiters take new ones."""
+        """Slots handed out at the old rate are void: their waiters take new ones, the first
+        an interval (at the new rate) after the last call that went."""
         self._epoch += 1
-        self._tat = now
+        self._respace = True
         self._cond.notify_all()
 
     # -- the rules -------------------------------------------------------------
@@ -376,6 +382,8 @@ class Pacer:
     def _grow(self, now: float) -> None:
         t = now - self._cut_at - K
         curve = self._w_max * (1 + CUBIC_SCALE * t * t * t)
+        if t > PLATEAU:  # no refusal for a while past the limit: probe faster, doubling
+            curve = max(curve, self._w_max * 2 ** ((t - PLATEAU) / DOUBLING))
         sending = self._meter.rates(now)[0]
         cap = max(GROWTH_CAP * sending, self._w_max)
         self._curve = max(MIN_RATE, min(curve, cap, self.ceiling))
@@ -415,6 +423,9 @@ class Pacer:
             rate = None if math.isinf(lowest) else lowest
         if rate is not None and self._rate is None:
             self._tat = max(self._tat, now)
+        if rate is not None and self._respace:
+            self._tat = max(self._last_go + 1.0 / rate, self._tat if self._resume_at > now else 0)
+        self._respace = False
         self._rate = rate
         self._limited = rate is not None or self._resume_at > now
         self._log_change(rate)
