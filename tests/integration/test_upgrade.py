@@ -79,6 +79,7 @@ def test_a_checkpoint_of_an_earlier_revision_is_read_resumed_and_checked(
         status = resumer("status", "--db", db, "--json", cwd=tmp_path)
         partial = resumer("export", "--db", db, "--partial", cwd=tmp_path)
         check = resumer("check", "--db", db, cwd=tmp_path)
+        failed = resumer("failed", "--db", db, "--json", cwd=tmp_path)
         assert db.read_bytes() == old_bytes  # reading upgrades a copy, not the file
 
         server.broken = frozenset()
@@ -94,6 +95,7 @@ def test_a_checkpoint_of_an_earlier_revision_is_read_resumed_and_checked(
     assert partial.returncode == 0, partial.stderr
     assert len(json.loads(partial.stdout)) == TREE.roots
     assert check.returncode == 0, check.stderr
+    assert [node["id"] for node in json.loads(failed.stdout)] == [broken]
     assert resumed.returncode == 0, resumed.stderr
     assert export_json(db, tmp_path) == TREE.expected_export(4)
     assert final_check.returncode == 0, final_check.stderr
