@@ -13,7 +13,7 @@ TREE = FakeTree(seed=14, roots=8, fanout=(6, 5, 4))
 
 def test_status_during_a_run_shows_growing_counts_a_pace_and_an_eta(tmp_path: Path) -> None:
     total = TREE.query_count(4)
-    with fake_api(TREE, latency=0.04) as server:
+    with fake_api(TREE, latency=0.12) as server:  # the last third lasts past a status call
         job = write_job(tmp_path, server.url)
         run = spawn("start", job, "--db", "r.db", cwd=tmp_path)
         assert server.stats.wait_for(total // 3, timeout=60)
