@@ -4,18 +4,21 @@ Also loads the level-1 nodes from the job's source (a URL read like any
 response, or a .csv/.json/.jsonl file). Errors come out as ``QueryError``
 (``transient`` when a retry may help) or, for a bad source file,
 ``ConfigError``; every message carries the status, the URL and the start of
-the body, with secrets masked.
+the body, with secrets masked. Every HTTP call ends by its deadline
+(``ClientPool``, with ``deadline.Watchdog``).
 
-This module knows nothing of the database, threads or retries.
+This module knows nothing of the database, the worker threads or retries.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime
 import email.utils
 import json
 import math
+import re
 import ssl
 import threading
 import time
@@ -24,10 +27,12 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlencode
 
+import httpcore
 import httpx
 
 from resumer.config import Job, Pagination, Response
-from resumer.errors import ConfigError, QueryError
+from resumer.deadline import NEVER, Watch, Watchdog
+from resumer.errors import ConfigError, QueryError, ResumerError
 from resumer.model import Item, Task
 from resumer.policies import ConcurrencyLimiter, Gate, RateLimits
 from resumer.policies.gate import FAILURE, PERMANENT, SUCCESS, THROTTLE
@@ -56,7 +61,7 @@ class HTTP(Protocol):
 
 class ClientPool:
     """httpx clients of one connection each: a call takes a free one (or makes one if
-    none is free), and puts it back when done.
+    none is free), and puts it back when done; every call ends by its deadline.
 
     Why not one shared ``httpx.Client``: threads sharing it queue on its pool's
     lock, and its pool scans every connection for every request. With 64
@@ -65,19 +70,31 @@ class ClientPool:
     there are never more connections than calls once were in flight at once:
     the gate's cap (``http_concurrency``) caps the connections too.
 
+    ``timeout`` (or a call's own) is a deadline for the whole call: connect,
+    send, the whole body and every redirect, however slowly the server drips
+    its answer. httpx bounds each operation only, so the pool's one
+    ``Watchdog`` thread shuts down the socket of a call still running at its
+    deadline (the socket is noted through httpcore's ``trace`` extension when
+    the connection is made), and the call raises ``httpx.ReadTimeout``.
+
     >>> http = ClientPool(timeout=10.0)
     >>> http.headers["Accept"] = "application/json"   # every client made gets it
     >>> http.close()
     """
 
-    def __init__(self, *, timeout: float, follow_redirects: bool = True) -> None:
+    def __init__(
+        self, *, timeout: float, follow_redirects: bool = True, watchdog: Watchdog | None = None
+    ) -> None:
         self.headers = httpx.Headers()
         self.timeout = httpx.Timeout(timeout)
+        self._seconds = timeout
         self._follow_redirects = follow_redirects
-        self._free: list[httpx.Client] = []  # list.pop/append are atomic: no lock needed
-        self._made: list[httpx.Client] = []
+        self._free: list[_Pooled] = []  # list.pop/append are atomic: no lock needed
+        self._made: list[_Pooled] = []
         self._lock = threading.Lock()  # for making clients only
         self._tls: ssl.SSLContext | None = None  # made once: each costs 20 ms and 1 MB
+        self._watchdog = watchdog or Watchdog()  # its clock times the calls
+        self._clock = self._watchdog.clock
 
     def request(
         self,
@@ -88,21 +105,67 @@ class ClientPool:
         headers: Any = None,
         timeout: Any = httpx.USE_CLIENT_DEFAULT,
     ) -> httpx.Response:
+        seconds = self._seconds if timeout is httpx.USE_CLIENT_DEFAULT else _seconds(timeout)
         try:
-            client = self._free.pop()
+            pooled = self._free.pop()
         except IndexError:
-            client = self._new_client()
+            pooled = self._new_client()
+        watch, watchdog = pooled.watch, self._watchdog
+        deadline = NEVER if seconds is None else self._clock() + seconds
+        watchdog.start(watch, deadline)
         try:
-            return client.request(method, url, json=json, headers=headers, timeout=timeout)
-        finally:
-            self._free.append(client)
+            client = pooled.client
+            request = client.build_request(
+                method,
+                url,
+                json=json,
+                headers=headers,
+                timeout=timeout,
+                extensions=pooled.extensions,
+            )
+            response = self._send(client, request, deadline, seconds)
+        except BaseException as exc:
+            overdue = watchdog.stop(watch)
+            self._free.append(pooled)
+            if overdue and isinstance(exc, Exception):
+                raise _overdue(seconds, exc) from exc
+            raise
+        watchdog.stop(watch)  # before the client is free: the next call's watch is its own
+        self._free.append(pooled)
+        return response
+
+    def _send(
+        self,
+        client: httpx.Client,
+        request: httpx.Request,
+        deadline: float,
+        seconds: float | None,
+    ) -> httpx.Response:
+        """``request`` sent, and its redirects followed, within the one deadline."""
+        response = client.send(request)  # the clients follow no redirect themselves
+        if response.next_request is None or not self._follow_redirects:
+            return response
+        history = [response]
+        while (request := response.next_request) is not None:
+            if len(history) > client.max_redirects:
+                raise httpx.TooManyRedirects("Exceeded maximum allowed redirects.", request=request)
+            if deadline != NEVER:  # each hop's operations get what is left of the call's time
+                left = deadline - self._clock()
+                if left <= 0:
+                    raise _overdue(seconds, None, request)
+                timeouts = httpx.Timeout(left).as_dict()
+                request.extensions = {**request.extensions, "timeout": timeouts}
+            response = client.send(request)
+            history.append(response)
+        response.history = history[:-1]
+        return response
 
     @property
     def size(self) -> int:
         """Clients made so far: the most calls that were ever in flight at once."""
         return len(self._made)
 
-    def _new_client(self) -> httpx.Client:
+    def _new_client(self) -> _Pooled:
         with self._lock:
             if self._tls is None:
                 self._tls = httpx.create_ssl_context()
@@ -110,23 +173,61 @@ class ClientPool:
                 limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
                 timeout=self.timeout,
                 headers=self.headers,
-                follow_redirects=self._follow_redirects,
+                follow_redirects=False,  # followed by ``_send``, within the call's deadline
                 verify=self._tls,
             )
-            self._made.append(client)
-        return client
+            pooled = _Pooled(client)
+            self._made.append(pooled)
+        return pooled
 
     def close(self) -> None:
         with self._lock:
-            clients, self._made, self._free = self._made, [], []
-        for client in clients:
-            client.close()
+            made, self._made, self._free = self._made, [], []
+        for pooled in made:
+            pooled.client.close()
+        self._watchdog.close()
 
     def __enter__(self) -> ClientPool:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _Pooled:
+    """One client of a ``ClientPool`` (one connection), and the watch on its calls."""
+
+    __slots__ = ("client", "extensions", "watch")
+
+    def __init__(self, client: httpx.Client) -> None:
+        self.client = client
+        self.watch = Watch()
+        self.extensions = {"trace": self._trace}  # for every request: httpx copies it
+
+    def _trace(self, event: str, info: Mapping[str, Any]) -> None:
+        """httpcore's trace hook: notes the socket of every connection the client opens
+        (``connect_tcp`` and ``start_tls`` return the stream; nothing else does)."""
+        stream = info.get("return_value")
+        if isinstance(stream, httpcore.NetworkStream):
+            self.watch.attach(stream.get_extra_info("socket"))
+
+
+def _seconds(timeout: Any) -> float | None:
+    """A call's deadline in seconds from its httpx timeout; None for no deadline."""
+    if isinstance(timeout, httpx.Timeout):
+        parts = [t for t in (timeout.connect, timeout.read, timeout.write, timeout.pool) if t]
+        return max(parts) if parts else None
+    return None if timeout is None else float(timeout)
+
+
+def _overdue(
+    seconds: float | None, exc: Exception | None, request: httpx.Request | None = None
+) -> httpx.ReadTimeout:
+    """The error of a call cut short at its deadline (``exc``: how the cut showed)."""
+    if request is None and isinstance(exc, httpx.RequestError):
+        with contextlib.suppress(RuntimeError):  # no request attached
+            request = exc.request
+    return httpx.ReadTimeout(f"no complete answer within {seconds}s (timeout)", request=request)
 
 
 def _compile_json(value: Any, env: Mapping[str, str]) -> _Render:
@@ -285,8 +386,10 @@ class Client:
             if response.status_code < 300:
                 try:
                     document = json.loads(response.content)
-                except ValueError:
+                except (ValueError, RecursionError):  # not JSON, or nested past Python's stack
                     raise self._error(method, response) from None
+                if _SURROGATE_ESCAPE.search(response.content):  # rare: checked only then
+                    _refuse_lone_surrogates(document, method, self.redactor.redact(url))
                 outcome.kind = SUCCESS
                 return document
             error = self._error(method, response)
@@ -316,7 +419,10 @@ class Client:
             return self._mapper.items(document)
         except MappingError as exc:
             where = self.redactor.redact(f"{method} {url}")
-            body = json.dumps(document, ensure_ascii=False)
+            try:
+                body = json.dumps(document, ensure_ascii=False)
+            except (ValueError, RecursionError):
+                body = "(too deeply nested to show)"
             raise QueryError(
                 f"{exc} (from {where}); body: {self._excerpt(body)}", transient=False
             ) from None
@@ -335,13 +441,13 @@ class Client:
         status = response.status_code
         if status < 300:
             return QueryError(
-                f"body is not JSON (HTTP {status} from {where}): {self._excerpt(response.text)}",
+                f"body is not JSON (HTTP {status} from {where}): {self._excerpt(_text(response))}",
                 transient=False,
                 status=status,
             )
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
         return QueryError(
-            f"HTTP {status} from {where}: {self._excerpt(response.text)}",
+            f"HTTP {status} from {where}: {self._excerpt(_text(response))}",
             transient=status in self._retry_on,
             status=status,
             retry_after=retry_after,
@@ -350,6 +456,33 @@ class Client:
     def _excerpt(self, text: str) -> str:
         text = text[:BODY_EXCERPT].replace("\n", " ")
         return self.redactor.redact(text) if text else "(empty body)"
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\[uU][dD][89a-fA-F]")  # \ud800-\udfff in a JSON body
+
+
+def _refuse_lone_surrogates(document: Any, method: str, where: str) -> None:
+    """A JSON escape can make a lone surrogate (\\ud800), which no UTF-8 text (nor the
+    checkpoint) can hold: refuse the answer rather than fail when storing it."""
+    try:
+        json.dumps(document, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise QueryError(
+            f"the body from {method} {where} holds a lone UTF-16 surrogate (a \\ud800-\\udfff"
+            " escape that is not half of a pair): it cannot be stored",
+            transient=False,
+        ) from None
+    except (ValueError, RecursionError):
+        return  # too deep: the mapping says so
+
+
+def _text(response: httpx.Response) -> str:
+    """The body as text for a message, whatever charset the server claims (an unknown or
+    lying one falls back to UTF-8 with replacement characters)."""
+    try:
+        return response.text
+    except Exception:
+        return response.content.decode("utf-8", errors="replace")
 
 
 def _with_query(url: str, params: Mapping[str, Any]) -> str:
@@ -440,8 +573,11 @@ def _url_of(exc: httpx.HTTPError, fallback: str) -> str:
         return fallback
 
 
-class MappingError(ValueError):
-    """A body does not have the shape the job's [response] section describes."""
+class MappingError(ResumerError, ValueError):
+    """A body does not have the shape the job's [response] section describes.
+
+    A ``ValueError`` too: ``_read_jsonl`` catches one ``ValueError`` for a line that is
+    not JSON and for an item without an id."""
 
 
 def lookup(document: Any, path: str) -> Any:
@@ -507,6 +643,12 @@ class Mapper:
         self._plain_keys = keys if all(k and "." not in k for k in keys) else None
 
     def items(self, document: Any) -> list[Item]:
+        try:
+            return self._items(document)
+        except RecursionError:  # an item nested past Python's stack: no payload to store
+            raise MappingError("an item is nested too deeply to store") from None
+
+    def _items(self, document: Any) -> list[Item]:
         path = self.response.items
         try:
             found = lookup(document, path)
