@@ -26,6 +26,8 @@ from typing import Any
 import httpx
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
+from resumer.errors import describe
+
 log = logging.getLogger(__name__)
 
 FIRING, RESOLVED = "firing", "resolved"
@@ -168,7 +170,8 @@ class Alerts:
 
 
 class _Sender:
-    """POSTs alert documents from a thread of its own, retrying each a few times."""
+    """POSTs alert documents from a thread of its own, retrying each a few times; no
+    error ends the thread (one that is not HTTP is logged, and the next alert sent)."""
 
     def __init__(self, url: str, post: Callable[[str, dict[str, Any]], None] | None) -> None:
         self.url = url
@@ -196,6 +199,19 @@ class _Sender:
                 retrying(self._post, self.url, document)
             except httpx.HTTPError as error:
                 log.error("alert webhook %s failed: %s", self.url, error)
+            except BaseException as error:  # this thread has no caller to hand it to
+                # Anything else is a bug (ours, or a custom ``post``'s), and retrying will not
+                # heal it: say so on one line, keep the traceback for DEBUG, and go on with
+                # the next alert. Even a KeyboardInterrupt: signals reach the main thread
+                # only, so here one is raised by code, and dying would silence every alert.
+                log.warning(
+                    "alert webhook %s: could not send the %s alert %s (%s)",
+                    self.url,
+                    document.get("alert"),
+                    document.get("state"),
+                    describe(error),
+                )
+                log.debug("alert webhook %s: the error's traceback", self.url, exc_info=error)
 
 
 def _post_json(url: str, document: dict[str, Any]) -> None:

@@ -1,17 +1,23 @@
 """The one exception hierarchy of resumer.
 
 Every error a user can cause or meet is one of these; the CLI maps each class
-to a message and an exit status in one place (``cli.py``)::
+to a message and an exit status in one place (``cli.py``). Classes defined in
+another module are named with it; the others live here::
 
     ResumerError
     ├── ConfigError        the job file (or its source file) is wrong        → exit 2
     ├── CheckpointError    the database is missing, foreign, damaged or busy → exit 2
     │   ├── JobLockedError another live process is running this job          → exit 2
     │   └── DamagedError   the file is corrupt or truncated                   → exit 2
-    └── QueryError         one query failed; ``transient`` says if a retry may help
+    ├── QueryError         one query failed; ``transient`` says if a retry may help
+    ├── MappingError       (client.py) a body lacks the [response] shape: the node's QueryError
+    ├── TemplateError      a template string is malformed: config.py makes it a ConfigError
+    ├── Stopped            a stop came while a query waited: the node goes back to pending
+    └── RunError           the run could not go on (an internal error)        → exit 1
 
 Foreign exceptions (tomllib, sqlite3, httpx) are translated at the boundary
-with ``raise ... from exc`` so callers only ever see these types.
+with ``raise ... from exc`` so callers only ever see these types; ``describe``
+puts one that was not foreseen (a bug) on one line for a message.
 """
 
 from __future__ import annotations
@@ -68,3 +74,50 @@ class QueryError(ResumerError):
     def __repr__(self) -> str:
         kind = "transient" if self.transient else "permanent"
         return f"<QueryError {kind} {self}>"
+
+
+class TemplateError(ResumerError, ValueError):
+    """A template string is malformed; the message says what is wrong.
+
+    Raised by ``template.Template.compile`` (and importable from there); the
+    job loader turns it into a ``ConfigError`` naming the file and the key.
+    Still a ``ValueError``, as it was before it joined this tree.
+    """
+
+
+class Stopped(ResumerError):
+    """A stop was requested while a query waited: abandon it, don't fail it.
+
+    Raised by the policies' waits (``policies.retry``, ``breaker``, ``pacer``,
+    ``gate``; importable from ``resumer.policies``); the runner answers it by
+    putting the node back to pending. It never reaches the CLI.
+    """
+
+    def __init__(self, message: str = "a stop was requested while a query waited") -> None:
+        super().__init__(message)
+
+
+class RunError(ResumerError):
+    """The run could not go on: the coordinator met an error it has no answer for.
+
+    The workers are shut down first and nothing committed is lost; the nodes
+    claimed but not stored are pending again, so the message ends with the
+    command that resumes the job. The cause is chained (``__cause__``) and its
+    traceback logged at DEBUG.
+    """
+
+
+def describe(error: BaseException) -> str:
+    """``Type: message`` on one line, for a log line or a message; never raises.
+
+    >>> describe(ZeroDivisionError("division by zero"))
+    'ZeroDivisionError: division by zero'
+    >>> describe(KeyboardInterrupt())
+    'KeyboardInterrupt'
+    """
+    name = type(error).__name__
+    try:
+        text = " ".join(str(error).split())
+    except Exception:  # a broken __str__ must not turn a report into a second failure
+        return f"{name} (its message could not be read)"
+    return f"{name}: {text}" if text else name

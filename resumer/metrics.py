@@ -9,24 +9,38 @@ Series (all prefixed ``resumer_``): ``calls_total{level,outcome,code}``,
 ``call_duration_seconds{level}`` (histogram), ``calls_in_flight``,
 ``concurrency_limit``, ``breaker_state{resumer_breaker_state}``,
 ``nodes{level,status}``, ``retries_total``, ``failures_total{level}``.
+
+The server is prometheus_client's WSGI app behind a server of our own, so
+that nothing a scrape meets reaches stderr or ends the server: a collector
+that raises answers 500 (one WARNING line, the traceback at DEBUG), a client
+that goes away mid-answer is a DEBUG line.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import socket
+import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from socketserver import ThreadingMixIn
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
+from wsgiref.types import ErrorStream, StartResponse, WSGIApplication, WSGIEnvironment
 
-from prometheus_client import CollectorRegistry, Counter, Enum, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Enum, Gauge, Histogram, make_wsgi_app
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from resumer.errors import describe
 from resumer.model import STATUSES, Failure, Result
 
 log = logging.getLogger(__name__)
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+SCRAPE_TIMEOUT = 30.0  # seconds a scraper may take to send its request or read the answer
+_GONE = (ConnectionError, TimeoutError)  # the scraper went away or stalled: not our fault
 
 
 class _Nodes(Collector):
@@ -97,7 +111,7 @@ class Metrics:
         self._breaker_state = breaker
         self._breaker.state(breaker())
         r.register(_Nodes(counts))
-        self._server: Any = None
+        self._server: _Server | None = None
 
     def observe_call(self, level: int, outcome: str, code: int | None, seconds: float) -> None:
         self.calls.labels(str(level), outcome, str(code) if code else "none").inc()
@@ -112,12 +126,19 @@ class Metrics:
                 self.failures.labels(str(result.level)).inc()
 
     def serve(self, port: int, host: str = "127.0.0.1") -> None:
-        """Serve ``/metrics`` on ``host:port`` (a thread of its own) until ``close``."""
-        self._server, _thread = start_http_server(port, addr=host, registry=self.registry)
-        log.info("metrics at http://%s:%d/metrics", host, self._server.server_port)
+        """Serve ``/metrics`` on ``host:port`` (a thread of its own) until ``close``.
+
+        ``OSError`` if it cannot listen there.
+        """
+        server = _Server(host, port)
+        server.set_app(_guarded(make_wsgi_app(self.registry)))
+        threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
+        self._server = server
+        log.info("metrics at http://%s:%d/metrics", host, server.server_port)
 
     @property
     def port(self) -> int | None:
+        """The port served on (the one chosen when ``serve`` was given 0), or None."""
         return None if self._server is None else int(self._server.server_port)
 
     def close(self) -> None:
@@ -125,3 +146,71 @@ class Metrics:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+
+def _guarded(app: WSGIApplication) -> WSGIApplication:
+    """``app``, answering 500 instead of raising (a collector or a gauge's function failed)."""
+
+    def guarded(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        try:
+            return app(environ, start_response)
+        except Exception as error:
+            log.warning("metrics: a scrape failed: %s", describe(error))
+            log.debug("metrics: the scrape's traceback", exc_info=error)
+            body = f"# scrape failed: {describe(error)}\n".encode()
+            headers = [("Content-Type", "text/plain; charset=utf-8")]
+            start_response("500 Internal Server Error", headers)
+            return [body]
+
+    return guarded
+
+
+class _Handler(WSGIRequestHandler):
+    """No access log; what wsgiref would print to stderr goes to the log at DEBUG."""
+
+    timeout = SCRAPE_TIMEOUT  # a scraper that stalls cannot hold a thread for ever
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def get_stderr(self) -> ErrorStream:
+        return _DebugLog()
+
+
+class _DebugLog:
+    """A stream for wsgiref's error reports: one DEBUG record per flush."""
+
+    def __init__(self) -> None:
+        self._parts: list[str] = []
+
+    def write(self, text: str, /) -> int:
+        self._parts.append(text)
+        return len(text)
+
+    def writelines(self, lines: list[str], /) -> None:
+        self._parts.extend(lines)
+
+    def flush(self) -> None:
+        if self._parts:
+            log.debug("metrics: %s", "".join(self._parts).rstrip())
+            self._parts.clear()
+
+
+class _Server(ThreadingMixIn, WSGIServer):
+    """A thread per scrape; an error in one is logged, never printed, never fatal."""
+
+    daemon_threads = True  # a scrape in progress never holds up the end of the run
+
+    def __init__(self, host: str, port: int) -> None:
+        # IPv4 or IPv6, as the host says (the base class assumes IPv4).
+        info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        self.address_family = info[0][0]
+        super().__init__((host, port), _Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        error = sys.exc_info()[1]
+        if isinstance(error, _GONE):
+            log.debug("metrics: scraper %s went away (%s)", client_address, describe(error))
+        elif error is not None:
+            log.warning("metrics: a scrape from %s failed: %s", client_address, describe(error))
+            log.debug("metrics: the scrape's traceback", exc_info=error)

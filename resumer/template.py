@@ -16,14 +16,12 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import quote, quote_plus
 
+from resumer.errors import TemplateError as TemplateError  # defined there; importable from here
+
 PLACEHOLDERS = ("id", "name", "type", "level", "parent_id")
 
 _TOKEN = re.compile(r"\{\{|\}\}|\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\{([^{}]*)\}|[{}]")
 _REDACTED = "***"
-
-
-class TemplateError(ValueError):
-    """A template string is malformed; the message says what is wrong."""
 
 
 @dataclass(frozen=True, slots=True)

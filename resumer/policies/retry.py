@@ -21,7 +21,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from resumer.errors import QueryError
+from resumer.errors import QueryError, Stopped  # Stopped: defined there, imported from here too
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +40,6 @@ class NodeLabel(NamedTuple):
 
     def context(self) -> dict[str, object]:
         return {"tree_level": self.level, "node": self.id}
-
-
-class Stopped(Exception):
-    """A stop was requested while a query waited: abandon it, don't fail it."""
 
 
 def _is_transient(error: BaseException) -> bool:
