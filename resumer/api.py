@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import stat
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
@@ -26,10 +28,17 @@ from resumer.client import Client, ClientPool, read_source_file
 from resumer.config import Job, load_job, parse_job
 from resumer.errors import CheckpointError, ConfigError, DamagedError
 from resumer.estimate import eta_seconds, remaining_queries
-from resumer.exporter import FORMATS, FlatNode, flat_nodes, write_export, write_rows
+from resumer.exporter import (
+    FORMATS,
+    FlatNode,
+    flat_nodes,
+    output_file,
+    write_export,
+    write_rows,
+)
 from resumer.model import STATUSES
 from resumer.runner import Outcome, Policies, Runner, install_signal_handlers
-from resumer.store import Counts, FailedNode, Store
+from resumer.store import Counts, FailedNode, Store, check_new, inspect
 from resumer.template import Template
 
 if TYPE_CHECKING:
@@ -67,8 +76,11 @@ def start(
     job = job_file if isinstance(job_file, Job) else load_job(job_file)
     job.environment()
     if job.source.file is not None:
+        _check_source_file(job.source.file)
         for _ in read_source_file(job.source.file, job.response):
             pass  # a bad source file is refused now, not mid-run
+    with _naming_backups(db):
+        check_new(db)  # before the lock file: a refused database leaves nothing beside it
     with lock.JobLock(db), _naming_backups(db):
         store = Store.create(db, job.text, job.origin, str(job.base_dir))
         try:
@@ -90,8 +102,10 @@ def resume(
 
     ``retry_failed`` first puts failed nodes back to pending.
     """
-    if not db.is_file():
-        raise CheckpointError(f"{db}: no such database (start a job with `resumer start`)")
+    with _naming_backups(db):
+        record = inspect(db, write=True)  # read-only: a refused file is left as it was
+    # A job that cannot run is refused before the lock file, or an upgrade, is written.
+    parse_job(record.text, record.origin, Path(record.base_dir)).environment()
     with lock.JobLock(db), _naming_backups(db):
         store = Store.open(db)
         try:
@@ -106,9 +120,23 @@ def resume(
             store.close()
 
 
-def stored_job(store: Store) -> Job:
+def stored_job(store: Store, *, lenient: bool = False) -> Job:
+    """The job stored in ``store``; ``lenient`` to read one that an earlier resumer
+    accepted (checks added since are not applied: ``config.parse_job``)."""
     record = store.job()
-    return parse_job(record.text, record.origin, Path(record.base_dir))
+    return parse_job(record.text, record.origin, Path(record.base_dir), lenient=lenient)
+
+
+def _check_source_file(path: Path) -> None:
+    """A source file is read twice (checked now, loaded by the run): a regular file."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return  # missing or unreadable: reading it says so
+    if stat.S_ISDIR(mode):
+        raise ConfigError(f"{path}: is a folder, not a source file (source.file)")
+    if not stat.S_ISREG(mode):
+        raise ConfigError(f"{path}: not a regular file (source.file is read more than once)")
 
 
 def _run(
@@ -207,12 +235,35 @@ def _naming_backups(db: Path) -> Iterator[None]:
 
 def backup(db: Path, dest: Path) -> None:
     """An online copy of ``db`` at ``dest``, safe while a run writes to ``db``."""
-    if dest.exists() and dest.resolve() == db.resolve():
-        raise CheckpointError(f"{dest}: a backup cannot overwrite its own database")
-    if not dest.parent.is_dir():
-        raise CheckpointError(f"{dest}: folder {dest.parent} does not exist")
+    problem = output_problem(dest, db)
+    if problem is None and dest.exists() and not dest.is_file():
+        problem = "not a regular file (a backup replaces it)"
+    if problem:
+        raise CheckpointError(f"{dest}: {problem}")
     with opened(db) as store:
         store.backup(dest)
+
+
+def output_problem(path: Path, db: Path) -> str | None:
+    """What stops a file made from ``db`` being written at ``path`` (completing
+    "<path>: ..."), or None."""
+    folder = path.parent
+    try:
+        if path.exists() and db.exists() and path.samefile(db):
+            return "cannot overwrite the database it is made from"
+        if path.is_dir():
+            return "is a folder; name a file in it"
+        if not folder.exists():
+            return f"folder {folder} does not exist"
+        if not folder.is_dir():
+            return f"{folder} is not a folder"
+        if path.is_file() and not os.access(path, os.W_OK):
+            return "not writable (permission denied)"
+        if not path.exists() and not os.access(folder, os.W_OK | os.X_OK):
+            return f"folder {folder} is not writable"
+    except OSError as error:  # a parent that cannot be searched, a name too long
+        return f"cannot be written ({error.strerror})"
+    return None
 
 
 def check(db: Path) -> list[str]:
@@ -236,7 +287,7 @@ def status(db: Path) -> dict[str, Any]:
     """The job's state and counts (the contracted ``status --json`` keys first), then its
     timings, pace, retries, the policies' state and an estimate of the time left."""
     with opened(db) as store:
-        job = stored_job(store)
+        job = stored_job(store, lenient=True)
         counts = store.counts()
         record = store.job()
         source = store.source_status()
@@ -318,12 +369,46 @@ def export(
 ) -> int:
     """Write the export of ``db`` to ``out`` as ``json`` (nested; returns the level-1
     trees written), ``jsonl`` or ``csv`` (a node a row; returns the rows, one ``level``
-    only if given)."""
+    only if given). A failed write (a full disk, a closed pipe) is a ``ConfigError``."""
+    _check_format(fmt, level)
+    with opened(db) as store:
+        try:
+            written = _write(store, out, partial, fmt, level)
+            out.flush()
+        except OSError as error:
+            name = getattr(out, "name", "the output")
+            raise ConfigError(f"{name}: cannot write the export ({error.strerror})") from error
+    return written
+
+
+def export_file(
+    db: Path,
+    path: Path,
+    *,
+    partial: bool = False,
+    fmt: str = "json",
+    level: int | None = None,
+) -> int:
+    """``export`` into the file at ``path``, never left half-written: the export goes to
+    a temporary file beside it, renamed over it once whole (a device such as /dev/null,
+    or a pipe, is written directly). Nothing is created when ``db`` or ``path`` is
+    refused; a failed write leaves no file behind."""
+    _check_format(fmt, level)
+    problem = output_problem(path, db)
+    if problem:
+        raise ConfigError(f"{path}: {problem}")
+    with opened(db) as store, output_file(path) as out:
+        return _write(store, out, partial, fmt, level)
+
+
+def _check_format(fmt: str, level: int | None) -> None:
     if fmt not in FORMATS:
         raise ConfigError(f"--format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
     if fmt == "json" and level is not None:
         raise ConfigError("--level: keeps one level of a jsonl or csv export, not of json")
-    with opened(db) as store:
-        if fmt == "json":
-            return write_export(store, out, partial=partial)
-        return write_rows(store, out, fmt, partial=partial, level=level)
+
+
+def _write(store: Store, out: TextIO, partial: bool, fmt: str, level: int | None) -> int:
+    if fmt == "json":
+        return write_export(store, out, partial=partial)
+    return write_rows(store, out, fmt, partial=partial, level=level)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,7 +19,7 @@ import typer
 from rich.console import Console
 
 from resumer import api, logs
-from resumer.config import load_job
+from resumer.config import load_job, one_line
 from resumer.errors import CheckpointError, ConfigError, ResumerError
 from resumer.runner import Outcome
 
@@ -39,7 +38,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-DbOption = Annotated[Path, typer.Option("--db", help="The checkpoint database.", dir_okay=False)]
+# Paths are checked by the library (one line naming what is wrong), not by typer.
+DbOption = Annotated[Path, typer.Option("--db", help="The checkpoint database.")]
 LogLevel = Annotated[
     str,
     typer.Option("--log-level", help="DEBUG, INFO, WARNING or ERROR.", case_sensitive=False),
@@ -61,7 +61,7 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _fail(message: str, status: int) -> NoReturn:
-    err.print(f"resumer: error: {message}", markup=False, soft_wrap=True)
+    err.print(f"resumer: error: {one_line(message)}", markup=False, emoji=False, soft_wrap=True)
     raise typer.Exit(status)
 
 
@@ -132,9 +132,7 @@ def _main(
 
 @app.command()
 def init(
-    path: Annotated[Path, typer.Argument(help="Where to write it.", dir_okay=False)] = Path(
-        "job.toml"
-    ),
+    path: Annotated[Path, typer.Argument(help="Where to write it.")] = Path("job.toml"),
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
 ) -> None:
     """Write a commented job file template: every section, with its defaults."""
@@ -161,7 +159,7 @@ def schema() -> None:
 
 @app.command()
 def probe(
-    job_file: Annotated[Path, typer.Argument(help="The job file (TOML).", dir_okay=False)],
+    job_file: Annotated[Path, typer.Argument(help="The job file (TOML).")],
     per_level: Annotated[
         int, typer.Option("--per-level", help="Nodes queried per level.", min=1, max=100)
     ] = 3,
@@ -183,7 +181,7 @@ def probe(
 
 @app.command()
 def start(
-    job_file: Annotated[Path, typer.Argument(help="The job file (TOML).", dir_okay=False)],
+    job_file: Annotated[Path, typer.Argument(help="The job file (TOML).")],
     db: DbOption = DEFAULT_DB,
     log_level: LogLevel = "INFO",
     log_file: LogFile = None,
@@ -213,8 +211,6 @@ def resume(
     """Continue the job stored in the checkpoint, exactly where it stopped."""
     _logging(log_level, log_file, log_format)
     with _errors():
-        if not db.is_file():
-            raise CheckpointError(f"{db}: no such database (start a job with `resumer start`)")
         info = None if retry_failed else api.status(db)
         if info is not None and info["state"] in ("complete", "failed"):
             failed = info["failed"]
@@ -292,7 +288,7 @@ def failed(
 
 @app.command()
 def backup(
-    dest: Annotated[Path, typer.Argument(help="Where to write the copy.", dir_okay=False)],
+    dest: Annotated[Path, typer.Argument(help="Where to write the copy.")],
     db: DbOption = DEFAULT_DB,
 ) -> None:
     """Copy the checkpoint (SQLite online backup: safe while the job runs)."""
@@ -335,31 +331,9 @@ def export(
         if output is None:
             api.export(db, sys.stdout, partial=partial, fmt=fmt, level=level)
             return
-        _export_to_file(db, output, partial, fmt, level)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _export_to_file(db: Path, output: Path, partial: bool, fmt: str, level: int | None) -> None:
-    """Write to a temporary file beside ``output``, then rename: never a half-written export."""
-    folder = output.resolve().parent
-    if not folder.is_dir():
-        _fail(f"-o {output}: folder {folder} does not exist", EXIT_USAGE)
-    fd, temporary = tempfile.mkstemp(dir=folder, prefix=f".{output.name}.")
-    try:
-        with open(fd, "w", encoding="utf-8", newline="") as handle:
-            written = api.export(db, handle, partial=partial, fmt=fmt, level=level)
-        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp's 0600 is not what `>` would give
-        os.replace(temporary, output)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+        written = api.export_file(db, output, partial=partial, fmt=fmt, level=level)
     what = "level-1 tree(s)" if fmt == "json" else "node(s)"
-    err.print(f"wrote {written} {what} to {output}")
+    err.print(f"wrote {written} {what} to {output}", markup=False)
 
 
 @app.command()
@@ -488,3 +462,16 @@ def main() -> None:
     except KeyboardInterrupt:  # Ctrl-C before the run's own handlers are in place
         err.print("interrupted")
         sys.exit(EXIT_STOPPED)
+    finally:
+        _drop_unwritable_stdout()
+
+
+def _drop_unwritable_stdout() -> None:
+    """If stdout cannot take what is left in its buffer (a full disk, a closed pipe), the
+    error was reported already: discard the rest instead of a second error at exit."""
+    try:
+        sys.stdout.flush()
+    except OSError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)

@@ -10,19 +10,22 @@ This module reads no database and makes no HTTP call.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
 import os
 import re
 import tomllib
-from collections.abc import Callable, Mapping
+import unicodedata
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
+from urllib.parse import urlsplit
 
 from resumer.errors import ConfigError
-from resumer.template import Template, TemplateError
+from resumer.template import PLACEHOLDERS, Redactor, Template, TemplateError, quote_segment
 
 # Defaults (units in the names' comments).
 DEFAULT_METHOD = "GET"
@@ -40,6 +43,11 @@ DEFAULT_RETRY_ON = (408, 425, 429, 500, 502, 503, 504)  # HTTP statuses worth a 
 DEFAULT_FAILURE_THRESHOLD = 5  # consecutive transient failures that open the breaker
 DEFAULT_RESET_TIMEOUT = 30.0  # seconds the breaker stays open before a probe call
 DEFAULT_PAGE_SIZE = 100  # items per page asked for, when paginating by page
+MAX_DURATION = 365 * 86400.0  # seconds: the longest duration a job file may give
+MAX_JOB_FILE = 10_000_000  # characters: a job file is read whole, so it is bounded
+MAX_JSON_DEPTH = 32  # levels of tables and arrays in request.body
+SAMPLE_VALUE = "1"  # fills placeholders and ${VAR}s when a URL is checked at load
+URL_SCHEMES = ("http", "https")
 
 SOURCE_SUFFIXES = (".csv", ".json", ".jsonl")
 
@@ -131,9 +139,19 @@ SCHEMA: Mapping[str, Mapping[str, Key]] = {
     },
     "alerts": {
         "error_rate": Key("float", 0.0, minimum=0, maximum=1, help="share of calls; 0 = off"),
-        "window": Key("duration", 60.0, help="the error rate's window"),
-        "breaker_open": Key("duration", 0.0, help="open longer than this; 0 = off"),
-        "stall": Key("duration", 0.0, help="no query stored for this long; 0 = off"),
+        "window": Key(
+            "duration", 60.0, minimum=0, maximum=MAX_DURATION, help="the error rate's window"
+        ),
+        "breaker_open": Key(
+            "duration", 0.0, minimum=0, maximum=MAX_DURATION, help="open longer than this; 0 = off"
+        ),
+        "stall": Key(
+            "duration",
+            0.0,
+            minimum=0,
+            maximum=MAX_DURATION,
+            help="no query stored for this long; 0 = off",
+        ),
         "failed_nodes": Key("int", 0, minimum=0, maximum=10**12, help="more than; 0 = off"),
         "webhook": Key("str", "", help="POST each change here as JSON (${VAR} allowed)"),
     },
@@ -142,7 +160,13 @@ SCHEMA: Mapping[str, Mapping[str, Key]] = {
         "host": Key("str", "127.0.0.1", help="address to serve them on"),
     },
     "backup": {
-        "every": Key("duration", 0.0, help='periodic backups: "10m", "1h", seconds; 0 = none'),
+        "every": Key(
+            "duration",
+            0.0,
+            minimum=0,
+            maximum=MAX_DURATION,
+            help='periodic backups: "10m", "1h", seconds; 0 = none',
+        ),
         "keep": Key("int", 5, minimum=1, maximum=10_000, help="periodic backups kept"),
     },
 }
@@ -334,7 +358,8 @@ class Job:
         return strings
 
     def environment(self, environ: Mapping[str, str] | None = None) -> dict[str, str]:
-        """The values of the job's ``${VAR}``s; an undefined one is a ``ConfigError``."""
+        """The values of the job's ``${VAR}``s; an undefined one is a ``ConfigError``, and
+        so is a value that makes a URL or a header unusable (the message never shows it)."""
         environ = os.environ if environ is None else environ
         missing = [name for name in self.env_vars() if name not in environ]
         if missing:
@@ -343,7 +368,37 @@ class Job:
                 f"{self.origin}: environment variable {names} is not set "
                 f"(the job file refers to ${{{missing[0]}}})"
             )
-        return {name: environ[name] for name in self.env_vars()}
+        env = {name: environ[name] for name in self.env_vars()}
+        self._check_environment(env)
+        return env
+
+    def _check_environment(self, env: Mapping[str, str]) -> None:
+        """The load-time URL and header checks again, with the environment's values in."""
+        hide = Redactor(env.values())
+        for dotted, text in self._urls():
+            names = Template.compile(text).env_vars
+            problem = url_problem(_filled(text, env)) if names else None
+            if problem:
+                where = ", ".join(f"${{{name}}}" for name in dict.fromkeys(names))
+                raise ConfigError(
+                    f"{self.origin}: {dotted}: {_quoted(text)} {hide.redact(problem)} "
+                    f"(with {where} from the environment)"
+                )
+        for name, text in self.request.headers.items():
+            for var in Template.compile(text).env_vars:
+                problem = header_value_problem(env[var])
+                if problem:
+                    raise ConfigError(
+                        f"{self.origin}: request.headers.{_key(name)}: the value of ${{{var}}} "
+                        f"{hide.redact(problem)}"
+                    )
+
+    def _urls(self) -> Iterator[tuple[str, str]]:
+        if self.source.url is not None:
+            yield "source.url", self.source.url
+        yield "request.url", self.request.url
+        if self.alerts.webhook:
+            yield "alerts.webhook", self.alerts.webhook
 
 
 def _strings_in(value: Any) -> list[str]:
@@ -361,7 +416,16 @@ def job_from_dict(settings: Mapping[str, Any], base_dir: Path | None = None) -> 
     >>> job.crawl.http_concurrency
     16
     """
-    return parse_job(to_toml(settings), "<job built in code>", base_dir)
+    try:
+        text = to_toml(settings)
+    except ConfigError as exc:
+        raise ConfigError(one_line(f"{BUILT_IN_CODE}: {exc}")) from None
+    except RecursionError:
+        raise ConfigError(f"{BUILT_IN_CODE}: tables nested too deeply") from None
+    return parse_job(text, BUILT_IN_CODE, base_dir)
+
+
+BUILT_IN_CODE = "<job built in code>"  # the origin of a job_from_dict job, in messages
 
 
 def to_toml(settings: Mapping[str, Any]) -> str:
@@ -369,9 +433,10 @@ def to_toml(settings: Mapping[str, Any]) -> str:
 
     Each top-level table is a section; tables inside one (``levels.N``,
     ``pagination``, ``params``, ...) are written inline, which TOML reads alike.
+    A value TOML cannot hold is a ``ConfigError`` naming its key.
     """
     scalars = [
-        f"{_toml_key(k)} = {_toml_value(v)}"
+        f"{_toml_key(k)} = {_toml_value(v, _key(k))}"
         for k, v in settings.items()
         if not isinstance(v, Mapping)
     ]
@@ -379,62 +444,117 @@ def to_toml(settings: Mapping[str, Any]) -> str:
     for name, value in settings.items():
         if isinstance(value, Mapping):
             sections.append(f"[{_toml_key(name)}]")
-            sections += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()]
+            sections += [
+                f"{_toml_key(k)} = {_toml_value(v, f'{_key(name)}.{_key(k)}')}"
+                for k, v in value.items()
+            ]
     return "\n".join([*scalars, *sections]) + "\n"
 
 
 def _toml_key(key: Any) -> str:
     text = str(key)
-    return text if re.fullmatch(r"[A-Za-z0-9_-]+", text) else json.dumps(text)
+    return text if re.fullmatch(r"[A-Za-z0-9_-]+", text) else _toml_string(text, text)
 
 
-def _toml_value(value: Any) -> str:
+def _toml_value(value: Any, where: str) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
-        return repr(value)
+        try:
+            return repr(value)
+        except ValueError:  # more digits than Python writes out
+            raise ConfigError(f"{where}: cannot write an integer this long in a job file") from None
     if isinstance(value, str):
-        return json.dumps(value)
+        return _toml_string(value, where)
     if isinstance(value, Mapping):
-        inner = ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items())
+        inner = ", ".join(
+            f"{_toml_key(k)} = {_toml_value(v, f'{where}.{_key(k)}')}" for k, v in value.items()
+        )
         return "{ " + inner + " }" if inner else "{}"
     if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    raise ConfigError(f"cannot write {value!r} in a job file")
+        return "[" + ", ".join(_toml_value(v, f"{where}[]") for v in value) + "]"
+    raise ConfigError(f"{where}: cannot write {_describe(value)} in a job file")
+
+
+def _toml_string(text: str, where: str) -> str:
+    """A TOML basic string: quotes, backslashes and control characters escaped."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigError(f"{where}: a string with a lone surrogate is not text") from None
+    out = []
+    for char in text:
+        if char in '"\\':
+            out.append("\\" + char)
+        elif (ord(char) < 0x20 and char != "\t") or ord(char) == 0x7F:
+            out.append(f"\\u{ord(char):04x}")
+        else:
+            out.append(char)
+    return '"' + "".join(out) + '"'
 
 
 def load_job(path: str | Path) -> Job:
     """Read and validate a job file."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = _read_text(path)
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such job file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read the job file ({exc})") from exc
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, not a job file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the job file ({exc.strerror or exc})") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: cannot read the job file (not UTF-8: {exc.reason})") from exc
     return parse_job(text, str(path), base_dir=path.resolve().parent)
 
 
-def parse_job(text: str, origin: str, base_dir: Path | None = None) -> Job:
-    """Validate job file text; ``origin`` names it in messages."""
+def _read_text(path: Path) -> str:
+    # Opened without blocking: a named pipe nobody writes to reads as empty at once
+    # instead of hanging (``<(command)`` still works: reads then wait for its data).
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    os.set_blocking(fd, True)
+    with open(fd, encoding="utf-8") as handle:
+        text = handle.read(MAX_JOB_FILE + 1)
+    if len(text) > MAX_JOB_FILE:  # /dev/zero, a log file named by mistake
+        raise ConfigError(f"{path}: not a job file (more than {MAX_JOB_FILE:,} characters)")
+    return text
+
+
+def parse_job(
+    text: str, origin: str, base_dir: Path | None = None, *, lenient: bool = False
+) -> Job:
+    """Validate job file text; ``origin`` names it in messages.
+
+    ``lenient`` skips the checks of URLs and headers, for reading a job stored by an
+    earlier resumer that did not make them (``status`` and ``export`` must still work).
+    """
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{origin}: not valid TOML: {exc}") from exc
-    return _Validator(text, origin, base_dir or Path.cwd()).job(raw)
+        raise ConfigError(one_line(f"{origin}: not valid TOML: {exc}")) from exc
+    except RecursionError:
+        raise ConfigError(f"{origin}: not valid TOML: arrays or tables nested too deeply") from None
+    except ValueError:  # an integer of more digits than Python converts
+        raise ConfigError(f"{origin}: not valid TOML: an integer with too many digits") from None
+    try:
+        return _Validator(text, origin, base_dir or Path.cwd(), lenient=lenient).job(raw)
+    except RecursionError:
+        raise ConfigError(f"{origin}: tables nested too deeply") from None
 
 
 class _Validator:
-    def __init__(self, text: str, origin: str, base_dir: Path) -> None:
+    def __init__(self, text: str, origin: str, base_dir: Path, *, lenient: bool = False) -> None:
         self.text = text
         self.origin = origin
         self.base_dir = base_dir
+        self.lenient = lenient
 
     def fail(self, section: str, key: str | None, message: str) -> ConfigError:
         dotted = f"{section}.{key}" if key else f"[{section}]"
         line = _line_of(self.text, section, key)
         where = f"{self.origin}:{line}" if line else self.origin
-        return ConfigError(f"{where}: {dotted}: {message}")
+        return ConfigError(one_line(f"{where}: {dotted}: {message}"))
 
     def job(self, raw: dict[str, Any]) -> Job:
         for name in raw:
@@ -442,7 +562,9 @@ class _Validator:
                 known = ", ".join(f"[{s}]" for s in [*SCHEMA, "levels.N"])
                 line = _line_of(self.text, name, None)
                 where = f"{self.origin}:{line}" if line else self.origin
-                raise ConfigError(f"{where}: unknown section [{name}] (known: {known})")
+                raise ConfigError(
+                    one_line(f"{where}: unknown section [{_key(name)}] (known: {known})")
+                )
         pagination_raw = None
         if isinstance(raw.get("response"), dict) and "pagination" in raw["response"]:
             # [response.pagination] is a table of its own inside [response].
@@ -467,9 +589,14 @@ class _Validator:
             rate=Rate(**values["rate"]),
             backup=Backup(**values["backup"]),
             metrics=MetricsSettings(**values["metrics"]),
-            alerts=AlertSettings(**values["alerts"]),
+            alerts=self.alerts(values["alerts"]),
             priority=Priority(**values["priority"]),
         )
+
+    def alerts(self, values: dict[str, Any]) -> AlertSettings:
+        if values["webhook"]:
+            self.url("alerts", "webhook", values["webhook"], per_node=False)
+        return AlertSettings(**values)
 
     def crawl(self, values: dict[str, Any]) -> Crawl:
         crawl = Crawl(**values)
@@ -500,7 +627,7 @@ class _Validator:
         for key in raw:
             if key not in schema:
                 known = ", ".join(schema)
-                raise self.fail(name, key, f"unknown key (known keys: {known})")
+                raise self.fail(name, _key(key), f"unknown key (known keys: {known})")
         out: dict[str, Any] = {}
         for key, spec in schema.items():
             if key in raw:
@@ -512,15 +639,26 @@ class _Validator:
         return out
 
     def value(self, section: str, key: str, spec: Key, value: Any) -> Any:
+        if spec.kind == "json" and _depth(value) > MAX_JSON_DEPTH:
+            raise self.fail(section, key, f"nested deeper than {MAX_JSON_DEPTH} levels")
+        if spec.kind == "json" and (bad := _not_json(value)) is not None:
+            where, what = bad
+            raise self.fail(
+                section,
+                f"{key}{where}",
+                f"expected a JSON value (a string, number, boolean, array or table), {what}",
+            )
         if spec.kind == "table" and isinstance(value, dict):
             for sub, item in value.items():
                 if not isinstance(item, str):
-                    raise self.fail(section, f"{key}.{sub}", f"expected a string, {got_of(item)}")
+                    raise self.fail(
+                        section, f"{key}.{_key(sub)}", f"expected a string, {got_of(item)}"
+                    )
             return MappingProxyType(dict(value))
         converted = _CONVERT[spec.kind](spec, value)
         if converted is _INVALID:
             raise self.fail(section, key, f"expected {spec.expected()}, {got_of(value)}")
-        if spec.kind in ("int", "float"):
+        if spec.kind in ("int", "float", "duration"):
             return self.bounded(section, key, spec, converted)
         return converted
 
@@ -528,7 +666,7 @@ class _Validator:
         low = spec.minimum if spec.minimum is not None else -math.inf
         high = spec.maximum if spec.maximum is not None else math.inf
         if not low <= value <= high:
-            raise self.fail(section, key, f"expected {spec.expected()}, got {value}")
+            raise self.fail(section, key, f"expected {spec.expected()}, got {_number(value)}")
         return value
 
     def source(self, values: dict[str, Any]) -> Source:
@@ -537,7 +675,7 @@ class _Validator:
             which = "both are set" if url is not None else "neither is set"
             raise self.fail("source", None, f"expected exactly one of url or file; {which}")
         if url is not None:
-            self.template("source", "url", url)
+            self.url("source", "url", url, per_node=False)
             return Source(url=url, file=None)
         path = Path(file)
         if path.suffix.lower() not in SOURCE_SUFFIXES:
@@ -555,11 +693,11 @@ class _Validator:
         if method == "POST" and body is None:
             body = DEFAULT_TEMPLATE
         params = params if params is not None else MappingProxyType({})
-        self.template("request", "url", values["url"])
+        self.url("request", "url", values["url"])
         for key, item in params.items():
-            self.template("request", f"params.{key}", item)
+            self.template("request", f"params.{_key(key)}", item)
         for key, item in values["headers"].items():
-            self.template("request", f"headers.{key}", item)
+            self.header("request", f"headers.{_key(key)}", key, item)
         self.json_templates("request.body", body)
         return Request(
             url=values["url"],
@@ -570,10 +708,42 @@ class _Validator:
             timeout=values["timeout"],
         )
 
+    def url(self, section: str, key: str, value: str, *, per_node: bool = True) -> None:
+        """A URL must be usable once its placeholders are filled: http(s), a host, a port
+        from 1 to 65535. ``per_node`` False: it is called once, with no node to fill in."""
+        self.template(section, key, value)
+        if self.lenient:
+            return
+        template = Template.compile(value)
+        placeholders = [text for kind, text in template.parts if kind == "var"]
+        if placeholders and not per_node:
+            raise self.fail(
+                section,
+                key,
+                f"{{{placeholders[0]}}} has no value here: placeholders are filled per node, "
+                "in request.url, params, body and headers",
+            )
+        if template.parts[0][0] == "env":
+            return  # the scheme and host come from the environment: checked at run time
+        problem = url_problem(_filled(value, {}))
+        if problem:
+            raise self.fail(section, key, f"{_quoted(value)} {problem}")
+
+    def header(self, section: str, key: str, name: str, value: str) -> None:
+        self.template(section, key, value)
+        if self.lenient:
+            return
+        problem = header_name_problem(name)
+        if problem:
+            raise self.fail(section, key, problem)
+        problem = header_value_problem(value)
+        if problem:
+            raise self.fail(section, key, f"the value {problem}")
+
     def json_templates(self, dotted: str, value: Any) -> None:
         if isinstance(value, Mapping):
             for key, item in value.items():
-                self.json_templates(f"{dotted}.{key}", item)
+                self.json_templates(f"{dotted}.{_key(key)}", item)
         elif isinstance(value, tuple):
             for index, item in enumerate(value):
                 self.json_templates(f"{dotted}[{index}]", item)
@@ -594,14 +764,15 @@ class _Validator:
             raise self.fail("levels", None, "expected tables [levels.1], [levels.2], ...")
         given: dict[int, dict[str, Any]] = {}
         for name, table in raw.items():
-            if not (isinstance(name, str) and name.isdigit()):
-                raise self.fail("levels", name, "expected a level number, as in [levels.1]")
-            number = int(name)
-            if not 1 <= number < crawl.max_depth:
+            if not (isinstance(name, str) and name.isascii() and name.isdigit()):
+                raise self.fail("levels", _key(name), "expected a level number, as in [levels.1]")
+            number = int(name) if len(name) <= 9 else None  # no level has more digits
+            if number is None or not 1 <= number < crawl.max_depth:
+                shown = name if len(name) <= 12 else f"{name[:9]}..."
                 raise self.fail(
                     f"levels.{name}",
                     None,
-                    f"level {number} is not queried: expected 1 to {crawl.max_depth - 1} "
+                    f"level {shown} is not queried: expected 1 to {crawl.max_depth - 1} "
                     f"(levels below crawl.max_depth = {crawl.max_depth})",
                 )
             given[number] = self.section(f"levels.{name}", table, LEVEL_SCHEMA)
@@ -631,8 +802,14 @@ def _as_int(spec: Key, value: Any) -> Any:
 
 
 def _as_float(spec: Key, value: Any) -> Any:
-    number = isinstance(value, int | float) and not isinstance(value, bool)
-    return float(value) if number and math.isfinite(value) else _INVALID
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return _INVALID
+    if isinstance(value, int):
+        try:
+            return float(value)
+        except OverflowError:
+            return value  # too large for a float, so out of every range: bounded() says so
+    return value if math.isfinite(value) else _INVALID
 
 
 def _as_bool(spec: Key, value: Any) -> Any:
@@ -653,7 +830,7 @@ _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0
 
 def _as_duration(spec: Key, value: Any) -> Any:
     if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
-        return float(value)
+        return _as_float(spec, value)
     match = _DURATION.match(value) if isinstance(value, str) else None
     return float(match.group(1)) * _UNITS[match.group(2)] if match else _INVALID
 
@@ -684,22 +861,189 @@ _CONVERT: Mapping[str, Callable[[Key, Any], Any]] = {
 }
 
 
+def _not_json(value: Any, where: str = "") -> tuple[str, str] | None:
+    """Where a TOML value has something JSON cannot carry (a date, a time, inf or nan, a
+    lone surrogate), and what: (".a.0", "got a date"); None if it is all JSON."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _not_json(item, f"{where}.{_key(key)}")
+            if found is not None:
+                return found
+        return None
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _not_json(item, f"{where}.{index}")
+            if found is not None:
+                return found
+        return None
+    if isinstance(value, bool | int) or value is None:
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else (where, f"got {value} (not allowed in JSON)")
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return where, "got a string with a lone surrogate"
+        return None
+    return where, f"got a {type(value).__name__}"
+
+
 def got_of(value: Any) -> str:
     return f"got {_describe(value)}"
 
 
 def _describe(value: Any) -> str:
+    if value is None:
+        return "None"
     if isinstance(value, bool):
         return f"a boolean ({str(value).lower()})"
     if isinstance(value, str):
-        return f'a string ("{value}")' if len(value) <= 40 else "a string"
+        return f"a string ({_quoted(value)})" if len(value) <= 40 else "a string"
     if isinstance(value, int | float):
-        return f"a number ({value})"
+        return f"a number ({_number(value)})"
     if isinstance(value, dict):
         return "a table"
     if isinstance(value, list):
         return "an array"
     return type(value).__name__
+
+
+def _number(value: float) -> str:
+    """A number as a message shows it: an integer of many digits is not written out."""
+    if isinstance(value, int) and abs(value) >= 10**18:
+        if value.bit_length() > 14_000:  # past what Python converts to text by default
+            return "an integer of thousands of digits"
+        return f"an integer of {len(str(abs(value)))} digits"
+    return str(value)
+
+
+def _depth(value: Any) -> int:
+    """How deeply tables and arrays nest in ``value`` (counted without recursion), up
+    to just past ``MAX_JSON_DEPTH``."""
+    deepest, stack = 0, [(value, 1)]
+    while stack and deepest <= MAX_JSON_DEPTH:
+        item, depth = stack.pop()
+        if isinstance(item, Mapping | list | tuple):
+            deepest = max(deepest, depth)
+            children = item.values() if isinstance(item, Mapping) else item
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def _quoted(text: str) -> str:
+    """``text`` in double quotes, control characters escaped (a message stays one line)."""
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _key(name: Any) -> str:
+    """A key as TOML writes it in a dotted name: bare if it can be, else quoted."""
+    text = str(name)
+    return text if re.fullmatch(r"[A-Za-z0-9_-]+", text) else _quoted(text)
+
+
+def one_line(text: str) -> str:
+    """Control characters and line separators escaped: a message is one line."""
+    return "".join(repr(c)[1:-1] if _breaks_line(c) else c for c in text)
+
+
+def _breaks_line(char: str) -> bool:
+    return unicodedata.category(char) in ("Cc", "Zl", "Zp")
+
+
+def _control(text: str, *, tab: bool = False) -> str | None:
+    """The first control character in ``text``, escaped (``\\n``), or None."""
+    for char in text:
+        if _breaks_line(char) and not (tab and char == "\t"):
+            return repr(char)[1:-1]
+    return None
+
+
+def _filled(url: str, env: Mapping[str, str]) -> str:
+    """``url`` with every placeholder a sample value, and its ``${VAR}``s from ``env``
+    (a sample value for those ``env`` lacks)."""
+    template = Template.compile(url)
+    bound = template.bind_env({**dict.fromkeys(template.env_vars, SAMPLE_VALUE), **env})
+    return bound.render(dict.fromkeys(PLACEHOLDERS, SAMPLE_VALUE), quote_segment)
+
+
+_HTTP_PREFIX = re.compile(r"https?://", re.IGNORECASE)
+_HOST = re.compile(r"[\w.~!$&'()*+,;=%-]+")
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def url_problem(url: str) -> str | None:
+    """What makes ``url`` unusable as an HTTP endpoint (completing "<url> ..."), or None.
+
+    >>> url_problem("ftp://x/c")
+    'must start with http:// or https://'
+    >>> url_problem("http://127.0.0.1:8808/c") is None
+    True
+    """
+    control = _control(url)
+    if control:
+        return f"holds a control character ({control})"
+    if not _HTTP_PREFIX.match(url):
+        return "must start with " + " or ".join(f"{scheme}://" for scheme in URL_SCHEMES)
+    try:
+        netloc = urlsplit(url).netloc
+    except ValueError as error:  # an unclosed "[", characters NFKC turns into "/" ...
+        return f"is not a valid URL ({error})"
+    host, port = _host_and_port(netloc.rpartition("@")[2])
+    if not host:
+        return "has no host (expected http://host/...)"
+    if port is not None and not (
+        port.isascii() and port.isdigit() and len(port) <= 5 and 1 <= int(port) <= 65535
+    ):
+        return f"has port {_quoted(port)}: expected a number from 1 to 65535"
+    if host.startswith("["):
+        try:
+            ipaddress.IPv6Address(host[1:-1].partition("%")[0])
+        except ValueError:
+            return f"has an invalid IPv6 address {_quoted(host)}"
+    elif not _HOST.fullmatch(host):
+        return f"has an invalid host {_quoted(host)}"
+    return _httpx_problem(url)
+
+
+def _host_and_port(hostport: str) -> tuple[str, str | None]:
+    """``host[:port]`` or ``[v6]:port`` split; the port is None when absent or empty."""
+    if hostport.startswith("["):
+        inner, _, rest = hostport.partition("]")
+        host, port = inner + "]", rest[1:] if rest.startswith(":") else rest or None
+        return host, port or None
+    host, _, port = hostport.partition(":")
+    return host, port or None
+
+
+def _httpx_problem(url: str) -> str | None:
+    """What httpx itself refuses in ``url`` (the URL it will be given at run time)."""
+    import httpx  # the client's own parser; imported only to check a job that will run
+
+    try:
+        httpx.URL(url)
+    except httpx.InvalidURL as error:
+        return f"is not a valid URL ({error})"
+    return None
+
+
+def header_name_problem(name: str) -> str | None:
+    """What makes ``name`` unusable as an HTTP header name (RFC 9110 token), or None."""
+    if _TOKEN.fullmatch(name):
+        return None
+    return "not a valid header name (letters, digits and !#$%&'*+-.^_`|~ only)"
+
+
+def header_value_problem(value: str) -> str | None:
+    """What makes ``value`` unsendable as an HTTP header value, or None."""
+    if "\r" in value or "\n" in value:
+        return "holds a line break (CR or LF): a header is one line"
+    control = _control(value, tab=True)
+    if control:
+        return f"holds a control character ({control})"
+    if not value.isascii():
+        return "holds a character that is not ASCII (header values are sent as ASCII)"
+    return None
 
 
 def _num(value: float) -> str:

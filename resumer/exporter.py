@@ -8,16 +8,24 @@ long export never starves the checkpoint's WAL.
 JSON lines and CSV give one node a row: ``level, id, name, type, parent_id,
 path, payload``, where ``path`` is the ids from the root joined by ``/``, each
 percent-encoded (so an id holding ``/`` stays one step).
+
+``output_file`` is the file an export is written into: never seen half-written.
 """
 
 from __future__ import annotations
 
 import csv
+import errno
 import json
+import os
+import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import NamedTuple, TextIO
 from urllib.parse import quote
 
+from resumer.errors import ConfigError
 from resumer.store import SOURCE_NODE, NodeRow, Reader, Store
 
 FORMATS = ("json", "jsonl", "csv")
@@ -125,3 +133,46 @@ def _write_node(reader: Reader, node: NodeRow, out: TextIO) -> None:
             out.write(",")
         _write_node(reader, child, out)
     out.write("]}")
+
+
+@contextmanager
+def output_file(path: Path) -> Iterator[TextIO]:
+    """A text file to write an export into, that ``path`` shows only once it is whole.
+
+    The export goes to a temporary file beside ``path``, renamed over it at the end; on
+    any error the temporary file is removed and ``path`` is left as it was. A path that
+    is not a regular file (``/dev/null``, ``/dev/stdout``, a named pipe) is written
+    directly: renaming over it would replace the device or the pipe itself. A failed
+    write (a full disk, a folder gone) is a ``ConfigError`` naming ``path``.
+    """
+    try:
+        direct = path.exists() and not path.is_file()
+        if direct:
+            with _opened_directly(path) as handle:
+                yield handle
+            return
+        fd, temporary = tempfile.mkstemp(dir=path.absolute().parent, prefix=f".{path.name}.")
+        try:
+            with open(fd, "w", encoding="utf-8", newline="") as handle:
+                yield handle
+            os.chmod(temporary, 0o666 & ~_umask())  # mkstemp's 0600 is not what `>` would give
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+    except OSError as error:
+        reason = "no process reads from it" if error.errno == errno.ENXIO else error.strerror
+        raise ConfigError(f"{path}: cannot write the export ({reason or error})") from error
+
+
+def _opened_directly(path: Path) -> TextIO:
+    # Non-blocking open: a named pipe that nobody reads fails at once instead of hanging.
+    fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+    os.set_blocking(fd, True)
+    return open(fd, "w", encoding="utf-8", newline="")
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

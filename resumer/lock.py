@@ -12,7 +12,7 @@ import os
 import time
 from pathlib import Path
 
-from resumer.errors import JobLockedError
+from resumer.errors import CheckpointError, JobLockedError
 
 _TRIES = 5
 _PAUSE = 0.02  # seconds between tries
@@ -30,22 +30,34 @@ class JobLock:
     """
 
     def __init__(self, db: Path) -> None:
+        self.db = db
         self.path = lock_path(db)
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NONBLOCK, 0o644)
+        except OSError as error:
+            raise CheckpointError(
+                f"{self.db}: cannot create its lock file {self.path} ({error.strerror})"
+            ) from error
         if not _try_flock(fd):
             os.close(fd)
             pid = _read_pid(self.path)
             who = f"process {pid}" if pid else "another process"
             raise JobLockedError(
-                f"{self.path.with_suffix('')}: this job is being run by {who}; "
+                f"{self.db}: this job is being run by {who}; "
                 "wait for it to finish or stop it (Ctrl-C) first",
                 pid,
             ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        except OSError as error:  # not a regular file, a full disk
+            os.close(fd)
+            raise CheckpointError(
+                f"{self.db}: cannot write its lock file {self.path} ({error.strerror})"
+            ) from error
         self._fd = fd
 
     def release(self) -> None:
@@ -65,8 +77,8 @@ def holder(db: Path) -> int | None:
     """The pid of the live process running the job in ``db``, or None if none is."""
     path = lock_path(db)
     try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO there must not block
+    except OSError:
         return None
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
@@ -91,5 +103,9 @@ def _try_flock(fd: int) -> bool:
 
 def _read_pid(path: Path) -> int | None:
     with contextlib.suppress(OSError, ValueError):
-        return int(path.read_text().strip())
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            return int(os.read(fd, 32).decode().strip())
+        finally:
+            os.close(fd)
     return None

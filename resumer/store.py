@@ -13,7 +13,9 @@ Invariants kept here:
   while the node is ``running``: a second or late result changes nothing;
 - children are unique per (parent, position);
 - a node completes when its last open child completes, in the same transaction,
-  through an ``open_children`` counter (O(depth), not a scan).
+  through an ``open_children`` counter (O(depth), not a scan);
+- a file is read through a read-only connection until it is known to be a resumer
+  checkpoint (``inspect``, ``check_new``): one that is refused is never changed.
 
 This module makes no HTTP call and knows nothing of templates or threads.
 """
@@ -28,6 +30,7 @@ import logging
 import os
 import shutil
 import sqlite3
+import stat
 import tempfile
 import threading
 import time
@@ -37,6 +40,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
+from urllib.parse import quote
 
 from sqlalchemy import Connection, Engine, create_engine, event, exc
 from sqlalchemy.pool import PoolProxiedConnection, QueuePool
@@ -197,25 +201,36 @@ def inherit(level: int, item_id: str, item_type: str, parent_priority: int) -> i
     return parent_priority
 
 
-def _engine(path: Path, *, immediate: bool) -> Engine:
+def _engine(path: Path, *, immediate: bool, read_only: bool = False) -> Engine:
     # A small pool: opening a connection (and its PRAGMAs) per transaction
     # costs more than the transaction. A connection is used by one thread at a
     # time (checked out), never concurrently, so sharing the pool is safe.
-    engine = create_engine(
-        f"sqlite:///{path}",
-        poolclass=QueuePool,
-        pool_size=2,
-        max_overflow=4,
-        connect_args={"check_same_thread": False},
-    )
+    if read_only:
+        uri = _read_only_uri(path)
+        engine = create_engine(
+            "sqlite://",
+            creator=lambda: sqlite3.connect(uri, uri=True, check_same_thread=False),
+            poolclass=QueuePool,
+            pool_size=2,
+            max_overflow=4,
+        )
+    else:
+        engine = create_engine(
+            f"sqlite:///{path}",
+            poolclass=QueuePool,
+            pool_size=2,
+            max_overflow=4,
+            connect_args={"check_same_thread": False},
+        )
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi: sqlite3.Connection, _record: Any) -> None:
         dbapi.isolation_level = None  # we issue BEGIN ourselves
         dbapi.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         dbapi.execute("PRAGMA foreign_keys = ON")
-        dbapi.execute("PRAGMA journal_mode = WAL")
-        dbapi.execute("PRAGMA synchronous = NORMAL")
+        if not read_only:
+            dbapi.execute("PRAGMA journal_mode = WAL")
+            dbapi.execute("PRAGMA synchronous = NORMAL")
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Connection) -> None:
@@ -238,7 +253,7 @@ class Store:
     >>> store.save([Children(t.node, 1, items, 1) for t in tasks], leaf_level=4)  # doctest: +SKIP
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
         if sqlite3.sqlite_version_info < MIN_SQLITE:
             raise CheckpointError(
                 f"resumer needs SQLite {'.'.join(map(str, MIN_SQLITE))} or newer (RETURNING);"
@@ -247,27 +262,18 @@ class Store:
         self.path = path
         self._write_lock = threading.Lock()
         self._raw: PoolProxiedConnection | None = None
-        self._writer = _engine(path, immediate=True)
-        self._reader = _engine(path, immediate=False)
+        self._writer = _engine(path, immediate=True, read_only=read_only)
+        self._reader = _engine(path, immediate=False, read_only=read_only)
         self._scratch: Path | None = None  # a temporary folder of ours, removed at close
 
     # -- opening -------------------------------------------------------------
 
     @classmethod
     def create(cls, path: Path, job_text: str, origin: str, base_dir: str) -> Store:
-        """A new checkpoint holding ``job_text``; refuses a database that holds a job."""
-        if not path.parent.is_dir():
-            raise CheckpointError(f"{path}: folder {path.parent} does not exist")
-        if path.exists() and path.stat().st_size > 0:
-            store = cls._open_existing(path)
-            if store._has_job():
-                store.close()
-                raise CheckpointError(
-                    f"{path}: this database already holds a job; continue it with "
-                    f"`resumer resume --db {path}` or choose another --db"
-                )
-        else:
-            store = cls(path)
+        """A new checkpoint holding ``job_text``; refuses a database that holds a job, or
+        any file that is not a checkpoint, leaving it as it was (``check_new``)."""
+        check_new(path)
+        store = cls(path)
         store._migrate()
         with store._write() as cur:
             cur.execute(
@@ -284,27 +290,23 @@ class Store:
 
     @classmethod
     def open(cls, path: Path, *, migrate: bool = True) -> Store:
-        """An existing checkpoint; ``migrate=False`` for read-only commands."""
-        if not path.is_file():
-            raise CheckpointError(f"{path}: no such database (start a job with `resumer start`)")
-        store = cls._open_existing(path)
-        if store._older():
-            store = store._upgraded_in_place() if migrate else store._upgraded_copy()
-        else:
-            store._check_revision()
-        if not store._has_job():
-            store.close()
-            raise CheckpointError(f"{path}: this database holds no resumer job")
-        return store
+        """An existing checkpoint; ``migrate=False`` for read-only commands.
 
-    @classmethod
-    def _open_existing(cls, path: Path) -> Store:
-        _check_not_truncated(path)
-        store = cls(path)
+        The file is first read through a read-only connection (``inspect``): one that
+        is not a resumer checkpoint is refused before anything could write to it.
+        """
+        inspect(path, write=migrate)
+        # A file we cannot write to is read as it is: a read-write open would leave
+        # -wal and -shm files beside it that it cannot remove.
+        store = cls(path, read_only=not migrate and not _writable(path))
         try:
-            with store._read() as cur:
-                cur.execute("SELECT name FROM sqlite_master LIMIT 1").fetchall()
-        except CheckpointError:
+            if store._older():
+                store = store._upgraded_in_place() if migrate else store._upgraded_copy()
+            else:
+                store._check_revision()
+            if not store._has_job():
+                raise CheckpointError(f"{path}: this database holds no resumer job")
+        except BaseException:
             store.close()
             raise
         return store
@@ -932,6 +934,141 @@ def _complete_upward(
         completed = above
 
 
+CHECKPOINT_TABLES = frozenset({"alembic_version", "job", "nodes"})
+
+
+class _Found(NamedTuple):
+    """What a database file holds, read without changing a byte of it."""
+
+    revision: str | None  # the schema revision; None: no schema yet
+    job: JobRecord | None  # None: no job stored
+
+
+def inspect(path: Path, *, write: bool) -> JobRecord:
+    """The job stored at ``path``; a file that is not a resumer checkpoint holding a job
+    (or one a newer resumer wrote) is refused, changing nothing.
+
+    ``write``: the caller will write to it (its folder and the file must be writable).
+    A refused file is left byte for byte as it was, and no ``-wal``, ``-shm`` or lock
+    file is created beside it: it is read through a read-only connection.
+    """
+    check_path(path, write=write)
+    _check_not_truncated(path)
+    found = _read_only(path)
+    if found.job is None:
+        raise CheckpointError(f"{path}: this database holds no resumer job")
+    return found.job
+
+
+def check_new(path: Path) -> None:
+    """Refuse ``path`` for a new checkpoint, as ``Store.create`` would, changing nothing:
+    a path that cannot be written, a file that is not a checkpoint, or one holding a job.
+    A missing file, an empty one or an empty checkpoint is fine."""
+    check_path(path, write=True, new=True)
+    if path.exists() and path.stat().st_size > 0:
+        _check_not_truncated(path)
+        if _read_only(path).job is not None:
+            raise CheckpointError(
+                f"{path}: this database already holds a job; continue it with "
+                f"`resumer resume --db {path}` or choose another --db"
+            )
+
+
+def check_path(path: Path, *, write: bool, new: bool = False) -> None:
+    """Refuse a database path that cannot be used, before anything is opened or created.
+
+    ``new``: the file may be missing (it will be created). ``write``: the file and its
+    folder must be writable (the lock file and SQLite's journal go beside it).
+    """
+    folder = path.parent
+    folder_info = _stat(path, folder)
+    if folder_info is None:
+        raise CheckpointError(f"{path}: folder {folder} does not exist")
+    if not stat.S_ISDIR(folder_info.st_mode):
+        raise CheckpointError(f"{path}: {folder} is not a folder")
+    info = _stat(path, path)
+    if info is None and not new:
+        raise CheckpointError(f"{path}: no such database (start a job with `resumer start`)")
+    if info is not None:
+        if stat.S_ISDIR(info.st_mode):
+            raise CheckpointError(f"{path}: is a folder, not a database file")
+        if not stat.S_ISREG(info.st_mode):
+            raise CheckpointError(f"{path}: not a regular file, so not a database")
+        if not os.access(path, os.R_OK):
+            raise CheckpointError(f"{path}: not readable (permission denied)")
+        if write and not os.access(path, os.W_OK):
+            raise CheckpointError(f"{path}: not writable (permission denied)")
+    if (write or info is None) and not os.access(folder, os.W_OK | os.X_OK):
+        raise CheckpointError(
+            f"{path}: folder {folder} is not writable (the lock file and SQLite's journal "
+            "go beside the database)"
+        )
+
+
+def _stat(path: Path, target: Path) -> os.stat_result | None:
+    try:
+        return target.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as error:
+        raise CheckpointError(f"{path}: cannot use {target} ({error.strerror})") from error
+
+
+def _writable(path: Path) -> bool:
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK)
+
+
+def _read_only_uri(path: Path) -> str:
+    """A URI opening ``path`` read-only, creating nothing beside it."""
+    uri = f"file:{quote(str(path.absolute()))}?mode=ro"
+    if not any(path.with_name(path.name + end).exists() for end in ("-wal", "-journal")):
+        # Nothing committed lives outside the file: read it as it is. A read-only open
+        # of a WAL database would otherwise leave -wal and -shm files beside it.
+        uri += "&immutable=1"
+    return uri
+
+
+def _read_only(path: Path) -> _Found:
+    """The schema revision and the job of the database at ``path``, read through a
+    read-only connection; a file that is not a resumer checkpoint is refused."""
+    try:
+        conn = sqlite3.connect(_read_only_uri(path), uri=True)
+        try:
+            return _inspection(path, conn)
+        finally:
+            conn.close()
+    except sqlite3.Error as error:
+        raise _translate_sqlite(path, error) from error
+
+
+def _inspection(path: Path, conn: sqlite3.Connection) -> _Found:
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    revision = None
+    if "alembic_version" in tables:
+        row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+        revision = None if row is None else str(row[0])
+    if revision is not None and revision > SCHEMA_REVISION:
+        raise CheckpointError(
+            f"{path}: this checkpoint was written by a newer resumer (its schema is "
+            f"{revision}; this resumer knows up to {SCHEMA_REVISION}): upgrade resumer"
+        )
+    foreign = sorted(tables - CHECKPOINT_TABLES)
+    if foreign or ("job" in tables) != ("nodes" in tables) or (tables and revision is None):
+        shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+        what = f" (it has table(s) {shown})" if foreign else ""
+        raise CheckpointError(f"{path}: not a resumer database{what}")
+    if "job" not in tables:
+        return _Found(revision, None)
+    try:
+        row = conn.execute(
+            "SELECT job_text, origin, base_dir, created_at, started_at, finished_at,"
+            " run_seconds FROM job WHERE id = 1"
+        ).fetchone()
+    except sqlite3.OperationalError as error:  # a table named job, but not ours
+        raise CheckpointError(f"{path}: not a resumer database ({error})") from error
+    return _Found(revision, None if row is None else JobRecord(*row))
+
+
 def _check_not_truncated(path: Path) -> None:
     """Refuse a file shorter than its own header says (a copy cut short, a full disk)."""
     try:
@@ -972,4 +1109,15 @@ def _translate_text(path: Path, text: str) -> CheckpointError:
     return CheckpointError(f"{path}: {text}")
 
 
-__all__ = ["Counts", "Item", "JobRecord", "NodeRow", "Reader", "Store", "Transaction"]
+__all__ = [
+    "Counts",
+    "Item",
+    "JobRecord",
+    "NodeRow",
+    "Reader",
+    "Store",
+    "Transaction",
+    "check_new",
+    "check_path",
+    "inspect",
+]

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-from resumer.config import DEFAULT_HTTP_CONCURRENCY, DEFAULT_WORKERS, load_job, parse_job
+from resumer.config import (
+    DEFAULT_HTTP_CONCURRENCY,
+    DEFAULT_WORKERS,
+    load_job,
+    parse_job,
+    url_problem,
+)
 from resumer.errors import ConfigError
 
 MINIMAL = '[source]\nurl = "http://127.0.0.1:1/features"\n[request]\nurl = "http://127.0.0.1:1/c"\n'
@@ -161,3 +168,127 @@ def test_params_values_must_be_strings() -> None:
 def test_missing_job_file() -> None:
     with pytest.raises(ConfigError, match="no such job file"):
         load_job(Path("/nonexistent/job.toml"))
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8808/children",
+        "https://api.example.com/v1/children/{id}?type={type}",
+        "http://[::1]:8080/c",
+        "HTTPS://user:pass@host.example/c",
+        "http://h/{level}/{parent_id}/{name}",
+    ],
+)
+def test_usable_urls_are_accepted(url: str) -> None:
+    assert url_problem(url.replace("{", "").replace("}", "")) is None
+    assert parse_job(MINIMAL.replace("http://127.0.0.1:1/c", url), "job.toml").request.url == url
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("ftp://x/c", "must start with http:// or https://"),
+        ("127.0.0.1:8808/c", "must start with http:// or https://"),
+        ("http://127.0.0.1:abc/children", 'has port "abc": expected a number from 1 to 65535'),
+        ("http://h:0/c", "expected a number from 1 to 65535"),
+        ("http://h:65536/c", "expected a number from 1 to 65535"),
+        ("http:///c", "has no host"),
+        ("http://a b/c", 'has an invalid host "a b"'),
+        ("http://[::1/c", "is not a valid URL"),
+        ("http://h/\x00", "holds a control character (\\x00)"),
+    ],
+)
+def test_unusable_urls_are_refused_at_load_naming_the_key(url: str, problem: str) -> None:
+    assert url_problem(url) == problem or problem in (url_problem(url) or "")
+    message = error_of(MINIMAL.replace("http://127.0.0.1:1/c", url.replace("\x00", "\\u0000")))
+    assert message.startswith("job.toml:4: request.url: ")
+    assert problem in message
+
+
+def test_the_refusal_quotes_the_url_as_written() -> None:
+    message = error_of(MINIMAL.replace("http://127.0.0.1:1/c", "ftp://x/c"))
+    assert message == 'job.toml:4: request.url: "ftp://x/c" must start with http:// or https://'
+
+
+def test_source_url_and_webhook_are_checked_and_take_no_placeholders() -> None:
+    source = error_of(MINIMAL.replace("http://127.0.0.1:1/features", "file:///etc/passwd"))
+    assert source.startswith("job.toml:2: source.url: ")
+    placeholder = error_of(MINIMAL.replace("/features", "/features/{id}"))
+    assert "source.url: {id} has no value here" in placeholder
+    webhook = error_of(MINIMAL + '[alerts]\nerror_rate = 0.1\nwebhook = "hooks.example/x"\n')
+    assert "alerts.webhook: " in webhook and "must start with http://" in webhook
+
+
+def test_a_url_from_the_environment_is_checked_at_run_time_without_showing_it() -> None:
+    job = parse_job(MINIMAL.replace("http://127.0.0.1:1/c", "${API_BASE}/c"), "job.toml")
+    assert job.environment({"API_BASE": "https://api.example"}) == {
+        "API_BASE": "https://api.example"
+    }
+    with pytest.raises(ConfigError) as caught:
+        job.environment({"API_BASE": "ftp://hidden-host"})
+    assert str(caught.value) == (
+        'job.toml: request.url: "${API_BASE}/c" must start with http:// or https:// '
+        "(with ${API_BASE} from the environment)"
+    )
+    port = parse_job(MINIMAL.replace(":1/c", ":${PORT}/c"), "job.toml")  # a sample port at load
+    with pytest.raises(ConfigError, match=r"request\.url: .* has port"):
+        port.environment({"PORT": "http"})
+
+
+@pytest.mark.parametrize(
+    ("headers", "key", "problem"),
+    [
+        ('{ "X Bad" = "1" }', 'request.headers."X Bad"', "not a valid header name"),
+        ('{ "" = "1" }', 'request.headers.""', "not a valid header name"),
+        ('{ "X\\nY" = "1" }', 'request.headers."X\\nY"', "not a valid header name"),
+        ('{ X = "a\\r\\nInjected: 1" }', "request.headers.X", "the value holds a line break"),
+        ('{ X = "a\\u0000" }', "request.headers.X", "the value holds a control character"),
+        ('{ X = "caf\\u00e9" }', "request.headers.X", "not ASCII"),
+    ],
+)
+def test_unsendable_headers_are_refused_at_load(headers: str, key: str, problem: str) -> None:
+    message = error_of(MINIMAL + f"headers = {headers}\n")
+    assert message.startswith(f"job.toml:5: {key}: ")
+    assert problem in message
+
+
+def test_a_header_value_from_the_environment_is_checked_at_run_time() -> None:
+    job = parse_job(MINIMAL + 'headers = { Authorization = "Bearer ${TOKEN}" }\n', "job.toml")
+    assert job.environment({"TOKEN": "abc\tdef"}) == {"TOKEN": "abc\tdef"}
+    with pytest.raises(ConfigError) as caught:
+        job.environment({"TOKEN": "s3cret\r\nX-Evil: 1"})
+    message = str(caught.value)
+    assert message.startswith("job.toml: request.headers.Authorization: the value of ${TOKEN} ")
+    assert "s3cret" not in message
+
+
+def test_a_stored_job_an_earlier_resumer_accepted_is_read_leniently() -> None:
+    text = MINIMAL.replace("http://127.0.0.1:1/c", "ftp://x/c") + 'headers = { "X Y" = "1" }\n'
+    assert "request.url" in error_of(text)
+    assert parse_job(text, "job.toml", lenient=True).request.url == "ftp://x/c"
+
+
+def test_messages_stay_on_one_line_whatever_the_file_holds() -> None:
+    assert r'crawl."a\nb": unknown key' in error_of(MINIMAL + '[crawl]\n"a\\nb" = 1\n')
+    assert r'got a string ("1\n2")' in error_of(MINIMAL + '[crawl]\nmax_depth = "1\\n2"\n')
+
+
+def test_durations_are_bounded() -> None:
+    message = error_of(MINIMAL + '[backup]\nevery = "99999d"\n')
+    assert "backup.every: expected a duration" in message
+    assert "from 0 to 31536000" in message
+    assert "alerts.window" in error_of(MINIMAL + "[alerts]\nwindow = inf\n")
+
+
+def test_nesting_too_deep_for_the_toml_parser_is_a_config_error() -> None:
+    assert "nested too deeply" in error_of("a = " + "[" * 5000 + "]" * 5000 + "\n")
+
+
+def test_a_job_file_that_is_a_folder_or_a_silent_pipe_is_refused_at_once(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="is a folder, not a job file"):
+        load_job(tmp_path)
+    pipe = tmp_path / "job.toml"
+    os.mkfifo(pipe)  # nobody writes to it: read as empty, never waited for
+    with pytest.raises(ConfigError, match=r"job\.toml: request\.url: missing"):
+        load_job(pipe)
