@@ -116,7 +116,3 @@ class Gate:
         )
         if self.adaptive is not None and kind != PERMANENT:
             self.adaptive.record(kind, latency)
-
-    @property
-    def paused_for(self) -> float:
-        return self.pacer.paused_for

@@ -8,8 +8,9 @@ How the rate moves (``adaptive``; the AWS SDKs' "adaptive" retry mode is the
 model, with CUBIC growth). These are the rules; ``bench/pacing.py`` and
 ``tests/simulated.py`` are where they were measured:
 
-- Until the first throttle nothing limits calls, and pacing costs one
-  attribute test per call.
+- Until the first throttle nothing limits calls: sending costs one
+  attribute test, and each answer one short locked count (what the first
+  cut measures from).
 - A throttle (a 429, or a 503 while the server still accepts other calls)
   cuts the rate from what was *measured*, not from the configured rate: the
   rate really sent over the last second of activity (or the rate in force,
