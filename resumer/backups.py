@@ -86,7 +86,8 @@ class PeriodicBackup:
             began = time.monotonic()
             try:
                 dest = make_backup(self.store, self.db, self.keep)
-            except ResumerError as error:  # a failed backup must not stop the crawl
-                log.error("backup failed: %s", error)
+            except (ResumerError, OSError) as error:  # a failed backup must not stop the crawl
+                why = error.strerror if isinstance(error, OSError) else error
+                log.warning("backup failed, the crawl goes on: %s", why)
                 continue
             log.info("backup written to %s in %.1fs", dest, time.monotonic() - began)

@@ -6,6 +6,10 @@ it). Unset, ``hit`` is a no-op costing one comparison.
 
 Points: ``after_http`` (worker, answer received), ``after_save`` (results
 committed), ``after_claim`` (nodes marked running, not yet queried).
+
+``RESUMER_MAX_PAGES=150`` fills the disk on purpose: the checkpoint may grow to
+150 pages, then SQLite refuses every write that needs one more with
+``SQLITE_FULL``, exactly as on a full disk.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import signal
 import threading
 
 ENV_VAR = "RESUMER_CRASH_AT"
+MAX_PAGES_VAR = "RESUMER_MAX_PAGES"
 
 
 def _parse(spec: str | None) -> tuple[str, int] | None:
@@ -37,3 +42,9 @@ def hit(point: str) -> None:
         _seen += 1
         if _seen >= _target[1]:
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+def max_pages() -> int | None:
+    """The pages the checkpoint may grow to (``RESUMER_MAX_PAGES``); None: no limit."""
+    value = os.environ.get(MAX_PAGES_VAR)
+    return int(value) if value else None

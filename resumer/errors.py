@@ -8,7 +8,8 @@ another module are named with it; the others live here::
     ├── ConfigError        the job file (or its source file) is wrong        → exit 2
     ├── CheckpointError    the database is missing, foreign, damaged or busy → exit 2
     │   ├── JobLockedError another live process is running this job          → exit 2
-    │   └── DamagedError   the file is corrupt or truncated                   → exit 2
+    │   ├── DamagedError   the file is corrupt or truncated                   → exit 2
+    │   └── WriteError     a write failed: disk full, read-only, I/O error    → exit 2
     ├── QueryError         one query failed; ``transient`` says if a retry may help
     ├── MappingError       (client.py) a body lacks the [response] shape: the node's QueryError
     ├── TemplateError      a template string is malformed: config.py makes it a ConfigError
@@ -41,6 +42,11 @@ class JobLockedError(CheckpointError):
     def __init__(self, message: str, pid: int | None) -> None:
         super().__init__(message)
         self.pid = pid
+
+
+class WriteError(CheckpointError):
+    """The checkpoint could not be written (the disk is full, the filesystem read-only, an
+    I/O error): what was committed before is intact, so the run stops and resumes later."""
 
 
 class DamagedError(CheckpointError):

@@ -10,8 +10,10 @@ Lines are text (``PLAIN_FORMAT``) or one JSON object each (``JsonFormatter``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import sys
 import threading
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -106,6 +108,34 @@ def set_job(name: str) -> None:
     CONTEXT.job = name
 
 
+class LogFile(RotatingFileHandler):
+    """The log file: a line that cannot be written (a full disk) is lost with one warning
+    on stderr for each run of failures, never a traceback a line, never the crawl's end."""
+
+    failing = False  # the last line could not be written
+    _failed = False  # the line being written could not be
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._failed = False
+        super().emit(record)  # calls handleError if the write fails
+        self.failing = self._failed
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):  # those lines are lost, as the warning said
+            super().close()  # flushes what is buffered
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        self._failed = True
+        if self.failing:
+            return
+        error = sys.exc_info()[1]
+        why = error.strerror if isinstance(error, OSError) else error
+        sys.stderr.write(
+            f"resumer: warning: cannot write the log file {self.baseFilename} ({why});"
+            " its lines are lost until it can be written again\n"
+        )
+
+
 def configure(
     level: str, log_file: Path | None, console: Console | None, log_format: str = "text"
 ) -> None:
@@ -128,7 +158,7 @@ def configure(
         stream.setFormatter(formatter)
         handlers.append(stream)
     if log_file is not None:
-        file_handler = RotatingFileHandler(
+        file_handler = LogFile(
             log_file, maxBytes=LOG_FILE_BYTES, backupCount=LOG_FILE_KEEP, encoding="utf-8"
         )
         file_handler.setFormatter(formatter)

@@ -45,7 +45,8 @@ from urllib.parse import quote
 from sqlalchemy import Connection, Engine, create_engine, event, exc
 from sqlalchemy.pool import PoolProxiedConnection, QueuePool
 
-from resumer.errors import CheckpointError, DamagedError
+from resumer import crashpoints
+from resumer.errors import CheckpointError, DamagedError, WriteError
 from resumer.model import STATUSES, Children, Failure, Item, Release, Result, Task
 
 log = logging.getLogger(__name__)
@@ -439,10 +440,10 @@ class Store:
                 cur.execute("BEGIN IMMEDIATE")
                 try:
                     yield cur
+                    conn.commit()
                 except BaseException:
-                    conn.rollback()
+                    _roll_back(conn)  # a failed COMMIT (a full disk) may leave it open
                     raise
-                conn.commit()
             except exc.DBAPIError as error:
                 raise _translate(self.path, error) from error
             except sqlite3.Error as error:
@@ -451,6 +452,10 @@ class Store:
     def _write_connection(self) -> sqlite3.Connection:
         if self._raw is None:
             self._raw = self._writer.raw_connection()
+            driver = self._raw.driver_connection
+            assert isinstance(driver, sqlite3.Connection)
+            if (pages := crashpoints.max_pages()) is not None:  # a full disk, for tests
+                driver.execute(f"PRAGMA max_page_count = {pages}")
         driver = self._raw.driver_connection
         assert isinstance(driver, sqlite3.Connection)
         return driver
@@ -529,9 +534,12 @@ class Store:
             finally:
                 target.close()
             os.replace(partial, dest)
-        except (OSError, sqlite3.Error) as error:
+        except (OSError, sqlite3.Error, CheckpointError) as error:
             partial.unlink(missing_ok=True)
-            raise CheckpointError(f"{dest}: backup failed ({error})") from error
+            # The copy is written inside a read of the checkpoint, whose translation
+            # would blame the checkpoint for the copy's full disk: say the cause itself.
+            cause = error.__cause__ if isinstance(error, CheckpointError) else error
+            raise CheckpointError(f"{dest}: backup failed ({cause or error})") from error
 
     def check(self) -> list[str]:
         """SQLite's integrity check plus the checkpoint's own invariants; what is wrong."""
@@ -1070,7 +1078,8 @@ def _inspection(path: Path, conn: sqlite3.Connection) -> _Found:
 
 
 def _check_not_truncated(path: Path) -> None:
-    """Refuse a file shorter than its own header says (a copy cut short, a full disk)."""
+    """Refuse a file shorter than its own header says (a copy cut short, a full disk)
+    unless its WAL holds the rest."""
     try:
         with path.open("rb") as handle:
             header = handle.read(100)
@@ -1083,19 +1092,70 @@ def _check_not_truncated(path: Path) -> None:
     page_size = 65536 if page_size == 1 else page_size
     pages = int.from_bytes(header[28:32], "big")
     valid = header[24:28] == header[92:96]  # the in-header size is trustworthy
-    if valid and pages and size < pages * page_size:
+    if valid and pages and size < pages * page_size and not _whole_with_wal(path):
         raise DamagedError(
             f"{path}: the checkpoint is truncated ({size:,} bytes; its header says "
             f"{pages * page_size:,})"
         )
 
 
+def _whole_with_wal(path: Path) -> bool:
+    """True if SQLite reads ``path`` whole once its ``-wal`` file is counted.
+
+    In WAL mode the main file may hold fewer pages than its header says while the
+    committed ones are still in the WAL: a checkpoint that a full disk cut short writes
+    page 1 and stops. Only SQLite knows which frames of the WAL count, so it decides:
+    a read-only ``quick_check`` (which reads every page, the WAL's included) that says
+    "ok". A page in neither file reads as zeros, which the check reports.
+    """
+    wal = path.with_name(path.name + "-wal")
+    try:
+        if wal.stat().st_size == 0:
+            return False
+    except OSError:
+        return False
+    try:
+        conn = sqlite3.connect(f"file:{quote(str(path.absolute()))}?mode=ro", uri=True)
+        try:
+            return conn.execute("PRAGMA quick_check").fetchall() == [("ok",)]
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return False
+
+
+def _roll_back(conn: sqlite3.Connection) -> None:
+    """Roll back whatever is open, never raising over the error that led here."""
+    try:
+        conn.rollback()
+    except sqlite3.Error as error:
+        log.debug("rollback failed: %s", error)
+
+
+# SQLite's primary result codes for a write the device refused (extended codes keep
+# these in their low byte): what was committed before is intact.
+_WRITE_FAILURES = {
+    13: "the disk is full",  # SQLITE_FULL
+    8: "the file or its filesystem is read-only",  # SQLITE_READONLY
+    10: "an I/O error",  # SQLITE_IOERR
+}
+
+
 def _translate(path: Path, error: exc.DBAPIError) -> CheckpointError:
     original = error.orig
+    if isinstance(original, sqlite3.Error):
+        return _translate_sqlite(path, original)
     return _translate_text(path, str(original) if original is not None else str(error))
 
 
 def _translate_sqlite(path: Path, error: sqlite3.Error) -> CheckpointError:
+    code = getattr(error, "sqlite_errorcode", None)
+    what = _WRITE_FAILURES.get(code & 0xFF) if isinstance(code, int) else None
+    if what is not None:
+        return WriteError(
+            f"{path}: cannot write the checkpoint: {what} ({error}); nothing committed is"
+            f" lost: once that is fixed, continue with: resumer resume --db {path}"
+        )
     return _translate_text(path, str(error))
 
 
