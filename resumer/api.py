@@ -36,7 +36,7 @@ from resumer.exporter import (
     write_export,
     write_rows,
 )
-from resumer.model import STATUSES
+from resumer.model import STATUSES, LiveFigures
 from resumer.runner import Outcome, Policies, Runner, install_signal_handlers
 from resumer.store import Counts, FailedNode, Store, check_new, inspect
 from resumer.template import Template
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-HealthProbe = Callable[[], tuple[str, int, float | None]]  # breaker, in-flight limit, send rate
+HealthProbe = Callable[[], LiveFigures]  # how the run fares now: for the live view
 # Builds the progress display around a run, given a counts snapshot, the leaf level and
 # the run's health (breaker state, in-flight limit, send rate).
 ProgressFactory = Callable[[Callable[[], Counts], int, HealthProbe], AbstractContextManager[Any]]
@@ -163,7 +163,7 @@ def _run(
         try:
             with (
                 PeriodicBackup(store, store.path, job.backup.every, job.backup.keep),
-                progress(runner.counts, job.crawl.max_depth, policies.health),
+                progress(runner.counts, job.crawl.max_depth, runner.live_figures),
             ):
                 outcome = runner.run()
         finally:
@@ -213,6 +213,7 @@ def _metrics(job: Job, runner: Runner, policies: Policies, port: int | None) -> 
         limit=lambda: policies.limiter.limit,
         breaker=lambda: policies.breaker.state,
         send_rate=lambda: policies.pacer.rate,
+        progress=runner.live_figures,
     )
     try:
         metrics.serve(port, job.metrics.host)

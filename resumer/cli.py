@@ -54,7 +54,9 @@ MetricsPort = Annotated[
         "--metrics-port", help="Serve Prometheus metrics here (overrides [metrics]).", min=0
     ),
 ]
-LogFormat = Annotated[str, typer.Option("--log-format", help="text, or json (one object a line).")]
+LogFormat = Annotated[
+    str, typer.Option("--log-format", help="text, json or ecs (one JSON object a line).")
+]
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -80,7 +82,10 @@ def _logging(level: str, log_file: Path | None, log_format: str = "text") -> Non
     if level.upper() not in logs.LEVELS:
         _fail(f"--log-level: expected one of {', '.join(logs.LEVELS)}, got {level!r}", EXIT_USAGE)
     if log_format not in logs.FORMATS:
-        _fail(f"--log-format: expected text or json, got {log_format!r}", EXIT_USAGE)
+        _fail(
+            f"--log-format: expected one of {', '.join(logs.FORMATS)}, got {log_format!r}",
+            EXIT_USAGE,
+        )
     try:
         logs.configure(level, log_file, out, log_format)
     except OSError as exc:
@@ -155,6 +160,22 @@ def schema() -> None:
     from resumer.jobschema import json_schema_text
 
     sys.stdout.write(json_schema_text())
+
+
+@app.command()
+def dashboard() -> None:
+    """Print a Grafana dashboard (JSON model) for resumer's metrics: import it as is."""
+    from resumer.monitoring import dashboard_json
+
+    sys.stdout.write(dashboard_json())
+
+
+@app.command("prometheus-rules")
+def prometheus_rules() -> None:
+    """Print Prometheus alerting rules (YAML) for resumer's metrics."""
+    from resumer.monitoring import rules_yaml
+
+    sys.stdout.write(rules_yaml())
 
 
 @app.command()

@@ -19,7 +19,8 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from resumer.model import STATUSES
+from resumer.estimate import queried
+from resumer.model import STATUSES, LiveFigures
 
 log = logging.getLogger(__name__)
 
@@ -29,11 +30,6 @@ Snapshot = Callable[[], LevelCounts]
 LIVE_REFRESH = 1.0  # seconds between two live redraws
 LOG_EVERY = 10.0  # seconds between two progress lines when output is not a terminal
 RATE_WINDOW = 30.0  # seconds of history behind the rate shown
-
-
-def queried(counts: Mapping[str, int]) -> int:
-    """Nodes of a level whose query is finished (whatever became of their subtree)."""
-    return counts.get("waiting", 0) + counts.get("complete", 0) + counts.get("failed", 0)
 
 
 def format_duration(seconds: float) -> str:
@@ -123,6 +119,20 @@ def health_text(breaker: str | None, limit: int | None, send_rate: float | None 
     return f"breaker {breaker or '?'}, in-flight limit {shown}, send rate {pace}"
 
 
+def overall_text(figures: LiveFigures, elapsed: float) -> str:
+    """The live view's overall line: queries done of the estimated total, elapsed, ETA
+    (the estimate ``status`` gives), and how the run fares (send rate, in flight, breaker)."""
+    total = max(figures.estimated_total, figures.done)
+    share = f" ({figures.done / total:.0%})" if total else ""
+    eta = format_duration(figures.eta) if figures.eta is not None else "unknown"
+    pace = f"{figures.send_rate:,.1f} calls/s" if figures.send_rate is not None else "no limit"
+    return (
+        f"queries {figures.done:,} of ~{round(total):,}{share}   elapsed {format_duration(elapsed)}"
+        f"   ETA ~{eta}   send rate {pace}   in flight {figures.in_flight}/{figures.limit}"
+        f"   breaker {figures.breaker}"
+    )
+
+
 def failed_table(nodes: Iterable[Any]) -> Table:
     """``resumer failed``: one row per failed node."""
     table = Table(show_edge=False, header_style="bold")
@@ -185,12 +195,16 @@ class Progress:
         snapshot: Snapshot,
         leaf_level: int,
         console: Console,
-        health: Callable[[], tuple[str, int, float | None]] | None = None,
+        figures: Callable[[], LiveFigures] | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.snapshot = snapshot
         self.leaf_level = leaf_level
         self.console = console
-        self.health = health
+        self.figures = figures
+        self.clock = clock
+        self._began = clock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="progress", daemon=True)
         self._rates = _Rates()
@@ -212,33 +226,37 @@ class Progress:
         except Exception:  # the display must never bring a crawl down
             log.debug("progress display stopped", exc_info=True)
 
-    def _view(self) -> Table:
+    def view(self) -> Table:
+        """The live view now: a bar per level, and the overall line under them."""
         counts = self.snapshot()
-        table = progress_view(counts, self._rates.update(time.monotonic(), counts), self.leaf_level)
-        if self.health is not None:
-            table.caption = health_text(*self.health())
+        table = progress_view(counts, self._rates.update(self.clock(), counts), self.leaf_level)
+        if self.figures is not None:
+            table.caption = overall_text(self.figures(), self.clock() - self._began)
+            table.caption_justify = "left"
         return table
 
     def _live(self) -> None:
         from rich.live import Live
 
-        with Live(self._view(), console=self.console, auto_refresh=False) as live:
+        with Live(self.view(), console=self.console, auto_refresh=False) as live:
             while not self._stop.wait(LIVE_REFRESH):
-                live.update(self._view(), refresh=True)
-            live.update(self._view(), refresh=True)
+                live.update(self.view(), refresh=True)
+            live.update(self.view(), refresh=True)
 
     def _log_lines(self) -> None:
-        self._rates.update(time.monotonic(), self.snapshot())  # so the first line has a rate
+        self._rates.update(self.clock(), self.snapshot())  # so the first line has a rate
         while not self._stop.wait(LOG_EVERY):
             counts = self.snapshot()
-            rates = self._rates.update(time.monotonic(), counts)
+            rates = self._rates.update(self.clock(), counts)
             parts = []
             for level in sorted(counts):
                 c = counts[level]
                 done = queried(c) if level < self.leaf_level else c.get("complete", 0)
                 parts.append(f"level {level} {done}/{sum(c.values())}")
             failed = sum(c.get("failed", 0) for c in counts.values())
-            health = f"; {health_text(*self.health())}" if self.health else ""
+            health = ""
+            if self.figures is not None:
+                health = f"; {overall_text(self.figures(), self.clock() - self._began)}"
             log.info(
                 "progress: %s; %.0f queries/s; %d failed%s",
                 ", ".join(parts),

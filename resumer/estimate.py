@@ -10,6 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+Levels = Mapping[int, Mapping[str, int]]
+
+
+def queried(counts: Mapping[str, int]) -> int:
+    """Nodes of a level whose query is finished (whatever became of their subtree)."""
+    return counts.get("waiting", 0) + counts.get("complete", 0) + counts.get("failed", 0)
+
+
+def queries_done(levels: Levels, max_depth: int) -> int:
+    """Queries finished so far: the queried levels' nodes whose query is done."""
+    return sum(queried(levels.get(level, {})) for level in range(1, max_depth))
+
 
 def remaining_queries(levels: Mapping[int, Mapping[str, int]], max_depth: int) -> float:
     """Queries still to make: the nodes not yet queried, plus the ones their subtrees

@@ -5,7 +5,8 @@ Every handler carries ``REDACT``, a filter that masks the values of the job's
 logged it (``protect`` registers the values once they are read), and
 ``CONTEXT``, which stamps each record with the job and, when the code that
 logged passed them (``extra=node_context(level, id)``), the tree level and node.
-Lines are text (``PLAIN_FORMAT``) or one JSON object each (``JsonFormatter``).
+Lines are text (``PLAIN_FORMAT``) or one JSON object each: our own fields
+(``JsonFormatter``) or the Elastic Common Schema's (``EcsFormatter``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from resumer.template import Redactor
 
 PLAIN_FORMAT = "%(asctime)s %(levelname)s [%(job)s%(where)s] %(message)s"
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-FORMATS = ("text", "json")
+FORMATS = ("text", "json", "ecs")
+ECS_VERSION = "8.11.0"  # the Elastic Common Schema the ecs lines follow
 LOG_FILE_BYTES = 10 * 1024 * 1024  # a log file rotates past this size ...
 LOG_FILE_KEEP = 5  # ... keeping this many old ones (run.log.1 ... run.log.5)
 
@@ -72,6 +74,37 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(document, ensure_ascii=False)
 
 
+class EcsFormatter(logging.Formatter):
+    """One ECS 8 JSON object a line, as Filebeat and Elasticsearch expect them: dotted
+    field names (``expand_keys`` makes objects of them), the job, tree level and node as
+    ``labels.*`` (strings, as ECS labels are), the error as ``error.*``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
+        document: dict[str, object] = {
+            "@timestamp": stamp.replace("+00:00", "Z"),
+            "log.level": record.levelname.lower(),
+            "message": record.getMessage(),
+            "ecs.version": ECS_VERSION,
+            "log.logger": record.name,
+            "service.name": "resumer",
+            "process.pid": record.process,
+            "process.thread.name": record.threadName,
+        }
+        labels = {
+            "labels.job": getattr(record, "job", None),
+            "labels.level": getattr(record, "tree_level", None),
+            "labels.node": getattr(record, "node", None),
+        }
+        document.update({k: str(v) for k, v in labels.items() if v not in (None, "-")})
+        if record.exc_info and record.exc_info[1] is not None:
+            error = record.exc_info[1]
+            document["error.type"] = type(error).__qualname__
+            document["error.message"] = REDACT.mask(str(error))
+            document["error.stack_trace"] = REDACT.mask(self.formatException(record.exc_info))
+        return json.dumps(document, ensure_ascii=False)
+
+
 class RedactingFilter(logging.Filter):
     """Masks registered secrets in every record that passes through."""
 
@@ -85,6 +118,11 @@ class RedactingFilter(logging.Filter):
         with self._lock:
             self._secrets = [*self._secrets, *secrets]
             self._redactor = Redactor(self._secrets)
+
+    def mask(self, text: str) -> str:
+        """``text`` with the registered secrets masked (for what a formatter adds)."""
+        redactor = self._redactor
+        return redactor.redact(text) if redactor else text
 
     def filter(self, record: logging.LogRecord) -> bool:
         redactor = self._redactor
@@ -140,12 +178,13 @@ def configure(
     level: str, log_file: Path | None, console: Console | None, log_format: str = "text"
 ) -> None:
     """Log to the console (rich, above a live display) or stderr, and optionally to a file
-    that rotates by size; ``log_format`` is text or json (json is never rich)."""
+    that rotates by size; ``log_format`` is text, json or ecs (JSON is never rich)."""
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
     root.setLevel(level.upper())
-    formatter = JsonFormatter() if log_format == "json" else logging.Formatter(PLAIN_FORMAT)
+    formatters = {"json": JsonFormatter, "ecs": EcsFormatter}
+    formatter = formatters.get(log_format, lambda: logging.Formatter(PLAIN_FORMAT))()
     handlers: list[logging.Handler] = []
     if console is not None and console.is_terminal and log_format == "text":
         from rich.logging import RichHandler

@@ -8,7 +8,9 @@ run, so nothing leaks between runs in one process.
 Series (all prefixed ``resumer_``): ``calls_total{level,outcome,code}``,
 ``call_duration_seconds{level}`` (histogram), ``calls_in_flight``,
 ``concurrency_limit``, ``breaker_state{resumer_breaker_state}``,
-``nodes{level,status}``, ``retries_total``, ``failures_total{level}``.
+``nodes{level,status}``, ``retries_total``, ``failures_total{level}``,
+``queries_done``, ``queries_estimated``, ``eta_seconds``, ``run_start_time_seconds``,
+``send_rate``.
 
 The server is prometheus_client's WSGI app behind a server of our own, so
 that nothing a scrape meets reaches stderr or ends the server: a collector
@@ -34,7 +36,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from resumer.errors import describe
-from resumer.model import STATUSES, Failure, Result
+from resumer.model import STATUSES, Failure, LiveFigures, Result
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +83,7 @@ class Metrics:
         limit: Callable[[], int],
         breaker: Callable[[], str],
         send_rate: Callable[[], float | None] = lambda: None,
+        progress: Callable[[], LiveFigures] | None = None,
     ) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
@@ -104,6 +107,12 @@ class Metrics:
             "resumer_send_rate", "HTTP calls a second the pacer allows now (NaN: no limit)",
             registry=r,
         ).set_function(lambda: _or_nan(send_rate()))  # fmt: skip
+        if progress is not None:
+            self._progress_gauges(progress)
+        Gauge(
+            "resumer_run_start_time_seconds", "When this run started, in seconds since the epoch",
+            registry=r,
+        ).set_to_current_time()  # fmt: skip
         self._breaker = Enum(
             "resumer_breaker_state", "Circuit breaker state",
             states=["closed", "half-open", "open"], registry=r,
@@ -112,6 +121,26 @@ class Metrics:
         self._breaker.state(breaker())
         r.register(_Nodes(counts))
         self._server: _Server | None = None
+
+    def _progress_gauges(self, progress: Callable[[], LiveFigures]) -> None:
+        """The overall progress and the ETA, the estimate ``status`` gives."""
+        r = self.registry
+        Gauge(
+            "resumer_queries_done", "Queries finished (children stored, or failed for good)",
+            registry=r,
+        ).set_function(lambda: progress().done)  # fmt: skip
+        Gauge(
+            "resumer_queries_estimated",
+            "Queries the whole crawl is estimated to take: those done and an estimate of those"
+            " left (from the frontier and the mean fan-out per level so far)",
+            registry=r,
+        ).set_function(lambda: progress().estimated_total)
+        Gauge(
+            "resumer_eta_seconds",
+            "Seconds the crawl is estimated to need still, at the pace of the last minute"
+            " (NaN: not known yet)",
+            registry=r,
+        ).set_function(lambda: _or_nan(progress().eta))
 
     def observe_call(self, level: int, outcome: str, code: int | None, seconds: float) -> None:
         self.calls.labels(str(level), outcome, str(code) if code else "none").inc()

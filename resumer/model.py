@@ -60,3 +60,20 @@ class Release(NamedTuple):
 
 
 Result = Children | Failure | Release
+
+
+class LiveFigures(NamedTuple):
+    """How a run fares now, beyond the counts: for the live view and the metrics."""
+
+    breaker: str  # the circuit breaker's state
+    limit: int  # calls allowed in flight now
+    in_flight: int  # calls in flight now
+    send_rate: float | None  # calls a second the pacer allows (None: no limit)
+    done: int  # queries finished
+    remaining: float  # queries still to make (an estimate: ``estimate.remaining_queries``)
+    queries_per_second: float | None  # over the last minute (None: not known yet)
+    eta: float | None  # seconds left at that pace (None: not known)
+
+    @property
+    def estimated_total(self) -> float:
+        return self.done + self.remaining

@@ -43,8 +43,9 @@ from resumer.alerts import Alerts, Figures
 from resumer.client import Client
 from resumer.config import Job
 from resumer.errors import QueryError, ResumerError, RunError, describe
+from resumer.estimate import eta_seconds, queries_done, remaining_queries
 from resumer.logs import node_context
-from resumer.model import Children, Failure, Item, Release, Result, Task
+from resumer.model import Children, Failure, Item, LiveFigures, Release, Result, Task
 from resumer.policies import (
     AdaptiveLimit,
     CircuitBreaker,
@@ -118,7 +119,7 @@ class Policies:
         return self._retriers[level]
 
     def health(self) -> tuple[str, int, float | None]:
-        """What the live view shows: the breaker's state, the in-flight limit, the send rate."""
+        """The policies' state: the breaker's, the in-flight limit, the send rate."""
         return self.breaker.state, self.limiter.limit, self.pacer.rate
 
 
@@ -191,12 +192,32 @@ class Runner:
         self._retries = 0  # calls beyond the first, in this run
         self._retries_recorded = 0
         self._paces: deque[tuple[float, int]] = deque()
+        self._rate: float | None = None  # queries a second over RATE_WINDOW, as last measured
         self._tally = Tally(store.counts())  # the one scan of the table in a run
 
     def counts(self) -> Counts:
         """Nodes per level and status, as ``Store.counts`` would say (without its scan):
         for the live display and the metrics, from any thread."""
         return self._tally.counts()
+
+    def live_figures(self) -> LiveFigures:
+        """How the run fares now, with the overall progress and the ETA that ``status``
+        would give (the same estimate and pace): for the live view and the metrics."""
+        counts = self._tally.counts()
+        breaker, limit, send_rate = self.policies.health()
+        depth = self.leaf_level
+        remaining = remaining_queries(counts, depth)
+        rate = self._rate
+        return LiveFigures(
+            breaker,
+            limit,
+            self.policies.limiter.in_flight,
+            send_rate,
+            queries_done(counts, depth),
+            remaining,
+            rate,
+            eta_seconds(remaining, rate),
+        )
 
     # -- control ---------------------------------------------------------------
 
@@ -328,6 +349,7 @@ class Runner:
             self._paces.popleft()
         then, before = self._paces[0]
         rate = (self._queried - before) / (now - then) if now > then else None
+        self._rate = rate
         breaker, limit, send_rate = self.policies.health()
         why = self.pacer_reason()
         retries = self._retries - self._retries_recorded

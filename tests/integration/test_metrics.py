@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 from pathlib import Path
@@ -11,6 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from resumer import api
 from resumer.fakeapi import FakeTree
+from resumer.monitoring import expressions
 from tests.helpers import fake_api, write_job
 
 TREE = FakeTree(seed=15, roots=8, fanout=(6, 5, 4))
@@ -23,6 +25,11 @@ SERIES = {
     "resumer_nodes",
     "resumer_retries",
     "resumer_failures",
+    "resumer_send_rate",
+    "resumer_queries_done",
+    "resumer_queries_estimated",
+    "resumer_eta_seconds",
+    "resumer_run_start_time_seconds",
 }
 
 
@@ -71,3 +78,17 @@ def test_a_scrape_mid_run_has_the_documented_series_with_sane_values(tmp_path: P
     )
     assert complete > 0
     assert samples[("resumer_failures_total", (("level", "1"),))] == 1
+    done, estimated = (
+        samples[("resumer_queries_done", ())],
+        samples[("resumer_queries_estimated", ())],
+    )
+    assert TREE.query_count(4) // 2 - 20 <= done <= estimated
+    exported = {name for name, _ in samples}
+    assert used_series() <= exported  # the dashboard and the rules ask only for these
+
+
+def used_series() -> set[str]:
+    """The series the dashboard's panels and the alerting rules query."""
+    names = {name for expr in expressions() for name in re.findall(r"\bresumer_\w+", expr)}
+    assert len(names) >= 12  # every family: the pattern finds them
+    return names
