@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from resumer import lock, logs
 from resumer.alerts import Alerts, Rules
 from resumer.backups import PeriodicBackup, last_backup_advice
-from resumer.client import Client, ClientPool, read_source_file
+from resumer.client import Client, pool_for, read_source_file
 from resumer.config import Job, load_job, parse_job
 from resumer.errors import CheckpointError, ConfigError, DamagedError
 from resumer.estimate import eta_seconds, remaining_queries
@@ -40,6 +40,7 @@ from resumer.model import STATUSES, LiveFigures
 from resumer.runner import Outcome, Policies, Runner, install_signal_handlers
 from resumer.store import Counts, FailedNode, Store, check_new, inspect
 from resumer.template import Template
+from resumer.tls import ssl_context
 
 if TYPE_CHECKING:
     from resumer.metrics import Metrics
@@ -75,6 +76,7 @@ def start(
     """
     job = job_file if isinstance(job_file, Job) else load_job(job_file)
     job.environment()
+    ssl_context(job.request.tls, origin=job.origin, warn=False)  # a bad PEM file: refused now
     if job.source.file is not None:
         _check_source_file(job.source.file)
         for _ in read_source_file(job.source.file, job.response):
@@ -147,9 +149,9 @@ def _run(
     metrics_port: int | None,
 ) -> Outcome:
     env = job.environment()
-    logs.protect(env.values())
+    logs.protect(job.secrets(env))  # the ${VAR} values, and a password in request.proxy
     logs.set_job(Path(job.origin).name)
-    with ClientPool(timeout=job.request.timeout) as http:
+    with pool_for(job, env) as http:
         policies = Policies(job)
         client = Client(job, env, http, policies.gate)
         alerts = _alerts(job, store, policies, env)

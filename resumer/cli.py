@@ -20,7 +20,7 @@ from rich.console import Console
 
 from resumer import api, logs
 from resumer.config import load_job, one_line
-from resumer.errors import CheckpointError, ConfigError, ResumerError
+from resumer.errors import AuthError, CheckpointError, ConfigError, ResumerError
 from resumer.runner import Outcome
 
 EXIT_OK = 0
@@ -72,7 +72,7 @@ def _errors() -> Iterator[None]:
     """Map every ResumerError to one line and an exit status."""
     try:
         yield
-    except (ConfigError, CheckpointError) as exc:
+    except (ConfigError, CheckpointError, AuthError) as exc:  # AuthError: a refused 401
         _fail(str(exc), EXIT_USAGE)
     except ResumerError as exc:
         _fail(str(exc), EXIT_FAILED)
@@ -103,7 +103,7 @@ def _report(outcome: Outcome, db: Path) -> NoReturn:
     if outcome.stopped:
         err.print(f"stopped; everything is checkpointed. Resume with: resumer resume --db {db}")
     elif outcome.source_error is not None:
-        err.print(f"the level-1 list could not be loaded: {outcome.source_error}")
+        err.print(f"the level-1 list could not be loaded: {outcome.source_error}", markup=False)
     elif outcome.complete:
         out.print(f"complete: every node is stored in {db}. Export with: resumer export --db {db}")
     else:
@@ -428,6 +428,17 @@ def fake_api(
             help="Rate-limit headers: none, ratelimit, x-ratelimit or draft.", metavar="STYLE"
         ),
     ] = "none",
+    require_auth: Annotated[
+        bool,
+        typer.Option("--require-auth", help="Data calls need a token from POST /token (else 401)."),
+    ] = False,
+    token_ttl: Annotated[
+        float, typer.Option(help="Seconds a token from /token is accepted.", min=0.001)
+    ] = 3600.0,
+    client_id: Annotated[str, typer.Option(help="The client id /token accepts.")] = "resumer",
+    client_secret: Annotated[
+        str, typer.Option(help="The client secret /token accepts.")
+    ] = "s3cret",
 ) -> None:
     """Serve the fake feature API (the demo's) until stopped."""
     from resumer.fakeapi import (
@@ -439,6 +450,7 @@ def fake_api(
         parse_rate_headers,
         parse_throttle_status,
     )
+    from resumer.fakeauth import FakeAuth
 
     try:
         shape = parse_fanout(fanout)
@@ -464,7 +476,10 @@ def fake_api(
         rate_headers=style,
     )
     tree = FakeTree(seed=seed, roots=roots, fanout=shape, even=even)
-    server = FakeAPI(tree, host, port, latency, faults=faults)
+    auth = FakeAuth(
+        client_id=client_id, client_secret=client_secret, ttl=token_ttl, required=require_auth
+    )
+    server = FakeAPI(tree, host, port, latency, faults=faults, auth=auth)
 
     def ready(running: FakeAPI) -> None:
         print(f"serving the fake feature API on {running.url}", flush=True)

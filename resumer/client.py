@@ -30,13 +30,17 @@ from urllib.parse import urlencode
 import httpcore
 import httpx
 
-from resumer.config import Job, Pagination, Response
+from resumer import logs
+from resumer.auth import AuthorizedHTTP, authorizer_for
+from resumer.config import Job, Pagination, Response, Tls
 from resumer.deadline import NEVER, Watch, Watchdog
-from resumer.errors import ConfigError, QueryError, ResumerError
+from resumer.errors import AuthError, ConfigError, QueryError, ResumerError, TlsError
 from resumer.model import Item, Task
+from resumer.paging import Pager
 from resumer.policies import ConcurrencyLimiter, Gate, RateLimits
 from resumer.policies.gate import FAILURE, PERMANENT, SUCCESS, THROTTLE
 from resumer.template import PLACEHOLDERS, Redactor, Template, quote_segment
+from resumer.tls import ssl_context, tls_problem
 
 BODY_EXCERPT = 200  # characters of a response body kept in an error message
 MAX_PAGES = 100_000  # pages of one node's children at most: a runaway cursor ends here
@@ -55,7 +59,14 @@ class HTTP(Protocol):
     def timeout(self) -> httpx.Timeout: ...
 
     def request(
-        self, method: str, url: str, *, json: Any = ..., headers: Any = ..., timeout: Any = ...
+        self,
+        method: str,
+        url: str,
+        *,
+        json: Any = ...,
+        headers: Any = ...,
+        timeout: Any = ...,
+        content: Any = ...,
     ) -> httpx.Response: ...
 
 
@@ -83,7 +94,13 @@ class ClientPool:
     """
 
     def __init__(
-        self, *, timeout: float, follow_redirects: bool = True, watchdog: Watchdog | None = None
+        self,
+        *,
+        timeout: float,
+        follow_redirects: bool = True,
+        watchdog: Watchdog | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        proxy: str | None = None,
     ) -> None:
         self.headers = httpx.Headers()
         self.timeout = httpx.Timeout(timeout)
@@ -92,7 +109,8 @@ class ClientPool:
         self._free: list[_Pooled] = []  # list.pop/append are atomic: no lock needed
         self._made: list[_Pooled] = []
         self._lock = threading.Lock()  # for making clients only
-        self._tls: ssl.SSLContext | None = None  # made once: each costs 20 ms and 1 MB
+        self._tls = ssl_context  # made once (``tls.ssl_context``): each costs 20 ms and 1 MB
+        self._proxy = proxy  # None: the environment's HTTP(S)_PROXY / NO_PROXY (trust_env)
         self._watchdog = watchdog or Watchdog()  # its clock times the calls
         self._clock = self._watchdog.clock
 
@@ -104,6 +122,7 @@ class ClientPool:
         json: Any = None,
         headers: Any = None,
         timeout: Any = httpx.USE_CLIENT_DEFAULT,
+        content: Any = None,  # a body as it is (the [auth] token call's form)
     ) -> httpx.Response:
         seconds = self._seconds if timeout is httpx.USE_CLIENT_DEFAULT else _seconds(timeout)
         try:
@@ -119,6 +138,7 @@ class ClientPool:
                 method,
                 url,
                 json=json,
+                content=content,
                 headers=headers,
                 timeout=timeout,
                 extensions=pooled.extensions,
@@ -168,13 +188,14 @@ class ClientPool:
     def _new_client(self) -> _Pooled:
         with self._lock:
             if self._tls is None:
-                self._tls = httpx.create_ssl_context()
+                self._tls = ssl_context(Tls())
             client = httpx.Client(
                 limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
                 timeout=self.timeout,
                 headers=self.headers,
                 follow_redirects=False,  # followed by ``_send``, within the call's deadline
                 verify=self._tls,
+                proxy=self._proxy,
             )
             pooled = _Pooled(client)
             self._made.append(pooled)
@@ -192,6 +213,24 @@ class ClientPool:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def pool_for(job: Job, env: Mapping[str, str], **options: Any) -> ClientPool:
+    """The pool a run of ``job`` calls through: its timeout, TLS settings and proxy
+    (``options``: the rest of ``ClientPool``'s). ``ConfigError`` for a certificate file
+    that cannot be used."""
+    return ClientPool(
+        timeout=job.request.timeout,
+        ssl_context=ssl_context(job.request.tls, origin=job.origin),
+        proxy=proxy_for(job, env),
+        **options,
+    )
+
+
+def proxy_for(job: Job, env: Mapping[str, str]) -> str | None:
+    """``request.proxy`` with its ``${VAR}``s filled; None: the environment's proxies."""
+    proxy = job.request.proxy
+    return Template.compile(proxy).bind_env(env).render({}) if proxy else None
 
 
 class _Pooled:
@@ -261,7 +300,13 @@ class Client:
         self.job = job
         self.http = http
         self.gate = gate or Gate(stop=threading.Event(), limiter=ConcurrencyLimiter(1 << 30))
-        self.redactor = Redactor(env.values())
+        self.redactor = Redactor(job.secrets(env))
+        # [auth]: the Authorization value and its renewal; None: a 401 stops the run at once.
+        self.auth = authorizer_for(
+            job, env, http, stop=self.gate.stop, protect=self._protect, redact=self.redactor.redact
+        )
+        if self.auth is not None:
+            self.http = http = AuthorizedHTTP(http, self.auth)
         self._retry_on = job.retry.retry_on
         self._method = request.method
         self._url = Template.compile(request.url).bind_env(env)
@@ -315,38 +360,23 @@ class Client:
     ) -> list[Item]:
         """Every page, in order; any failure fails the whole query (nothing is kept)."""
         items: list[Item] = []
-        page, cursor, seen = pages.start, None, set()
+        pager = Pager(pages, self.redactor.redact, lookup)
         for _ in range(MAX_PAGES):
-            extra: dict[str, Any] = {pages.size_param: pages.size} if pages.size_param else {}
-            if pages.mode == "page":
-                extra[pages.page_param] = page
-            elif cursor is not None:
-                extra[pages.cursor_param] = cursor
-            if self._method == "GET" or not isinstance(body, dict):
-                call_url, call_body = _with_query(url, {**params, **extra}), body
+            if pager.next_url is not None:  # link and next_url modes, after the first page
+                call_url, call_body = pager.next_url, body
+            elif self._method == "GET" or not isinstance(body, dict):
+                call_url, call_body = _with_query(url, {**params, **pager.extra()}), body
             else:
-                call_url, call_body = _with_query(url, params), {**body, **extra}
-            document = self._call(self._method, call_url, call_body, headers, timeout, level)
+                call_url, call_body = _with_query(url, params), {**body, **pager.extra()}
+            answers: list[httpx.Response] = []
+            document = self._call(
+                self._method, call_url, call_body, headers, timeout, level, answers.append
+            )
             found = self._items(document, self._method, call_url)
             items += found
-            if pages.mode == "page":
-                if len(found) < pages.size:
-                    return items  # an empty or short page is the last
-                page += 1
-                continue
-            try:
-                cursor = lookup(document, pages.cursor_path)
-            except KeyError:
-                cursor = None
-            if cursor is None or cursor == "":
+            answer = answers[0] if answers else None
+            if not pager.advance(document, answer, found=len(found), url=call_url):
                 return items
-            if not isinstance(cursor, str | int) or cursor in seen:
-                raise QueryError(
-                    f"pagination cursor {cursor!r} at {pages.cursor_path!r} is repeated or "
-                    f"not a string (GET {self.redactor.redact(call_url)})",
-                    transient=False,
-                )
-            seen.add(cursor)
         raise QueryError(f"more than {MAX_PAGES} pages for one node", transient=False)
 
     def load_roots(self) -> Iterable[Item]:
@@ -366,8 +396,10 @@ class Client:
         headers: dict[str, str] | None,
         timeout: float,
         level: int = 0,
+        on_answer: Callable[[httpx.Response], object] | None = None,
     ) -> Any:
-        """One HTTP call through the gate; the decoded JSON body, or a classified QueryError."""
+        """One HTTP call through the gate; the decoded JSON body, or a classified QueryError.
+        ``on_answer`` is given the response of a call that succeeds (its headers)."""
         with self.gate.slot(level) as outcome:
             try:
                 response = self.http.request(
@@ -376,11 +408,16 @@ class Client:
             except httpx.HTTPError as exc:
                 outcome.kind = FAILURE
                 where = self.redactor.redact(f"{method} {_url_of(exc, url)}")
+                problem = tls_problem(exc)  # a certificate refused: no retry mends it
+                if problem is not None:  # every call would fail so: the runner stops
+                    raise TlsError(f"{problem} ({where})") from exc
                 reason = self.redactor.redact(str(exc) or type(exc).__name__)
                 raise QueryError(
                     f"{type(exc).__name__} on {where}: {reason}", transient=True
                 ) from exc
             outcome.status = response.status_code
+            if response.status_code == 401:  # never a node's fault: the runner stops the run
+                raise self._refused(method, response)
             if self._pacing:
                 outcome.limits = parse_rate_limits(response.headers)
             if response.status_code < 300:
@@ -391,12 +428,32 @@ class Client:
                 if _SURROGATE_ESCAPE.search(response.content):  # rare: checked only then
                     _refuse_lone_surrogates(document, method, self.redactor.redact(url))
                 outcome.kind = SUCCESS
+                if on_answer is not None:
+                    on_answer(response)
                 return document
             error = self._error(method, response)
             outcome.kind = self._kind(response.status_code, error.retry_after)
             outcome.retry_after = error.retry_after
             error.throttled = outcome.kind == THROTTLE
             raise error
+
+    def _protect(self, secrets: Iterable[str]) -> None:
+        """Mask values [auth] made or obtained (a token) in messages and logs from now on."""
+        values = list(secrets)
+        self.redactor.add(values)
+        logs.protect(values)
+
+    def _refused(self, method: str, response: httpx.Response) -> AuthError:
+        """The AuthError for a 401 that no renewal mends."""
+        where = self.redactor.redact(f"{method} {response.url}")
+        if self.auth is None:
+            what = "the request's credentials (the job has no [auth] to renew them)"
+        elif self.auth.renewable:
+            what = f"{self.auth.what}, even renewed"
+        else:
+            what = self.auth.what
+        said = self._excerpt(_text(response))
+        return AuthError(f"HTTP 401 from {where}: the API refused {what}; it said: {said}")
 
     def _kind(self, status: int, retry_after: float | None) -> str:
         """How an HTTP error status counts for the policies (see ``policies.gate``).

@@ -19,10 +19,11 @@ import tomllib
 import unicodedata
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from importlib.util import find_spec
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from resumer.errors import ConfigError
 from resumer.template import PLACEHOLDERS, Redactor, Template, TemplateError, quote_segment
@@ -42,7 +43,9 @@ DEFAULT_BACKOFF_MAX = 30.0  # seconds: the largest backoff, and the cap on a Ret
 DEFAULT_RETRY_ON = (408, 425, 429, 500, 502, 503, 504)  # HTTP statuses worth a retry
 DEFAULT_FAILURE_THRESHOLD = 5  # consecutive transient failures that open the breaker
 DEFAULT_RESET_TIMEOUT = 30.0  # seconds the breaker stays open before a probe call
-DEFAULT_PAGE_SIZE = 100  # items per page asked for, when paginating by page
+DEFAULT_PAGE_SIZE = 100  # items per page asked for, when paginating by page or offset
+PAGINATION_MODES = ("page", "cursor", "link", "offset", "next_url")
+PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
 MAX_DURATION = 365 * 86400.0  # seconds: the longest duration a job file may give
 MAX_JOB_FILE = 10_000_000  # characters: a job file is read whole, so it is bounded
 MAX_JSON_DEPTH = 32  # levels of tables and arrays in request.body
@@ -98,6 +101,9 @@ SCHEMA: Mapping[str, Mapping[str, Key]] = {
         "body": Key("json", None, help="JSON body for POST (templated)"),
         "headers": Key("table", MappingProxyType({}), help="HTTP headers; ${VAR} for secrets"),
         "timeout": Key("float", DEFAULT_TIMEOUT, minimum=0.001, maximum=3600, help="seconds"),
+        "proxy": Key(
+            "str", None, help="proxy URL for every call; default: HTTP(S)_PROXY / NO_PROXY"
+        ),
     },
     "response": {
         "items": Key("str", "", help='dotted path to the list of items; "" = the body'),
@@ -172,14 +178,67 @@ SCHEMA: Mapping[str, Mapping[str, Key]] = {
 }
 
 PAGINATION_SCHEMA: Mapping[str, Key] = {
-    "mode": Key("str", choices=("page", "cursor"), help="page numbers, or a cursor in the body"),
+    "mode": Key(
+        "str",
+        choices=PAGINATION_MODES,
+        help="page numbers, a cursor in the body, the Link header, offset/limit, a URL in the body",
+    ),
     "page_param": Key("str", "page", help="page mode: the page number's parameter"),
     "start": Key("int", 1, minimum=0, maximum=1_000_000, help="page mode: the first page"),
     "size_param": Key("str", "size", help='the page size\'s parameter ("" = not sent)'),
     "size": Key("int", DEFAULT_PAGE_SIZE, minimum=1, maximum=1_000_000, help="items per page"),
     "cursor_path": Key("str", "next", help="cursor mode: dotted path to the next cursor"),
     "cursor_param": Key("str", "cursor", help="cursor mode: the parameter that sends it"),
+    "offset_param": Key("str", "offset", help="offset mode: the first item's parameter"),
+    "limit_param": Key("str", "limit", help="offset mode: the page size's parameter"),
+    "limit": Key("int", DEFAULT_PAGE_SIZE, minimum=1, maximum=1_000_000, help="offset mode"),
+    "next_url_path": Key("str", "links.next", help="next_url mode: dotted path to the next URL"),
 }
+# The keys each mode reads (besides ``mode``); a key of another mode is refused, except
+# that page and cursor keep accepting each other's, as they always did.
+PAGINATION_KEYS: Mapping[str, tuple[str, ...]] = {
+    "page": ("page_param", "start", "size_param", "size", "cursor_path", "cursor_param"),
+    "cursor": ("page_param", "start", "size_param", "size", "cursor_path", "cursor_param"),
+    "offset": ("offset_param", "limit_param", "limit"),
+    "link": (),
+    "next_url": ("next_url_path",),
+}
+
+TLS_SCHEMA: Mapping[str, Key] = {
+    "verify": Key("bool", True, help="false: no certificate check (a WARNING at start)"),
+    "ca_bundle": Key("str", None, help="CA certificates (PEM) to trust instead of the system's"),
+    "client_cert": Key("str", None, help="mutual TLS: the client certificate (PEM)"),
+    "client_key": Key("str", None, help="its private key (PEM), unless client_cert holds it"),
+}
+
+AUTH_TYPES = ("oauth2", "bearer", "basic")
+AUTH_SCHEMA: Mapping[str, Key] = {
+    "type": Key("str", choices=AUTH_TYPES, help="OAuth2 client credentials, a bearer token, basic"),
+    "token_url": Key("str", None, help="oauth2: where tokens are asked for (POST)"),
+    "client_id": Key("str", None, help="oauth2"),
+    "client_secret": Key("str", None, help="oauth2; a ${VAR}"),
+    "scope": Key("str", None, help="oauth2: the scope asked for (optional)"),
+    "client_auth": Key(
+        "str", "basic", choices=("basic", "form"), help="oauth2: the client's id and secret"
+    ),
+    "token": Key("str", None, help="bearer: the token; a ${VAR}"),
+    "token_command": Key("str", None, help="bearer: a shell command printing the token"),
+    "username": Key("str", None, help="basic"),
+    "password": Key("str", None, help="basic; a ${VAR}"),
+}
+# The keys each type reads (besides ``type``); those of ``AUTH_REQUIRED`` must be given.
+AUTH_KEYS: Mapping[str, tuple[str, ...]] = {
+    "oauth2": ("token_url", "client_id", "client_secret", "scope", "client_auth"),
+    "bearer": ("token", "token_command"),
+    "basic": ("username", "password"),
+}
+AUTH_REQUIRED: Mapping[str, tuple[str, ...]] = {
+    "oauth2": ("token_url", "client_id", "client_secret"),
+    "bearer": (),  # exactly one of token / token_command
+    "basic": ("username", "password"),
+}
+# Written as ``${VAR}`` only: the job file is stored in the checkpoint, a secret must not be.
+AUTH_SECRETS = ("client_secret", "token", "password")
 
 LEVEL_SCHEMA: Mapping[str, Key] = {
     "workers": Key("int", DEFAULT_WORKERS, minimum=1, maximum=512, help="worker threads"),
@@ -203,6 +262,16 @@ class Source:
 
 
 @dataclass(frozen=True, slots=True)
+class Tls:
+    """``[request.tls]``; paths are absolute (resolved against the job file's folder)."""
+
+    verify: bool = True
+    ca_bundle: Path | None = None  # None: the system's trust store (and SSL_CERT_FILE/DIR)
+    client_cert: Path | None = None
+    client_key: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Request:
     url: str
     method: str
@@ -210,17 +279,23 @@ class Request:
     body: Any  # frozen JSON value (MappingProxyType / tuple / scalars), or None for GET
     headers: Mapping[str, str]
     timeout: float
+    proxy: str | None = None  # templated (``${VAR}`` for its password); None: the environment's
+    tls: Tls = Tls()
 
 
 @dataclass(frozen=True, slots=True)
 class Pagination:
-    mode: str  # "page" or "cursor"
+    mode: str  # one of PAGINATION_MODES
     page_param: str
     start: int
     size_param: str
     size: int
     cursor_path: str
     cursor_param: str
+    offset_param: str = "offset"
+    limit_param: str = "limit"
+    limit: int = DEFAULT_PAGE_SIZE
+    next_url_path: str = "links.next"
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,6 +380,31 @@ class Level:
 
 
 @dataclass(frozen=True, slots=True)
+class AuthSettings:
+    """``[auth]``: where the ``Authorization`` value comes from (``auth.authorizer``).
+
+    Strings are as written (``${VAR}`` kept, filled by ``auth`` at run time),
+    except ``token_command``, which the shell runs as it is. Unused keys are None.
+    """
+
+    type: str  # one of AUTH_TYPES
+    token_url: str | None = None
+    client_id: str | None = None
+    client_secret: str | None = None
+    scope: str | None = None
+    client_auth: str = "basic"  # oauth2: HTTP basic (RFC 6749 2.3.1) or "form" fields
+    token: str | None = None
+    token_command: str | None = None
+    username: str | None = None
+    password: str | None = None
+
+    def templated(self) -> list[str]:
+        """The strings whose ``${VAR}``s are read from the environment."""
+        keys = ("token_url", "client_id", "client_secret", "scope", "token", "username")
+        return [value for key in (*keys, "password") if (value := getattr(self, key))]
+
+
+@dataclass(frozen=True, slots=True)
 class Job:
     """A validated job. ``text`` is the job file exactly as written (``${VAR}`` kept).
 
@@ -334,6 +434,7 @@ class Job:
     metrics: MetricsSettings = MetricsSettings(0, "127.0.0.1")
     alerts: AlertSettings = AlertSettings(0.0, 60.0, 0.0, 0.0, 0, "")
     priority: Priority = Priority("depth-first", MappingProxyType({}), MappingProxyType({}))
+    auth: AuthSettings | None = None  # [auth]; None: no credentials but the headers' own
 
     @property
     def queried_levels(self) -> range:
@@ -353,8 +454,10 @@ class Job:
     def template_strings(self) -> list[str]:
         """Every string that is templated: URLs, params, headers and body values."""
         strings = [self.source.url or "", self.request.url, self.alerts.webhook]
+        strings.append(self.request.proxy or "")
         strings += [*self.request.params.values(), *self.request.headers.values()]
         strings += _strings_in(self.request.body)
+        strings += self.auth.templated() if self.auth is not None else []
         return strings
 
     def environment(self, environ: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -370,18 +473,38 @@ class Job:
             )
         env = {name: environ[name] for name in self.env_vars()}
         self._check_environment(env)
+        self._check_auth(env)
         return env
+
+    def _check_auth(self, env: Mapping[str, str]) -> None:
+        """An ``[auth]`` value from the environment that cannot work (empty, a token or
+        user name that cannot be sent) is a ``ConfigError``; the message never shows it."""
+        for key in ("client_id", "client_secret", "token", "username"):
+            text = getattr(self.auth, key, None)
+            if not text:
+                continue
+            value = Template.compile(text).bind_env(env).render({})
+            problem = "is empty" if not value else None
+            if value and key == "token":
+                problem = header_value_problem(value)
+            if value and key == "username" and ":" in value:
+                problem = "holds a colon, which basic credentials cannot carry (RFC 7617)"
+            if problem:
+                names = ", ".join(f"${{{n}}}" for n in Template.compile(text).env_vars)
+                raise ConfigError(f"{self.origin}: auth.{key}: the value of {names} {problem}")
 
     def _check_environment(self, env: Mapping[str, str]) -> None:
         """The load-time URL and header checks again, with the environment's values in."""
         hide = Redactor(env.values())
         for dotted, text in self._urls():
             names = Template.compile(text).env_vars
-            problem = url_problem(_filled(text, env)) if names else None
+            check = proxy_problem if dotted == "request.proxy" else url_problem
+            problem = check(_filled(text, env)) if names else None
             if problem:
                 where = ", ".join(f"${{{name}}}" for name in dict.fromkeys(names))
                 raise ConfigError(
-                    f"{self.origin}: {dotted}: {_quoted(text)} {hide.redact(problem)} "
+                    f"{self.origin}: {dotted}: {_quoted(mask_userinfo(text))} "
+                    f"{hide.redact(problem)} "
                     f"(with {where} from the environment)"
                 )
         for name, text in self.request.headers.items():
@@ -396,9 +519,22 @@ class Job:
     def _urls(self) -> Iterator[tuple[str, str]]:
         if self.source.url is not None:
             yield "source.url", self.source.url
+        if self.auth is not None and self.auth.token_url:
+            yield "auth.token_url", self.auth.token_url
         yield "request.url", self.request.url
         if self.alerts.webhook:
             yield "alerts.webhook", self.alerts.webhook
+        if self.request.proxy:
+            yield "request.proxy", self.request.proxy
+
+    def secrets(self, env: Mapping[str, str]) -> list[str]:
+        """Every value to mask in what leaves the process: the ``${VAR}`` values, and a
+        password written in ``request.proxy`` itself."""
+        found = list(env.values())
+        if self.request.proxy:
+            proxy = Template.compile(self.request.proxy).bind_env(env).render({})
+            found += proxy_secrets(proxy)
+        return found
 
 
 def _strings_in(value: Any) -> list[str]:
@@ -558,13 +694,19 @@ class _Validator:
 
     def job(self, raw: dict[str, Any]) -> Job:
         for name in raw:
-            if name not in SCHEMA and name != "levels":
-                known = ", ".join(f"[{s}]" for s in [*SCHEMA, "levels.N"])
+            if name not in SCHEMA and name not in ("levels", "auth"):
+                known = ", ".join(f"[{s}]" for s in [*SCHEMA, "levels.N", "auth"])
                 line = _line_of(self.text, name, None)
                 where = f"{self.origin}:{line}" if line else self.origin
                 raise ConfigError(
                     one_line(f"{where}: unknown section [{_key(name)}] (known: {known})")
                 )
+        tls_raw = None
+        if isinstance(raw.get("request"), dict) and "tls" in raw["request"]:
+            # [request.tls] is a table of its own inside [request].
+            request_raw = dict(raw["request"])
+            tls_raw = request_raw.pop("tls")
+            raw = {**raw, "request": request_raw}
         pagination_raw = None
         if isinstance(raw.get("response"), dict) and "pagination" in raw["response"]:
             # [response.pagination] is a table of its own inside [response].
@@ -573,7 +715,7 @@ class _Validator:
             raw = {**raw, "response": response_raw}
         values = {name: self.section(name, raw.get(name, {})) for name in SCHEMA}
         crawl = self.crawl(values["crawl"])
-        request = self.request(values["request"])
+        request = self.request(values["request"], tls_raw)
         retry = Retry(**{**values["retry"], "retry_on": frozenset(values["retry"]["retry_on"])})
         return Job(
             text=self.text,
@@ -591,7 +733,61 @@ class _Validator:
             metrics=MetricsSettings(**values["metrics"]),
             alerts=self.alerts(values["alerts"]),
             priority=Priority(**values["priority"]),
+            auth=self.auth(raw.get("auth"), request),
         )
+
+    def auth(self, raw: Any, request: Request) -> AuthSettings | None:
+        """``[auth]``: one type, its keys only; secrets written as ``${VAR}`` (the job
+        file is stored in the checkpoint); no ``Authorization`` header beside it."""
+        if raw is None:
+            return None
+        values = self.section("auth", raw, AUTH_SCHEMA)
+        kind = values["type"]
+        for key in raw:
+            if key != "type" and key not in AUTH_KEYS[kind]:
+                owner = next(t for t, keys in AUTH_KEYS.items() if key in keys)
+                mine = ", ".join(AUTH_KEYS[kind])
+                raise self.fail(
+                    "auth", key, f'is for type = "{owner}", not "{kind}" (its keys: {mine})'
+                )
+        for key in AUTH_REQUIRED[kind]:
+            if not values[key]:
+                raise self.fail("auth", key, f'missing; type = "{kind}" needs it')
+        if kind == "bearer":
+            self.bearer(values["token"], values["token_command"])
+        for key in AUTH_KEYS[kind]:
+            if key != "token_command" and isinstance(values[key], str):
+                self.auth_template(key, values[key])
+        if values["token_url"] is not None:
+            self.url("auth", "token_url", values["token_url"], per_node=False)
+        if any(name.lower() == "authorization" for name in request.headers):
+            raise self.fail(
+                "request", "headers.Authorization", "[auth] sends it: drop one of the two"
+            )
+        return AuthSettings(**values)
+
+    def bearer(self, token: str | None, command: str | None) -> None:
+        if (token is None) == (command is None):
+            both = "both are set" if token is not None else "neither is set"
+            raise self.fail(
+                "auth", None, f'type = "bearer": expected token or token_command; {both}'
+            )
+        if command is not None and not command.strip():
+            raise self.fail("auth", "token_command", "expected a command, got an empty string")
+
+    def auth_template(self, key: str, value: str) -> None:
+        """An [auth] string: ``${VAR}``s only (no node here); a secret nothing else."""
+        self.template("auth", key, value)
+        parts = Template.compile(value).parts
+        if any(kind == "var" for kind, _ in parts):
+            raise self.fail("auth", key, "placeholders like {id} have no value here (no node)")
+        if key in AUTH_SECRETS and not self.lenient and any(kind == "lit" for kind, _ in parts):
+            raise self.fail(
+                "auth",
+                key,
+                'expected a ${VAR} (like "${API_SECRET}"): the job file is stored in the '
+                "checkpoint, so a secret is read from the environment at run time",
+            )
 
     def alerts(self, values: dict[str, Any]) -> AlertSettings:
         if values["webhook"]:
@@ -613,10 +809,65 @@ class _Validator:
         if raw is None:
             return None
         values = self.section("response.pagination", raw, PAGINATION_SCHEMA)
-        for key in ("page_param", "cursor_path", "cursor_param"):
-            if not values[key]:
+        mode = values["mode"]
+        for key in raw:
+            if key != "mode" and key not in PAGINATION_KEYS[mode]:
+                owner = next(m for m, keys in PAGINATION_KEYS.items() if key in keys)
+                mine = ", ".join(PAGINATION_KEYS[mode]) or "none besides mode"
+                raise self.fail(
+                    "response.pagination",
+                    key,
+                    f'is for mode = "{owner}", not "{mode}" (the keys of "{mode}": {mine})',
+                )
+        for key in ("page_param", "cursor_path", "cursor_param", *PAGINATION_KEYS[mode]):
+            if values[key] == "" and key != "size_param":  # size_param "": the size is not sent
                 raise self.fail("response.pagination", key, "expected a non-empty string")
         return Pagination(**values)
+
+    def tls(self, raw: Any) -> Tls:
+        """``[request.tls]``: each file given must exist (unless lenient: a stored job
+        is read for status and export even after its certificates are gone)."""
+        if raw is None:
+            return Tls()
+        values = self.section("request.tls", raw, TLS_SCHEMA)
+        paths: dict[str, Path | None] = {}
+        for key in ("ca_bundle", "client_cert", "client_key"):
+            text = values[key]
+            if text is None:
+                paths[key] = None
+                continue
+            if not text:
+                raise self.fail("request.tls", key, "expected the path of a PEM file")
+            path = Path(text).expanduser()
+            path = path if path.is_absolute() else self.base_dir / path
+            if not self.lenient and not path.is_file():
+                what = "is a folder, not a file" if path.is_dir() else "no such file"
+                raise self.fail("request.tls", key, f"{path}: {what}")
+            paths[key] = path
+        if paths["client_key"] is not None and paths["client_cert"] is None:
+            raise self.fail("request.tls", "client_key", "needs client_cert (the certificate)")
+        return Tls(
+            verify=values["verify"],
+            ca_bundle=paths["ca_bundle"],
+            client_cert=paths["client_cert"],
+            client_key=paths["client_key"],
+        )
+
+    def proxy(self, value: str | None) -> str | None:
+        """``request.proxy``: checked like request.url, with the proxy schemes; the
+        message never shows a password written in it."""
+        if value is None:
+            return None
+        self.template("request", "proxy", value)
+        template = Template.compile(value)
+        if any(kind == "var" for kind, _ in template.parts):
+            raise self.fail("request", "proxy", "placeholders have no value here (no node)")
+        if self.lenient or template.parts[0][0] == "env":
+            return value
+        problem = proxy_problem(_filled(value, {}))
+        if problem:
+            raise self.fail("request", "proxy", f"{_quoted(mask_userinfo(value))} {problem}")
+        return value
 
     def section(
         self, name: str, raw: Any, schema: Mapping[str, Key] | None = None
@@ -683,7 +934,7 @@ class _Validator:
             raise self.fail("source", "file", f"expected a file ending in {kinds}, got {file!r}")
         return Source(url=None, file=path if path.is_absolute() else self.base_dir / path)
 
-    def request(self, values: dict[str, Any]) -> Request:
+    def request(self, values: dict[str, Any], tls_raw: Any = None) -> Request:
         method = values["method"]
         params, body = values["params"], values["body"]
         if method == "GET" and body is not None:
@@ -706,6 +957,8 @@ class _Validator:
             body=body,
             headers=values["headers"],
             timeout=values["timeout"],
+            proxy=self.proxy(values["proxy"]),
+            tls=self.tls(tls_raw),
         )
 
     def url(self, section: str, key: str, value: str, *, per_node: bool = True) -> None:
@@ -1004,6 +1257,49 @@ def url_problem(url: str) -> str | None:
     elif not _HOST.fullmatch(host):
         return f"has an invalid host {_quoted(host)}"
     return _httpx_problem(url)
+
+
+def proxy_problem(url: str) -> str | None:
+    """What makes ``url`` unusable as ``request.proxy`` (completing "<url> ..."), or None.
+
+    >>> proxy_problem("ftp://proxy:3128")
+    'must start with http://, https://, socks5:// or socks5h://'
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() not in PROXY_SCHEMES:
+        return (
+            "must start with "
+            + ", ".join(f"{s}://" for s in PROXY_SCHEMES[:-1])
+            + (f" or {PROXY_SCHEMES[-1]}://")
+        )
+    problem = url_problem(f"http://{rest}")
+    if problem is None and scheme.lower().startswith("socks") and not find_spec("socksio"):
+        return "is a SOCKS proxy, which needs the socksio package: pip install 'httpx[socks]'"
+    return problem
+
+
+def mask_userinfo(url: str) -> str:
+    """``url`` with the password of its ``user:password@`` part masked.
+
+    >>> mask_userinfo("http://me:s3cret@proxy:3128")
+    'http://me:***@proxy:3128'
+    """
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, hostpart = rest.partition("@")
+    if not (sep and at) or ":" not in userinfo or "/" in userinfo:
+        return url
+    return f"{scheme}://{userinfo.partition(':')[0]}:***@{hostpart}"
+
+
+def proxy_secrets(url: str) -> list[str]:
+    """The password written in a proxy URL (its percent-decoded form too), if any."""
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return []
+    if not password:
+        return []
+    return list(dict.fromkeys([password, unquote(password)]))
 
 
 def _host_and_port(hostport: str) -> tuple[str, str | None]:

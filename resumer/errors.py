@@ -11,6 +11,8 @@ another module are named with it; the others live here::
     │   ├── DamagedError   the file is corrupt or truncated                   → exit 2
     │   └── WriteError     a write failed: disk full, read-only, I/O error    → exit 2
     ├── QueryError         one query failed; ``transient`` says if a retry may help
+    ├── AuthError          a 401, or no token: the run stops, nothing failed  → exit 2
+    │   └── TlsError       a certificate refused (theirs or ours): the same   → exit 2
     ├── MappingError       (client.py) a body lacks the [response] shape: the node's QueryError
     ├── TemplateError      a template string is malformed: config.py makes it a ConfigError
     ├── Stopped            a stop came while a query waited: the node goes back to pending
@@ -80,6 +82,24 @@ class QueryError(ResumerError):
     def __repr__(self) -> str:
         kind = "transient" if self.transient else "permanent"
         return f"<QueryError {kind} {self}>"
+
+
+class AuthError(ResumerError):
+    """The API refused the credentials (HTTP 401), or no token could be had (the token
+    URL or ``token_command`` failed for good).
+
+    Never a node's fault: the runner puts the node back to pending, stops the run
+    as a Ctrl-C would (everything checkpointed, nothing failed) and raises this
+    error once the run is shut down; the message says what was refused and how
+    to resume. Raised by ``auth`` and ``client``; the CLI exits 2.
+    """
+
+
+class TlsError(AuthError):
+    """The TLS handshake failed: the server's certificate is not trusted, or the server
+    wants a client certificate. Authentication too (of the server, or of us), and every
+    call would fail the same way, so the run stops as for a 401; the message names the
+    ``[request.tls]`` key that fixes it."""
 
 
 class TemplateError(ResumerError, ValueError):

@@ -15,12 +15,20 @@ Endpoints (bodies are ``{"data": {"items": [...]}}``):
   not match the id answers 400, an unknown id 404;
 - ``GET /_stats``: requests received and answers by status (0 = dropped);
 - ``POST /_rate`` with ``{"rate": R}`` (and optionally ``"burst": B``): change
-  the rate limit while serving; answers ``{"rate": R, "burst": B}``.
+  the rate limit while serving; answers ``{"rate": R, "burst": B}``;
+- with ``auth`` (a ``fakeauth.FakeAuth``): ``POST /token`` (OAuth2 client
+  credentials, short-lived tokens), ``GET``/``POST /_auth`` (its counters; revoke
+  the tokens, change the secret), and 401 on the data endpoints without a valid
+  ``Authorization``.
 
 Faults (``Faults``) make it misbehave on purpose, seeded and replayable:
 errors, throttling with Retry-After, slow answers, dropped connections, an
 outage window, an overload limit, and pagination of the children (by
-``page``/``size`` or by ``cursor``, the next cursor in ``data.next``).
+``page``/``size``, by ``offset``/``limit``, or by ``cursor``, the next cursor in
+``data.next``). ``Faults.next_link`` also gives the next page's URL: in a
+``Link: <...>; rel="next"`` header (``"header"``, a URL relative to the request)
+or in the body at ``links.next`` (``"body"``, an absolute URL). Given a server
+``ssl.SSLContext`` (``tls``), it is served over HTTPS.
 
 ``Faults.rate_limit`` puts nginx's ``limit_req ... nodelay`` in front of the
 children endpoints (only them): one leaky bucket (``LeakyBucket``) for every
@@ -52,14 +60,17 @@ import asyncio
 import contextlib
 import json
 import math
+import ssl
 import threading
 import time
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
+
+from resumer.fakeauth import FakeAuth
 
 TYPES = ("core", "edge", "misc", "beta")
 ROOT_PREFIX = "F"
@@ -231,7 +242,9 @@ class Stats:
 _REASONS = {
     200: "OK",
     400: "Bad Request",
+    401: "Unauthorized",
     404: "Not Found",
+    405: "Method Not Allowed",
     429: "Too Many Requests",
     500: "Internal Server Error",
     503: "Service Unavailable",
@@ -241,6 +254,7 @@ _REASONS = {
 
 THROTTLE_STATUSES = (429, 503)
 RATE_HEADER_STYLES = ("ratelimit", "x-ratelimit", "draft")
+NEXT_LINK_STYLES = ("", "header", "body")
 _SLACK = 1e-9  # requests: float noise must not refuse a call paced at exactly 1 / rate
 
 
@@ -262,6 +276,7 @@ class Faults:
     retry_after: float = 1.0  # seconds, sent with 429s
     slow_delay: float = 30.0  # seconds
     page_size: int = 0  # items per page of children (0 = no pagination)
+    next_link: str = ""  # with page_size: the next page's URL, "header" (Link) or "body"
     rate_limit: float = 0.0  # children calls a second, nginx limit_req nodelay (0 = off)
     burst: int = 10  # calls beyond the rate let through at once (burst + 1 in all)
     throttle_status: int = 429  # the answer to a call over the limit: 429 or 503
@@ -278,6 +293,10 @@ class Faults:
             raise ValueError(f"limit_retry_after: expected seconds >= 0 or None, got {retry!r}")
         if self.throttle_status not in THROTTLE_STATUSES:
             raise ValueError(f"throttle_status: expected 429 or 503, got {self.throttle_status!r}")
+        if self.next_link not in NEXT_LINK_STYLES:
+            raise ValueError(
+                f"next_link: expected one of {NEXT_LINK_STYLES}, got {self.next_link!r}"
+            )
         if self.rate_headers and self.rate_headers not in RATE_HEADER_STYLES:
             raise ValueError(
                 f"rate_headers: expected one of {RATE_HEADER_STYLES}, got {self.rate_headers!r}"
@@ -429,8 +448,12 @@ class FakeAPI:
         latency: float = 0.0,
         broken: frozenset[str] = frozenset(),
         faults: Faults | None = None,
+        tls: ssl.SSLContext | None = None,
+        auth: FakeAuth | None = None,
     ) -> None:
         self.tree = tree
+        self.tls = tls  # a server context: served over HTTPS (tests of [request.tls])
+        self.auth = auth  # /token, and the data endpoints' check of Authorization
         self.host = host
         self.port = port
         self.latency = latency
@@ -448,7 +471,7 @@ class FakeAPI:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     # -- running ---------------------------------------------------------------
 
@@ -465,7 +488,9 @@ class FakeAPI:
 
     async def _serve(self, on_ready: Any) -> None:
         self._loop = asyncio.get_running_loop()
-        self._server = await asyncio.start_server(self._connection, self.host, self.port)
+        self._server = await asyncio.start_server(
+            self._connection, self.host, self.port, ssl=self.tls
+        )
         self.port = self._server.sockets[0].getsockname()[1]
         self._started = time.monotonic()
         self._ready.set()
@@ -528,7 +553,7 @@ class FakeAPI:
                 body = await reader.readexactly(length) if length else b""
                 in_flight = self.stats.arrived()
                 try:
-                    answer = await self._answer(method, target, body, in_flight)
+                    answer = await self._answer(method, target, body, in_flight, headers)
                 finally:
                     self.stats.left()
                 if answer.action == "drop":
@@ -549,17 +574,27 @@ class FakeAPI:
             with contextlib.suppress(Exception):
                 writer.close()
 
-    async def _answer(self, method: str, target: str, body: bytes, in_flight: int) -> _Answer:
+    async def _answer(
+        self,
+        method: str,
+        target: str,
+        body: bytes,
+        in_flight: int,
+        headers: Mapping[str, str] | None = None,
+    ) -> _Answer:
         arrived = time.monotonic()
         faults = self.faults
         latency = self.latency
         if faults.max_inflight:
             latency *= max(1.0, in_flight / faults.max_inflight)  # an overloaded server slows
-        if self._bucket.rate and _is_children(target):
+        guarded = self.auth.answer(method, target, body, headers or {}) if self.auth else None
+        if guarded is not None:  # /token, /_auth, or a data call refused with 401
+            answer = _Answer(*guarded)
+        elif self._bucket.rate and _is_children(target):
             answer = self._limited(method, target, body, in_flight)
         else:  # _unlimited, inlined: the limit off must cost no more than the test above
             fault = None if target.startswith("/_") else self._fault(target, in_flight)
-            answer = fault if fault is not None else _Answer(*self.handle(method, target, body))
+            answer = fault if fault is not None else self._handled(method, target, body)
         if answer.action == "slow":
             await asyncio.sleep(faults.slow_delay)
         elif latency > 0 and answer.action != "refused":  # nginx refuses before the backend
@@ -569,7 +604,7 @@ class FakeAPI:
 
     def _unlimited(self, method: str, target: str, body: bytes, in_flight: int) -> _Answer:
         answer = None if target.startswith("/_") else self._fault(target, in_flight)
-        return answer if answer is not None else _Answer(*self.handle(method, target, body))
+        return answer if answer is not None else self._handled(method, target, body)
 
     def _limited(self, method: str, target: str, body: bytes, in_flight: int) -> _Answer:
         """A children call through the rate limit: refused, or answered as usual."""
@@ -607,6 +642,20 @@ class FakeAPI:
         if fault in ("slow", "drop"):
             return _Answer(504, {"error": "too late"}, (), fault)
         return None
+
+    def _handled(self, method: str, target: str, body: bytes) -> _Answer:
+        """``handle``'s answer, with the next page's URL when ``Faults.next_link`` asks."""
+        status, document = self.handle(method, target, body)
+        style = self.faults.next_link
+        if not style or status != 200 or not _is_children(target):
+            return _Answer(status, document)
+        cursor = document.get("data", {}).get("next") if isinstance(document, dict) else None
+        if cursor is None:
+            return _Answer(status, document)  # the last page: no next link
+        following = next_page_target(target, cursor)
+        if style == "body":
+            return _Answer(status, {**document, "links": {"next": self.url + following}})
+        return _Answer(status, document, (("Link", f'<{following}>; rel="next"'),))
 
     def handle(self, method: str, target: str, body: bytes) -> tuple[int, Any]:
         """Answer one request: (status, JSON document)."""
@@ -671,11 +720,15 @@ class FakeAPI:
         return self._page(children, query)
 
     def _page(self, children: list[dict[str, Any]], query: dict[str, str]) -> tuple[int, Any]:
-        """One page: by ``page`` number (1-based) and ``size``, or by ``cursor``."""
+        """One page: by ``page`` number (1-based) and ``size``, by ``offset`` and ``limit``,
+        or by ``cursor``; never more than ``page_size`` items."""
         try:
-            size = min(int(query.get("size", self.faults.page_size)), self.faults.page_size)
+            asked = query.get("limit" if "offset" in query else "size", self.faults.page_size)
+            size = min(int(asked), self.faults.page_size)
             if "cursor" in query:
                 offset = int(query["cursor"].removeprefix("c"))
+            elif "offset" in query:
+                offset = int(query["offset"])
             else:
                 offset = (int(query.get("page", 1)) - 1) * size
         except ValueError:
@@ -685,6 +738,20 @@ class FakeAPI:
         end = offset + size
         following = f"c{end}" if end < len(children) else None
         return 200, {"data": {"items": children[offset:end], "next": following}}
+
+
+def next_page_target(target: str, cursor: str) -> str:
+    """The request target of the page after ``target``'s, whose cursor is ``cursor``
+    (``c<offset>``): the same query with its cursor, offset or page moved on."""
+    parts = urlsplit(target)
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    if "cursor" in query:
+        query["cursor"] = cursor
+    elif "offset" in query:
+        query["offset"] = cursor.removeprefix("c")
+    else:
+        query["page"] = str(int(query.get("page", "1")) + 1)
+    return f"{parts.path}?{urlencode(query)}"
 
 
 def parse_outage(text: str) -> tuple[float, float]:

@@ -12,7 +12,18 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from resumer.config import _REQUIRED, LEVEL_SCHEMA, PAGINATION_SCHEMA, SCHEMA, Key
+from resumer.config import (
+    _REQUIRED,
+    AUTH_KEYS,
+    AUTH_REQUIRED,
+    AUTH_SCHEMA,
+    LEVEL_SCHEMA,
+    PAGINATION_KEYS,
+    PAGINATION_SCHEMA,
+    SCHEMA,
+    TLS_SCHEMA,
+    Key,
+)
 
 SCHEMA_ID = "https://resumer.invalid/job.schema.json"
 _TYPES = {"str": "string", "int": "integer", "float": "number", "bool": "boolean"}
@@ -70,10 +81,47 @@ def _section(keys: Mapping[str, Key]) -> dict[str, Any]:
     return section
 
 
+def _auth() -> dict[str, Any]:
+    """[auth]: each type's keys only, its required ones (``config.AUTH_KEYS``); bearer
+    takes token or token_command."""
+    section = _section(AUTH_SCHEMA)
+    section["allOf"] = [
+        {
+            "if": {"properties": {"type": {"const": kind}}, "required": ["type"]},
+            "then": {
+                "propertyNames": {"enum": ["type", *keys]},
+                **({"required": list(AUTH_REQUIRED[kind])} if AUTH_REQUIRED[kind] else {}),
+                **(
+                    {"oneOf": [{"required": ["token"]}, {"required": ["token_command"]}]}
+                    if kind == "bearer"
+                    else {}
+                ),
+            },
+        }
+        for kind, keys in AUTH_KEYS.items()
+    ]
+    return section
+
+
+def _pagination() -> dict[str, Any]:
+    """[response.pagination]: each mode's keys only (``config.PAGINATION_KEYS``)."""
+    section = _section(PAGINATION_SCHEMA)
+    section["allOf"] = [
+        {
+            "if": {"properties": {"mode": {"const": mode}}, "required": ["mode"]},
+            "then": {"propertyNames": {"enum": ["mode", *keys]}},
+        }
+        for mode, keys in PAGINATION_KEYS.items()
+    ]
+    return section
+
+
 def json_schema() -> dict[str, Any]:
     """The job file's JSON Schema."""
     properties = {name: _section(keys) for name, keys in SCHEMA.items()}
-    properties["response"]["properties"]["pagination"] = _section(PAGINATION_SCHEMA)
+    properties["response"]["properties"]["pagination"] = _pagination()
+    properties["request"]["properties"]["tls"] = _section(TLS_SCHEMA)
+    properties["auth"] = _auth()
     properties["source"]["oneOf"] = [
         {"required": ["url"], "not": {"required": ["file"]}},
         {"required": ["file"], "not": {"required": ["url"]}},
@@ -108,8 +156,16 @@ _COMMENTED = {
     ("request", "params"): '{ id = "{id}", name = "{name}", type = "{type}" }  # with GET',
     ("request", "body"): '{ id = "{id}", name = "{name}", type = "{type}" }  # with POST',
     ("request", "headers"): '{ Authorization = "Bearer ${FEATURE_API_TOKEN}" }',
-    ("response.pagination", "mode"): '"page"  # or "cursor"',
+    ("response.pagination", "mode"): '"page"  # or "cursor", "link", "offset", "next_url"',
+    ("request", "proxy"): '"http://proxy.example:3128"  # default: HTTP(S)_PROXY / NO_PROXY',
+    ("request.tls", "ca_bundle"): '"corp-ca.pem"  # default: the system\'s trust store',
+    ("request.tls", "client_cert"): '"client.pem"  # mutual TLS',
+    ("request.tls", "client_key"): '"client.key"  # unless client_cert holds the key',
     ("source", "file"): '"roots.csv"  # instead of url',
+    ("auth", "type"): '"oauth2"  # or "bearer", "basic" (README: Authentication)',
+    ("auth", "client_secret"): '"${CLIENT_SECRET}"',
+    ("auth", "token"): '"${API_TOKEN}"',
+    ("auth", "password"): '"${API_PASSWORD}"',
 }
 
 
@@ -154,8 +210,13 @@ def template() -> str:
     ]
     for section, keys in SCHEMA.items():
         out += [*_lines(section, keys), ""]
+        if section == "request":
+            block = _lines("request.tls", TLS_SCHEMA)
+            out += ["# " + line if not line.startswith("#") else line for line in block] + [""]
         if section == "response":
             block = _lines("response.pagination", PAGINATION_SCHEMA)
             out += ["# " + line if not line.startswith("#") else line for line in block] + [""]
     out += [*_lines("levels.1", LEVEL_SCHEMA), ""]
+    block = _lines("auth", AUTH_SCHEMA)
+    out += ["# " + line if not line.startswith("#") else line for line in block] + [""]
     return "\n".join(out)

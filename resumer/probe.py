@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from resumer.client import Client
+from resumer.client import Client, proxy_for
 from resumer.config import Job
 from resumer.errors import QueryError
 from resumer.model import Item, Task
+from resumer.tls import ssl_context
 
 SAMPLES = 3  # mapped items shown per call
 
@@ -61,7 +62,12 @@ def probe(job: Job, env: dict[str, str], per_level: int) -> list[LevelReport]:
     """Reports for level 1 (the roots) and each queried level below it."""
     recorder = _Recorder()
     hooks = {"request": [recorder.on_request], "response": [recorder.on_response]}
-    with httpx.Client(timeout=job.request.timeout, event_hooks=hooks) as http:  # type: ignore[arg-type]
+    with httpx.Client(
+        timeout=job.request.timeout,
+        event_hooks=hooks,  # type: ignore[arg-type]
+        verify=ssl_context(job.request.tls, origin=job.origin),  # as a run would call
+        proxy=proxy_for(job, env),
+    ) as http:
         client = Client(job, env, http)
         roots = LevelReport(1)
         began = time.monotonic()

@@ -15,7 +15,9 @@ node is pending and nothing is outstanding.
 
 Nothing hangs: any exception a query meets in a worker (the client's, a
 policy's, a ``KeyboardInterrupt`` raised by code) fails that node as an
-"internal error" and the run goes on; any exception on the coordinator's side
+"internal error" and the run goes on, except refused credentials (``AuthError``,
+a 401): they fail nothing, the node goes back to pending and the run stops as a
+Ctrl-C would, then raises that error (``_halt``); any exception on the coordinator's side
 (``step``, the store, the alerts, the health record, a worker thread that
 died) ends the run: the workers are shut down, the nodes claimed but not
 stored go back to pending, and ``RunError`` (or the ``ResumerError`` met, as it
@@ -42,7 +44,7 @@ from resumer import crashpoints
 from resumer.alerts import Alerts, Figures
 from resumer.client import Client
 from resumer.config import Job
-from resumer.errors import QueryError, ResumerError, RunError, describe
+from resumer.errors import AuthError, QueryError, ResumerError, RunError, describe
 from resumer.estimate import eta_seconds, queries_done, remaining_queries
 from resumer.logs import node_context
 from resumer.model import Children, Failure, Item, LiveFigures, Release, Result, Task
@@ -187,6 +189,7 @@ class Runner:
         self._exited = 0  # workers that have said they are done
         self._deaths: list[tuple[str, BaseException]] = []  # workers ended by an error: which, why
         self._save_error: Exception | None = None  # the first save that failed while shutting down
+        self._refusals: list[AuthError] = []  # credentials refused: the run stops (``_halt``)
         self._saved = 0
         self._queried = 0  # queries answered for good (children or a failure) in this run
         self._retries = 0  # calls beyond the first, in this run
@@ -243,7 +246,7 @@ class Runner:
         (the store's ``CheckpointError``, say), any other as ``RunError``.
         """
         try:
-            return self._run()
+            return self._unless_refused(self._run())
         except ResumerError:
             raise
         except Exception as error:
@@ -388,6 +391,10 @@ class Runner:
         except Stopped:
             self._store_source(Release(task.node, 0, 1))
             return
+        except AuthError as exc:
+            self._halt(exc)
+            self._store_source(Release(task.node, 0, 1))
+            return
         except QueryError as exc:
             log.error("the source failed: %s", exc)
             self._store_source(Failure(task.node, 0, str(exc), 1, "source"))
@@ -515,6 +522,9 @@ class Runner:
             items = _checked(self.policies.retrier(task.level).call(attempt, label))
         except Stopped:
             return Release(task.node, task.level, attempts)
+        except AuthError as exc:  # never the node's fault: it waits, and the run stops
+            self._halt(exc)
+            return Release(task.node, task.level, attempts)
         except QueryError as exc:
             if self._server_trouble(exc, task, attempts):
                 log.info("%s back to pending: %s", label, exc, extra=label.context())
@@ -528,6 +538,28 @@ class Runner:
             log.debug("internal error querying %s", label, exc_info=exc, extra=label.context())
             return Failure(task.node, task.level, self._internal_error(exc), attempts, task.id)
         return Children(task.node, task.level, items, attempts)
+
+    def _halt(self, error: AuthError) -> None:
+        """Stop the run as a Ctrl-C would, for credentials refused (or no token): no new
+        query starts, those in flight finish, nothing is failed for it; ``run`` raises
+        the first such error once everything is checkpointed (any thread)."""
+        if not self._refusals:
+            log.error("%s; stopping the run (no node is failed for it)", error)
+        self._refusals.append(error)
+        self.request_stop()
+
+    def _unless_refused(self, outcome: Outcome) -> Outcome:
+        """``outcome``, unless the run stopped on refused credentials: then that error,
+        saying how to resume once they are fixed."""
+        if not self._refusals:
+            return outcome
+        raise AuthError(
+            self._masked(
+                f"{self._refusals[0]}. The run stopped: everything is checkpointed and no node"
+                " failed; once that is fixed, resume with:"
+                f" resumer resume --db {self.store.path}"
+            )
+        ) from self._refusals[0]
 
     def _internal_error(self, error: BaseException) -> str:
         """A node's error for a bug: "internal error: Type: message", on one line."""

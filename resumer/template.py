@@ -12,6 +12,7 @@ This module knows nothing of HTTP or of the job file's layout.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import quote, quote_plus
@@ -117,12 +118,23 @@ class Redactor:
     """
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        forms: set[str] = set()
-        for secret in secrets:
-            if secret:
-                forms.update({secret, quote(secret, safe=""), quote_plus(secret), quote(secret)})
-        # Longest first, so a secret that contains another is masked whole.
-        self._forms = sorted(forms, key=len, reverse=True)
+        self._lock = threading.Lock()
+        self._forms: list[str] = []
+        self.add(secrets)
+
+    def add(self, secrets: Iterable[str]) -> None:
+        """Mask these values too from now on (thread-safe: a token obtained mid-run
+        joins the ``${VAR}`` values while other threads redact)."""
+        with self._lock:
+            forms = set(self._forms)
+            for secret in secrets:
+                if secret:
+                    forms.update(
+                        {secret, quote(secret, safe=""), quote_plus(secret), quote(secret)}
+                    )
+            # Longest first, so a secret that contains another is masked whole. The list
+            # is replaced, never changed in place: a redact under way keeps its own.
+            self._forms = sorted(forms, key=len, reverse=True)
 
     def __bool__(self) -> bool:
         return bool(self._forms)

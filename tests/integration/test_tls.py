@@ -1,0 +1,194 @@
+"""HTTPS with a private CA: `[request.tls]` ca_bundle, SSL_CERT_FILE, verify = false,
+client certificates (mutual TLS), and the message when the CA is not trusted.
+
+The certificates are made here by ``trustme``; the fake API is served over TLS
+on 127.0.0.1 (``FakeAPI(tls=...)``).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import socket
+import ssl
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trustme
+
+from resumer import api
+from resumer.errors import ConfigError
+from resumer.fakeapi import FakeAPI, FakeTree
+from tests.helpers import job_text, resumer
+
+TREE = FakeTree(seed=5, roots=3, fanout=(3, 2))
+DEPTH = 3
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+def server_context(ca: trustme.CA, *, client_certs: bool = False) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
+    if client_certs:  # mutual TLS: a certificate from the same CA, or no handshake
+        ca.configure_trust(context)
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+@pytest.fixture
+def https(ca: trustme.CA) -> Iterator[FakeAPI]:
+    with FakeAPI(TREE, tls=server_context(ca)) as server:
+        yield server
+
+
+@pytest.fixture
+def mutual(ca: trustme.CA) -> Iterator[FakeAPI]:
+    with FakeAPI(TREE, tls=server_context(ca, client_certs=True)) as server:
+        yield server
+
+
+def write_tls_job(folder: Path, url: str, tls: str = "") -> Path:
+    extra = f"[request.tls]\n{tls}" if tls else ""
+    request = f'[request]\nurl = "{url}/children"\ntimeout = 10.0\n{extra}'
+    path = folder / "job.toml"
+    path.write_text(job_text(url, max_depth=DEPTH, request=request), encoding="utf-8")
+    return path
+
+
+def crawl(job: Path) -> Any:
+    db = job.parent / "r.db"
+    assert api.start(job, db).exit_status == 0
+    out = io.StringIO()
+    api.export(db, out)
+    return json.loads(out.getvalue())
+
+
+def test_a_private_ca_is_trusted_with_ca_bundle(
+    tmp_path: Path, ca: trustme.CA, https: FakeAPI
+) -> None:
+    ca.cert_pem.write_to_path(str(tmp_path / "corp-ca.pem"))
+    job = write_tls_job(tmp_path, https.url, 'ca_bundle = "corp-ca.pem"\n')  # relative
+    assert crawl(job) == TREE.expected_export(DEPTH)
+    assert https.stats.received == TREE.query_count(DEPTH) + 1  # the source too
+
+
+def test_a_private_ca_is_trusted_with_ssl_cert_file(
+    tmp_path: Path, ca: trustme.CA, https: FakeAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ca.cert_pem.write_to_path(str(tmp_path / "corp-ca.pem"))
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "corp-ca.pem"))
+    assert crawl(write_tls_job(tmp_path, https.url)) == TREE.expected_export(DEPTH)
+
+
+def test_verify_false_crawls_and_warns_at_start(
+    tmp_path: Path, https: FakeAPI, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="resumer.tls"):
+        assert crawl(write_tls_job(tmp_path, https.url, "verify = false\n")) == (
+            TREE.expected_export(DEPTH)
+        )
+    warnings = [r for r in caplog.records if "verify = false" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].levelno == logging.WARNING
+
+
+@pytest.mark.parametrize("layout", ["one file", "cert and key"])
+def test_mutual_tls_presents_the_client_certificate(
+    tmp_path: Path, ca: trustme.CA, mutual: FakeAPI, layout: str
+) -> None:
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    client = ca.issue_cert("crawler@example.com")
+    if layout == "one file":
+        client.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "client.pem"))
+        keys = 'client_cert = "client.pem"\n'
+    else:
+        client.cert_chain_pems[0].write_to_path(str(tmp_path / "client.crt"))
+        client.private_key_pem.write_to_path(str(tmp_path / "client.key"))
+        keys = 'client_cert = "client.crt"\nclient_key = "client.key"\n'
+    job = write_tls_job(tmp_path, mutual.url, f'ca_bundle = "ca.pem"\n{keys}')
+    assert crawl(job) == TREE.expected_export(DEPTH)
+
+
+def test_an_untrusted_ca_fails_with_one_line_naming_the_fix(tmp_path: Path, https: FakeAPI) -> None:
+    job = write_tls_job(tmp_path, https.url)  # the system's store: it lacks the test CA
+    done = resumer("start", job, "--db", "r.db", cwd=tmp_path, timeout=60)
+    assert done.returncode == 2  # the run stops: every call would fail the same way
+    assert "Traceback" not in done.stderr + done.stdout
+    assert "certificate verify failed" in done.stderr
+    assert "[request.tls] ca_bundle" in done.stderr
+    assert "resume with: resumer resume --db r.db" in done.stderr
+    assert https.stats.received == 0  # refused at the handshake: no request was read
+    state = api.status(tmp_path / "r.db")
+    assert (state["state"], state["failed"]) == ("stopped", 0)
+
+
+class HandshakeOnly:
+    """A TLS server that only shakes hands, on a thread of its own: unlike asyncio's, a
+    blocking server sends its alert (certificate required) before it hangs up."""
+
+    def __init__(self, context: ssl.SSLContext) -> None:
+        self.context = context
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"https://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.refusals: list[str] = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return  # shut down
+            with conn:
+                conn.settimeout(10)
+                try:
+                    with self.context.wrap_socket(conn, server_side=True) as tls:
+                        tls.recv(1)
+                except (ssl.SSLError, OSError) as exc:
+                    self.refusals.append(str(exc))
+
+    def __enter__(self) -> HandshakeOnly:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept
+        self.listener.close()
+        self.thread.join(10)
+
+
+def test_a_server_wanting_a_client_certificate_names_client_cert(
+    tmp_path: Path, ca: trustme.CA
+) -> None:
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    with HandshakeOnly(server_context(ca, client_certs=True)) as server:
+        job = write_tls_job(tmp_path, server.url, 'ca_bundle = "ca.pem"\n')
+        done = resumer("start", job, "--db", "r.db", cwd=tmp_path, timeout=60)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr + done.stdout
+    assert "[request.tls] client_cert" in done.stderr
+    assert len(server.refusals) == 1  # refused once: no retry mends a missing certificate
+
+
+def test_a_missing_ca_bundle_is_refused_at_load_naming_the_key(tmp_path: Path) -> None:
+    job = write_tls_job(tmp_path, "https://127.0.0.1:9", 'ca_bundle = "nowhere.pem"\n')
+    done = resumer("start", job, "--db", "r.db", cwd=tmp_path, timeout=60)
+    assert done.returncode == 2
+    assert "request.tls.ca_bundle" in done.stderr and "nowhere.pem" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "r.db").exists()
+
+
+def test_a_file_that_is_not_pem_is_refused_before_the_database(tmp_path: Path) -> None:
+    (tmp_path / "client.pem").write_text("not a certificate\n")
+    job = write_tls_job(tmp_path, "https://127.0.0.1:9", 'client_cert = "client.pem"\n')
+    with pytest.raises(ConfigError, match=r"\[request.tls\] client_cert"):
+        api.start(job, tmp_path / "r.db")
+    assert not (tmp_path / "r.db").exists()
