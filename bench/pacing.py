@@ -4,6 +4,7 @@
     python bench/pacing.py                  # every row, one run each
     python bench/pacing.py --repeat 3       # medians of 3 runs per row
     python bench/pacing.py --only nginx     # only the nginx rows (or: fake)
+    python bench/pacing.py --row "429 + Retry-After: 1" --only nginx   # rows by name
     python bench/pacing.py --rate 100       # the server's limit, calls a second (default 100)
     python bench/pacing.py --timeline       # also print each run's calls per second
     python bench/pacing.py --keep DIR       # keep every run's job, logs and checkpoint
@@ -641,6 +642,18 @@ def timeline(name: str, result: Result) -> str:
 # -- main -------------------------------------------------------------------------------
 
 
+row_filter: str | None = None  # --row
+
+
+def wanted(scenario: Scenario, scenarios: list[Scenario]) -> bool:
+    """``--row``: the row of that name if there is one, else every row whose name holds it."""
+    if not row_filter:
+        return True
+    if any(s.name == row_filter for s in scenarios):
+        return scenario.name == row_filter
+    return row_filter in scenario.name
+
+
 def run_rows(
     scenarios: list[Scenario],
     repeat: int,
@@ -649,6 +662,8 @@ def run_rows(
 ) -> list[tuple[Scenario, list[Result]]]:
     done = []
     for scenario in scenarios:
+        if not wanted(scenario, scenarios):
+            continue
         results = []
         for attempt in range(repeat):
             print(f"{scenario.name}: run {attempt + 1} of {repeat}", file=sys.stderr, flush=True)
@@ -691,6 +706,9 @@ def fake_rows(args: argparse.Namespace, folder: Path) -> list[tuple[Scenario, li
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", choices=("nginx", "fake"), help="only these rows")
+    parser.add_argument(
+        "--row", metavar="TEXT", help="only the row named TEXT, or those whose name holds it"
+    )
     parser.add_argument("--repeat", type=int, default=1, help="runs per row (medians)")
     parser.add_argument("--rate", type=float, default=100.0, help="the limit, calls a second")
     parser.add_argument("--timeline", action="store_true", help="calls per second of each run")
@@ -699,7 +717,8 @@ def main() -> None:
         "--resumer", metavar="DIR", type=Path, help="run resumer from this source tree"
     )
     args = parser.parse_args()
-    global resumer_source
+    global resumer_source, row_filter
+    row_filter = args.row
     resumer_source = (args.resumer or REPO).resolve()
     rows: list[tuple[Scenario, list[Result]]] = []
     with tempfile.TemporaryDirectory(prefix="resumer-pacing-") as tmp:
