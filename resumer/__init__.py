@@ -3,22 +3,34 @@
 The Python API (the CLI is built on it)::
 
     from pathlib import Path
-    from resumer import job_from_dict, load_job, run, resume, export
+    from resumer import job_from_dict, load_job, run, resume, export, status
 
     job = load_job("job.toml")               # or job_from_dict({"source": {...}, ...})
     outcome = run(job, Path("features.db"))  # resume(Path("features.db")) after a stop
     for node in export(Path("features.db")):
-        print(node.level, node.path, node.name)
+        print(node.level, node.path, node.payload["name"])
+    print(status(Path("features.db")).state)
 
-Names are imported on first use, so ``import resumer`` stays cheap.
+Names are imported on first use, so ``import resumer`` stays cheap; for type
+checkers they are the real, typed functions and classes (the package ships
+``py.typed``).
 """
 
 from __future__ import annotations
 
 from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:  # what the lazy names below resolve to, for mypy and editors
+    from resumer.api import nodes as export
+    from resumer.api import resume, status
+    from resumer.api import start as run
+    from resumer.config import Job, job_from_dict, load_job
+    from resumer.errors import ResumerError
+    from resumer.reports import JobStatus, Node
+    from resumer.runner import Outcome
 
 _EXPORTS = {
     "Job": ("resumer.config", "Job"),
@@ -28,10 +40,25 @@ _EXPORTS = {
     "resume": ("resumer.api", "resume"),
     "export": ("resumer.api", "nodes"),
     "status": ("resumer.api", "status"),
+    "Node": ("resumer.reports", "Node"),
+    "JobStatus": ("resumer.reports", "JobStatus"),
     "Outcome": ("resumer.runner", "Outcome"),
     "ResumerError": ("resumer.errors", "ResumerError"),
 }
-__all__ = ["__version__", *_EXPORTS]
+__all__ = [
+    "Job",
+    "JobStatus",
+    "Node",
+    "Outcome",
+    "ResumerError",
+    "__version__",
+    "export",
+    "job_from_dict",
+    "load_job",
+    "resume",
+    "run",
+    "status",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -13,37 +13,31 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import stat
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from resumer import lock, logs
-from resumer.alerts import Alerts, Rules
-from resumer.backups import PeriodicBackup, last_backup_advice
-from resumer.client import Client, pool_for, read_source_file
-from resumer.config import Job, load_job, parse_job
+from resumer import lock
+from resumer.backups import last_backup_advice
+from resumer.config import Job, parse_job
 from resumer.errors import CheckpointError, ConfigError, DamagedError
 from resumer.estimate import eta_seconds, remaining_queries
 from resumer.exporter import (
     FORMATS,
-    FlatNode,
     flat_nodes,
     output_file,
     write_export,
     write_rows,
 )
 from resumer.model import STATUSES, LiveFigures
-from resumer.runner import Outcome, Policies, Runner, install_signal_handlers
-from resumer.store import Counts, FailedNode, Store, check_new, inspect
-from resumer.template import Template
-from resumer.tls import ssl_context
+from resumer.reports import JobStatus, Node
+from resumer.store import Counts, FailedNode, Store
 
 if TYPE_CHECKING:
-    from resumer.metrics import Metrics
+    from resumer.runner import Outcome
 
 log = logging.getLogger(__name__)
 
@@ -69,27 +63,15 @@ def start(
 ) -> Outcome:
     """Create the checkpoint for ``job_file`` (a path, or a ``Job``) in ``db``; run the job.
 
-    ``metrics_port`` overrides the job file's ``[metrics] port``.
-
-    Everything the job file needs is checked before the database is created,
-    so a refused job file leaves no database behind.
+    ``metrics_port`` overrides the job file's ``[metrics] port``. Everything the
+    job file needs is checked before the database is created, so a refused job
+    file leaves no database behind.
     """
-    job = job_file if isinstance(job_file, Job) else load_job(job_file)
-    job.environment()
-    ssl_context(job.request.tls, origin=job.origin, warn=False)  # a bad PEM file: refused now
-    if job.source.file is not None:
-        _check_source_file(job.source.file)
-        for _ in read_source_file(job.source.file, job.response):
-            pass  # a bad source file is refused now, not mid-run
-    with _naming_backups(db):
-        check_new(db)  # before the lock file: a refused database leaves nothing beside it
-    with lock.JobLock(db), _naming_backups(db):
-        store = Store.create(db, job.text, job.origin, str(job.base_dir))
-        try:
-            log.info("job %s: started in %s", job.origin, db)
-            return _run(job, store, progress, handle_signals, metrics_port)
-        finally:
-            store.close()
+    from resumer import crawl  # the run side: only a run loads httpx and the rest
+
+    return crawl.start(
+        job_file, db, progress=progress, handle_signals=handle_signals, metrics_port=metrics_port
+    )
 
 
 def resume(
@@ -104,22 +86,15 @@ def resume(
 
     ``retry_failed`` first puts failed nodes back to pending.
     """
-    with _naming_backups(db):
-        record = inspect(db, write=True)  # read-only: a refused file is left as it was
-    # A job that cannot run is refused before the lock file, or an upgrade, is written.
-    parse_job(record.text, record.origin, Path(record.base_dir)).environment()
-    with lock.JobLock(db), _naming_backups(db):
-        store = Store.open(db)
-        try:
-            job = stored_job(store)
-            job.environment()
-            if retry_failed:
-                count = store.retry_failed()
-                log.info("%d failed node(s) are pending again", count)
-            log.info("job %s: resumed from %s", job.origin, db)
-            return _run(job, store, progress, handle_signals, metrics_port)
-        finally:
-            store.close()
+    from resumer import crawl
+
+    return crawl.resume(
+        db,
+        progress=progress,
+        handle_signals=handle_signals,
+        retry_failed=retry_failed,
+        metrics_port=metrics_port,
+    )
 
 
 def stored_job(store: Store, *, lenient: bool = False) -> Job:
@@ -127,104 +102,6 @@ def stored_job(store: Store, *, lenient: bool = False) -> Job:
     accepted (checks added since are not applied: ``config.parse_job``)."""
     record = store.job()
     return parse_job(record.text, record.origin, Path(record.base_dir), lenient=lenient)
-
-
-def _check_source_file(path: Path) -> None:
-    """A source file is read twice (checked now, loaded by the run): a regular file."""
-    try:
-        mode = path.stat().st_mode
-    except OSError:
-        return  # missing or unreadable: reading it says so
-    if stat.S_ISDIR(mode):
-        raise ConfigError(f"{path}: is a folder, not a source file (source.file)")
-    if not stat.S_ISREG(mode):
-        raise ConfigError(f"{path}: not a regular file (source.file is read more than once)")
-
-
-def _run(
-    job: Job,
-    store: Store,
-    progress: ProgressFactory,
-    handle_signals: bool,
-    metrics_port: int | None,
-) -> Outcome:
-    env = job.environment()
-    logs.protect(job.secrets(env))  # the ${VAR} values, and a password in request.proxy
-    logs.set_job(Path(job.origin).name)
-    with pool_for(job, env) as http:
-        policies = Policies(job)
-        client = Client(job, env, http, policies.gate)
-        alerts = _alerts(job, store, policies, env)
-        runner = Runner(job, store, client, policies, alerts=alerts)
-        metrics = _metrics(job, runner, policies, metrics_port)
-        if metrics is not None:
-            runner.on_results = metrics.observe_results
-        if handle_signals:
-            install_signal_handlers(runner)
-        began = time.monotonic()
-        try:
-            with (
-                PeriodicBackup(store, store.path, job.backup.every, job.backup.keep),
-                progress(runner.counts, job.crawl.max_depth, runner.live_figures),
-            ):
-                outcome = runner.run()
-        finally:
-            if metrics is not None:
-                metrics.close()
-            if alerts is not None:
-                alerts.close()
-    log.info(
-        "job %s: %s after %.1fs; %d queries stored, %d failed node(s)",
-        job.origin,
-        "stopped" if outcome.stopped else ("complete" if outcome.complete else "finished"),
-        time.monotonic() - began,
-        outcome.queries,
-        outcome.failed,
-    )
-    return outcome
-
-
-def _alerts(job: Job, store: Store, policies: Policies, env: Mapping[str, str]) -> Alerts | None:
-    """The job's alert rules, if it has any, picking up the states an earlier run left."""
-    settings = job.alerts
-    rules = Rules(
-        settings.error_rate,
-        settings.window,
-        settings.breaker_open,
-        settings.stall,
-        settings.failed_nodes,
-    )
-    if not rules.any:
-        return None
-    webhook = Template.compile(settings.webhook).bind_env(env).render({}) or None
-    alerts = Alerts(rules, job=Path(job.origin).name, states=store.alert_states(), webhook=webhook)
-    policies.gate.observers.append(alerts.observe_call)
-    return alerts
-
-
-def _metrics(job: Job, runner: Runner, policies: Policies, port: int | None) -> Metrics | None:
-    """The run's Prometheus metrics, served if a port is set (the option, or the job's)."""
-    port = job.metrics.port if port is None else port
-    if not port:
-        return None
-    from resumer.metrics import Metrics
-
-    metrics = Metrics(
-        counts=runner.counts,
-        in_flight=lambda: policies.limiter.in_flight,
-        limit=lambda: policies.limiter.limit,
-        breaker=lambda: policies.breaker.state,
-        send_rate=lambda: policies.pacer.rate,
-        progress=runner.live_figures,
-    )
-    try:
-        metrics.serve(port, job.metrics.host)
-    except OSError as error:
-        raise ConfigError(
-            f"metrics: cannot listen on {job.metrics.host}:{port} ({error.strerror})"
-        ) from error
-    policies.gate.observers.append(metrics.observe_call)
-    return metrics
 
 
 @contextlib.contextmanager
@@ -286,9 +163,14 @@ def opened(db: Path) -> Iterator[Store]:
         store.close()
 
 
-def status(db: Path) -> dict[str, Any]:
-    """The job's state and counts (the contracted ``status --json`` keys first), then its
-    timings, pace, retries, the policies' state and an estimate of the time left."""
+def status(db: Path) -> JobStatus:
+    """The job's state and counts, timings, pace, retries, the policies' state and an
+    estimate of the time left: the data of ``status --json`` (``.as_json()`` gives it)."""
+    return JobStatus.from_json(_status_document(db))
+
+
+def _status_document(db: Path) -> dict[str, Any]:
+    """The ``status --json`` document (the contracted keys first)."""
     with opened(db) as store:
         job = stored_job(store, lenient=True)
         counts = store.counts()
@@ -355,11 +237,16 @@ def failed(db: Path) -> Iterator[FailedNode]:
         yield from store.failed_nodes()
 
 
-def nodes(db: Path, *, partial: bool = False, level: int | None = None) -> Iterator[FlatNode]:
+def nodes(db: Path, *, partial: bool = False, level: int | None = None) -> Iterator[Node]:
     """The exported nodes of ``db``, one at a time, depth-first in API order (constant
-    memory): ``level, id, name, type, parent_id, path, payload`` (the payload's JSON text)."""
+    memory); each payload as a Python object.
+
+    >>> for node in nodes(Path("features.db"), level=2):   # doctest: +SKIP
+    ...     print(node.path, node.payload["name"])
+    """
     with opened(db) as store:
-        yield from flat_nodes(store, partial=partial, level=level)
+        for row in flat_nodes(store, partial=partial, level=level):
+            yield Node.of(row)
 
 
 def export(

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -21,7 +21,9 @@ from rich.console import Console
 from resumer import api, logs
 from resumer.config import load_job, one_line
 from resumer.errors import AuthError, CheckpointError, ConfigError, ResumerError
-from resumer.runner import Outcome
+
+if TYPE_CHECKING:
+    from resumer.runner import Outcome
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -232,7 +234,7 @@ def resume(
     """Continue the job stored in the checkpoint, exactly where it stopped."""
     _logging(log_level, log_file, log_format)
     with _errors():
-        info = None if retry_failed else api.status(db)
+        info = None if retry_failed else api.status(db).as_json()
         if info is not None and info["state"] in ("complete", "failed"):
             failed = info["failed"]
             if info["state"] == "complete":
@@ -267,7 +269,7 @@ def status(
 ) -> None:
     """Show the job's state, pace, ETA and node counts per level and status (read-only)."""
     with _errors():
-        info = api.status(db)
+        info = api.status(db).as_json()
     if as_json:
         print(json.dumps(info))
         return
@@ -282,7 +284,7 @@ def status(
         try:
             while info["state"] == "running":
                 time.sleep(every)
-                info = api.status(db)
+                info = api.status(db).as_json()
                 live.update(status_table(info), refresh=True)
         except KeyboardInterrupt:
             pass

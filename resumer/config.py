@@ -545,7 +545,7 @@ def _strings_in(value: Any) -> list[str]:
     return [value] if isinstance(value, str) else []
 
 
-def job_from_dict(settings: Mapping[str, Any], base_dir: Path | None = None) -> Job:
+def job_from_dict(settings: Mapping[str, object], base_dir: Path | None = None) -> Job:
     """A job built in code: the same tables as a job file, validated the same way.
 
     >>> job = job_from_dict({"source": {"file": "r.csv"}, "request": {"url": "http://h/c"}})

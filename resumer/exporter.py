@@ -48,6 +48,7 @@ class FlatNode(NamedTuple):
     parent_id: str  # "" for a level-1 node
     path: str  # the ids from the root, each percent-encoded, joined by "/"
     payload: str  # the item's JSON text
+    status: str = "complete"  # not a column of the row exports
 
 
 def _roots(store: Store, partial: bool) -> Iterator[NodeRow]:
@@ -92,7 +93,9 @@ def _flatten(
 ) -> Iterator[FlatNode]:
     path = f"{parent_path}/{quote(node.id, safe='')}" if parent_path else quote(node.id, safe="")
     if only is None or node.level == only:
-        yield FlatNode(node.level, node.id, node.name, node.type, parent_id, path, node.payload)
+        yield FlatNode(
+            node.level, node.id, node.name, node.type, parent_id, path, node.payload, node.status
+        )
     if only is None or node.level < only:
         for child in reader.children(node.node):
             yield from _flatten(reader, child, node.id, path, only)
@@ -107,7 +110,7 @@ def write_rows(
         writer = csv.writer(out)
         writer.writerow(COLUMNS)
         for node in flat_nodes(store, partial=partial, level=level):
-            writer.writerow(node)
+            writer.writerow(node[: len(COLUMNS)])
             rows += 1
         return rows
     for node in flat_nodes(store, partial=partial, level=level):

@@ -20,10 +20,12 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
-
-from rich.console import Console
+from typing import TYPE_CHECKING
 
 from resumer.template import Redactor
+
+if TYPE_CHECKING:  # rich is the CLI's: a library user's import never loads it
+    from rich.console import Console
 
 PLAIN_FORMAT = "%(asctime)s %(levelname)s [%(job)s%(where)s] %(message)s"
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")

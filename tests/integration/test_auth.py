@@ -42,7 +42,7 @@ def exported(db: Path) -> object:
 
 
 def status(db: Path) -> dict[str, Any]:
-    return api.status(db)
+    return api.status(db).as_json()
 
 
 def resumed(db: Path, monkeypatch: pytest.MonkeyPatch, **environ: str) -> int:

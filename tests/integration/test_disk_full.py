@@ -98,7 +98,7 @@ def test_a_checkpoint_whose_wal_holds_what_its_main_file_lacks_is_opened_by_ever
     # VACUUM rewrites every page: in WAL mode all of them land in the WAL.
     cut = cut_checkpoint(db, tmp_path / "cut.db", write="VACUUM")
     assert api.check(cut) == []
-    assert api.status(cut)["state"] == "complete"
+    assert api.status(cut).state == "complete"
     assert list(api.failed(cut)) == []
     assert exported(cut) == TREE.expected_export(4)
     done = resumer("resume", "--db", cut, cwd=tmp_path)

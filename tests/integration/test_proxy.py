@@ -196,7 +196,7 @@ def test_a_wrong_proxy_password_is_masked_in_the_errors(
     assert guarded.refused >= 1 and origin.stats.received == 0
     logged = "\n".join(record.getMessage() for record in caplog.records)
     assert "407" in logged and "crawler:***" in logged and wrong not in logged
-    assert wrong not in (api.status(tmp_path / "r.db")["source_error"] or "")
+    assert wrong not in (api.status(tmp_path / "r.db").source_error or "")
 
 
 @pytest.mark.parametrize(

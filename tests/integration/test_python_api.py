@@ -30,11 +30,13 @@ def test_the_api_crawls_and_exports_what_the_cli_does(tmp_path: Path) -> None:
     assert outcome.exit_status == 0
     listed = cli("export", "--db", "cli.db", "--format", "jsonl", cwd=tmp_path / "cli")
     from_cli = [json.loads(line) for line in listed.stdout.splitlines()]
+    nodes = list(resumer.export(tmp_path / "api.db"))
     from_api = [
-        {**node._asdict(), "payload": json.loads(node.payload)}
-        for node in resumer.export(tmp_path / "api.db")
+        {key: getattr(node, key) for key in from_cli[0]}  # the payloads are Python objects
+        for node in nodes
     ]
     assert from_api == from_cli
+    assert {node.status for node in nodes} == {"complete"}
     assert len(from_api) == sum(1 for _ in TREE.walk(4))
 
 
@@ -49,4 +51,7 @@ def test_a_job_built_in_code_is_stored_and_resumes(tmp_path: Path) -> None:
         )
         assert resumer.run(job, tmp_path / "r.db").exit_status == 0
         assert resumer.resume(tmp_path / "r.db").exit_status == 0
-    assert resumer.status(tmp_path / "r.db")["state"] == "complete"
+    status = resumer.status(tmp_path / "r.db")
+    assert status.state == "complete"
+    printed = cli("status", "--json", "--db", "r.db", cwd=tmp_path).stdout
+    assert status.as_json() == json.loads(printed)

@@ -126,7 +126,7 @@ def test_an_untrusted_ca_fails_with_one_line_naming_the_fix(tmp_path: Path, http
     assert "resume with: resumer resume --db r.db" in done.stderr
     assert https.stats.received == 0  # refused at the handshake: no request was read
     state = api.status(tmp_path / "r.db")
-    assert (state["state"], state["failed"]) == ("stopped", 0)
+    assert (state.state, state.failed) == ("stopped", 0)
 
 
 class HandshakeOnly:

@@ -1,0 +1,193 @@
+"""Running a job: start and resume, with the client, policies, runner, metrics and alerts.
+
+``api.start`` and ``api.resume`` call into here, importing it only then: this
+is the side of the library that needs httpx, tenacity and prometheus_client,
+so the read-only commands (``status``, ``export``, ``failed``) never load them.
+"""
+
+from __future__ import annotations
+
+import logging
+import stat
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from resumer import lock, logs
+from resumer.alerts import Alerts, Rules
+from resumer.api import ProgressFactory, _naming_backups, _no_progress, stored_job
+from resumer.backups import PeriodicBackup
+from resumer.client import Client, pool_for, read_source_file
+from resumer.config import Job, load_job, parse_job
+from resumer.errors import ConfigError
+from resumer.runner import Outcome, Policies, Runner, install_signal_handlers
+from resumer.store import Store, check_new, inspect
+from resumer.template import Template
+from resumer.tls import ssl_context
+
+if TYPE_CHECKING:
+    from resumer.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+
+def start(
+    job_file: Path | Job,
+    db: Path,
+    *,
+    progress: ProgressFactory = _no_progress,
+    handle_signals: bool = False,
+    metrics_port: int | None = None,
+) -> Outcome:
+    """Create the checkpoint for ``job_file`` (a path, or a ``Job``) in ``db``; run the job.
+
+    ``metrics_port`` overrides the job file's ``[metrics] port``.
+
+    Everything the job file needs is checked before the database is created,
+    so a refused job file leaves no database behind.
+    """
+    job = job_file if isinstance(job_file, Job) else load_job(job_file)
+    job.environment()
+    ssl_context(job.request.tls, origin=job.origin, warn=False)  # a bad PEM file: refused now
+    if job.source.file is not None:
+        _check_source_file(job.source.file)
+        for _ in read_source_file(job.source.file, job.response):
+            pass  # a bad source file is refused now, not mid-run
+    with _naming_backups(db):
+        check_new(db)  # before the lock file: a refused database leaves nothing beside it
+    with lock.JobLock(db), _naming_backups(db):
+        store = Store.create(db, job.text, job.origin, str(job.base_dir))
+        try:
+            log.info("job %s: started in %s", job.origin, db)
+            return _run(job, store, progress, handle_signals, metrics_port)
+        finally:
+            store.close()
+
+
+def resume(
+    db: Path,
+    *,
+    progress: ProgressFactory = _no_progress,
+    handle_signals: bool = False,
+    retry_failed: bool = False,
+    metrics_port: int | None = None,
+) -> Outcome:
+    """Continue the job stored in ``db`` from its checkpoint.
+
+    ``retry_failed`` first puts failed nodes back to pending.
+    """
+    with _naming_backups(db):
+        record = inspect(db, write=True)  # read-only: a refused file is left as it was
+    # A job that cannot run is refused before the lock file, or an upgrade, is written.
+    parse_job(record.text, record.origin, Path(record.base_dir)).environment()
+    with lock.JobLock(db), _naming_backups(db):
+        store = Store.open(db)
+        try:
+            job = stored_job(store)
+            job.environment()
+            if retry_failed:
+                count = store.retry_failed()
+                log.info("%d failed node(s) are pending again", count)
+            log.info("job %s: resumed from %s", job.origin, db)
+            return _run(job, store, progress, handle_signals, metrics_port)
+        finally:
+            store.close()
+
+
+def _check_source_file(path: Path) -> None:
+    """A source file is read twice (checked now, loaded by the run): a regular file."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return  # missing or unreadable: reading it says so
+    if stat.S_ISDIR(mode):
+        raise ConfigError(f"{path}: is a folder, not a source file (source.file)")
+    if not stat.S_ISREG(mode):
+        raise ConfigError(f"{path}: not a regular file (source.file is read more than once)")
+
+
+def _run(
+    job: Job,
+    store: Store,
+    progress: ProgressFactory,
+    handle_signals: bool,
+    metrics_port: int | None,
+) -> Outcome:
+    env = job.environment()
+    logs.protect(job.secrets(env))  # the ${VAR} values, and a password in request.proxy
+    logs.set_job(Path(job.origin).name)
+    with pool_for(job, env) as http:
+        policies = Policies(job)
+        client = Client(job, env, http, policies.gate)
+        alerts = _alerts(job, store, policies, env)
+        runner = Runner(job, store, client, policies, alerts=alerts)
+        metrics = _metrics(job, runner, policies, metrics_port)
+        if metrics is not None:
+            runner.on_results = metrics.observe_results
+        if handle_signals:
+            install_signal_handlers(runner)
+        began = time.monotonic()
+        try:
+            with (
+                PeriodicBackup(store, store.path, job.backup.every, job.backup.keep),
+                progress(runner.counts, job.crawl.max_depth, runner.live_figures),
+            ):
+                outcome = runner.run()
+        finally:
+            if metrics is not None:
+                metrics.close()
+            if alerts is not None:
+                alerts.close()
+    log.info(
+        "job %s: %s after %.1fs; %d queries stored, %d failed node(s)",
+        job.origin,
+        "stopped" if outcome.stopped else ("complete" if outcome.complete else "finished"),
+        time.monotonic() - began,
+        outcome.queries,
+        outcome.failed,
+    )
+    return outcome
+
+
+def _alerts(job: Job, store: Store, policies: Policies, env: Mapping[str, str]) -> Alerts | None:
+    """The job's alert rules, if it has any, picking up the states an earlier run left."""
+    settings = job.alerts
+    rules = Rules(
+        settings.error_rate,
+        settings.window,
+        settings.breaker_open,
+        settings.stall,
+        settings.failed_nodes,
+    )
+    if not rules.any:
+        return None
+    webhook = Template.compile(settings.webhook).bind_env(env).render({}) or None
+    alerts = Alerts(rules, job=Path(job.origin).name, states=store.alert_states(), webhook=webhook)
+    policies.gate.observers.append(alerts.observe_call)
+    return alerts
+
+
+def _metrics(job: Job, runner: Runner, policies: Policies, port: int | None) -> Metrics | None:
+    """The run's Prometheus metrics, served if a port is set (the option, or the job's)."""
+    port = job.metrics.port if port is None else port
+    if not port:
+        return None
+    from resumer.metrics import Metrics
+
+    metrics = Metrics(
+        counts=runner.counts,
+        in_flight=lambda: policies.limiter.in_flight,
+        limit=lambda: policies.limiter.limit,
+        breaker=lambda: policies.breaker.state,
+        send_rate=lambda: policies.pacer.rate,
+        progress=runner.live_figures,
+    )
+    try:
+        metrics.serve(port, job.metrics.host)
+    except OSError as error:
+        raise ConfigError(
+            f"metrics: cannot listen on {job.metrics.host}:{port} ({error.strerror})"
+        ) from error
+    policies.gate.observers.append(metrics.observe_call)
+    return metrics
