@@ -56,7 +56,7 @@ if TYPE_CHECKING:
 
 # The newest Alembic revision this code knows; a test checks it is the head.
 # Knowing it lets a checkpoint already at head open without importing Alembic.
-SCHEMA_REVISION = "0006"
+SCHEMA_REVISION = "0007"
 MIN_SQLITE = (3, 35, 0)  # UPDATE ... RETURNING
 BUSY_TIMEOUT_MS = 60_000  # how long a writer waits for SQLite's lock
 SOURCE_NODE = 0  # the job's own row: its children are the level-1 nodes
@@ -112,6 +112,11 @@ HEAD_SCHEMA = (
         FOREIGN KEY(parent_id) REFERENCES nodes (id))""",
     "CREATE INDEX ix_nodes_running ON nodes (id) WHERE status = 'running'",
     "CREATE INDEX ix_nodes_pending ON nodes (level, priority DESC, id) WHERE status = 'pending'",
+    """CREATE TABLE counts (
+        level INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        n INTEGER NOT NULL,
+        PRIMARY KEY (level, status))""",
 )
 
 
@@ -498,9 +503,12 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
-        """Many writes in one IMMEDIATE transaction (group commit)."""
+        """Many writes in one IMMEDIATE transaction (group commit); the counts per level
+        and status move with them, in the same transaction."""
         with self._write() as cur:
-            yield Transaction(cur)
+            tx = Transaction(cur)
+            yield tx
+            tx.count_moves()
 
     def reset_running(self) -> int:
         """Nodes a dead or stopped run left ``running`` go back to ``pending``."""
@@ -554,20 +562,34 @@ class Store:
                     ids = ", ".join(str(row[0]) for row in found[:10])
                     more = " ..." if len(found) > 10 else ""
                     problems.append(f"{what}: node(s) {ids}{more}")
+        kept, counted = self.counts(), self.counted()
+        wrong = [
+            f"level {level} {status} {kept.get(level, {}).get(status, 0)} (counted {n})"
+            for level, by_status in counted.items()
+            for status, n in by_status.items()
+            if kept.get(level, {}).get(status, 0) != n
+        ] + [f"level {level} (no such nodes)" for level in kept.keys() - counted.keys()]
+        if wrong:
+            problems.append(f"kept counts differ from the nodes: {', '.join(wrong[:10])}")
         return problems
 
     # -- reads ---------------------------------------------------------------
 
     def counts(self) -> Counts:
-        """Nodes per level (1..) and status; every status present, zeros included."""
+        """Nodes per level (1..) and status; every status present, zeros included. Read
+        from the counts the writes keep (no scan: constant time whatever the tree)."""
         with self._read() as cur:
-            rows = cur.execute(
-                "SELECT level, status, count(*) FROM nodes WHERE level > 0 GROUP BY level, status"
-            ).fetchall()
-        counts: Counts = {}
-        for level, status, n in rows:
-            counts.setdefault(level, dict.fromkeys(STATUSES, 0))[status] = n
-        return counts
+            return _counts(cur.execute("SELECT level, status, n FROM counts WHERE n != 0"))
+
+    def counted(self) -> Counts:
+        """``counts``, by counting the nodes themselves (a scan: for ``check``)."""
+        with self._read() as cur:
+            return _counts(
+                cur.execute(
+                    "SELECT level, status, count(*) FROM nodes WHERE level > 0"
+                    " GROUP BY level, status"
+                )
+            )
 
     def alert_states(self) -> dict[str, str]:
         with self._read() as cur:
@@ -601,11 +623,8 @@ class Store:
 
     def retry_failed(self) -> int:
         """Put failed nodes back to pending; their ancestors are still waiting for them."""
-        with self._write() as cur:
-            cur.execute(
-                "UPDATE nodes SET status = 'pending', last_error = NULL WHERE status = 'failed'"
-            )
-            return cur.rowcount
+        with self.transaction() as tx:
+            return tx.retry_failed()
 
     def source_status(self) -> str:
         """The status of the job's own node: ``complete`` once every level-1 tree is."""
@@ -675,6 +694,27 @@ class Transaction:
                 health.send_rate_reason,
             ),
         )
+
+    def count_moves(self) -> None:
+        """Apply what this transaction moved to the kept counts (done at its end)."""
+        changed = [
+            (level, status, n) for (level, status), n in self.moves.items() if level > 0 and n
+        ]
+        if changed:
+            self._cur.executemany(
+                "INSERT INTO counts (level, status, n) VALUES (?, ?, ?)"
+                " ON CONFLICT (level, status) DO UPDATE SET n = n + excluded.n",
+                changed,
+            )
+
+    def retry_failed(self) -> int:
+        rows = self._cur.execute(
+            "UPDATE nodes SET status = 'pending', last_error = NULL WHERE status = 'failed'"
+            " RETURNING level"
+        ).fetchall()
+        for (level,) in rows:
+            self._moved(level, "failed", "pending")
+        return len(rows)
 
     def reset_running(self) -> int:
         rows = self._cur.execute(
@@ -916,6 +956,13 @@ _INVARIANTS = (
 )
 
 
+def _counts(rows: Iterable[tuple[int, str, int]]) -> Counts:
+    counts: Counts = {}
+    for level, status, n in rows:
+        counts.setdefault(level, dict.fromkeys(STATUSES, 0))[status] = n
+    return counts
+
+
 def _complete_upward(
     cur: sqlite3.Cursor, completed: Counter[int], now: float, moves: Moves
 ) -> None:
@@ -942,7 +989,7 @@ def _complete_upward(
         completed = above
 
 
-CHECKPOINT_TABLES = frozenset({"alembic_version", "job", "nodes"})
+CHECKPOINT_TABLES = frozenset({"alembic_version", "job", "nodes", "counts"})
 
 
 class _Found(NamedTuple):

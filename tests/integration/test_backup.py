@@ -31,6 +31,22 @@ def test_a_backup_taken_mid_run_checks_out_and_resumes_to_the_whole_tree(
     assert export_json(tmp_path / "b.db", tmp_path) == TREE.expected_export(4)
 
 
+def test_check_names_kept_counts_that_differ_from_the_nodes(tmp_path: Path) -> None:
+    with fake_api(TREE) as server:
+        job = write_job(tmp_path, server.url)
+        assert resumer("start", job, "--db", "r.db", cwd=tmp_path).returncode == 0
+    assert resumer("check", "--db", "r.db", cwd=tmp_path).returncode == 0
+    with sqlite3.connect(tmp_path / "r.db") as db:
+        (complete,) = db.execute("SELECT n FROM counts WHERE level = 2 AND status = 'complete'")
+        db.execute("UPDATE counts SET n = n - 2 WHERE level = 2 AND status = 'complete'")
+    done = resumer("check", "--db", "r.db", cwd=tmp_path)
+    assert done.returncode == 1
+    assert (
+        f"kept counts differ from the nodes: level 2 complete {complete[0] - 2}"
+        f" (counted {complete[0]})"
+    ) in done.stderr
+
+
 def test_check_names_a_broken_counter(tmp_path: Path) -> None:
     with fake_api(TREE, broken=frozenset({"F1"})) as server:
         job = write_job(tmp_path, server.url)

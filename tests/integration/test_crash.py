@@ -38,6 +38,11 @@ def check_checkpoint(db: Path) -> int:
             " (SELECT 1 FROM nodes AS c WHERE c.parent_id = n.id AND c.status != 'complete')"
         ).fetchone()[0]
         assert complete_over_open == 0
+        kept = conn.execute("SELECT level, status, n FROM counts WHERE n != 0 ORDER BY 1, 2")
+        counted = conn.execute(
+            "SELECT level, status, count(*) FROM nodes WHERE level > 0 GROUP BY 1, 2 ORDER BY 1, 2"
+        )
+        assert kept.fetchall() == counted.fetchall()  # the kept counts moved with every commit
         return int(
             conn.execute("SELECT count(*) FROM nodes WHERE status = 'running'").fetchone()[0]
         )

@@ -204,7 +204,7 @@ def test_a_new_checkpoint_has_the_schema_the_migrations_build(tmp_path: Path) ->
     migrated = tmp_path / "migrated.db"
     _alembic(migrated, "upgrade", "head")
     assert _schema(created.path) == _schema(migrated)
-    assert len(_schema(migrated)) == 7  # 3 tables, 2 automatic indexes, 2 partial ones
+    assert len(_schema(migrated)) == 9  # 4 tables, 3 automatic indexes, 2 partial ones
 
 
 def _schema(path: Path) -> list[tuple[str, str, str | None]]:
@@ -265,8 +265,8 @@ def _downgrade_to_first(path: Path) -> None:
 
 def test_the_moves_of_each_transaction_keep_a_tally_equal_to_the_counts(store: Store) -> None:
     """A random crawl of claims, children, leaves, failures, releases, late repeats and
-    resets: after every transaction, the tally kept from its moves equals a count of
-    the table."""
+    resets, failed nodes retried: after every transaction, the tally kept from its moves
+    and the counts the store keeps equal a count of the table."""
     import random
 
     from resumer.store import Tally
@@ -275,6 +275,7 @@ def test_the_moves_of_each_transaction_keep_a_tally_equal_to_the_counts(store: S
     load_roots(store, *(f"R{i}" for i in range(6)))
     tally = Tally(store.counts())
     done: list[Children] = []
+    retried, seen = 0, set()
     for step in range(60):
         with store.transaction() as tx:
             results: list[Children | Failure | Release] = []
@@ -294,10 +295,14 @@ def test_the_moves_of_each_transaction_keep_a_tally_equal_to_the_counts(store: S
             tx.save(results, LEAF)
             if step % 20 == 19:
                 tx.reset_running()
+            if step in (30, 40):
+                retried += tx.retry_failed()
         tally.apply(tx.moves)
-        assert tally.counts() == store.counts(), f"step {step}"
-    totals = {s: sum(c[s] for c in store.counts().values()) for s in STATUSES}
-    assert totals["complete"] and totals["failed"] and totals["waiting"]  # all were met
+        # the tally, the counts the store keeps, and a real count of the nodes agree
+        assert tally.counts() == store.counts() == store.counted(), f"step {step}"
+        seen |= {status for c in store.counts().values() for status, n in c.items() if n}
+    assert seen == set(STATUSES)  # every status was met
+    assert retried  # and some failed nodes were put back
 
 
 def test_the_source_list_is_stored_in_chunks_all_in_order(store: Store) -> None:
