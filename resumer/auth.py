@@ -36,7 +36,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote_plus, urlencode
 
 import httpx
@@ -45,6 +45,9 @@ from resumer.config import Job, header_value_problem
 from resumer.errors import AuthError, QueryError, describe
 from resumer.policies.retry import Retrier, RetryPolicy, Stopped
 from resumer.template import Template
+
+if TYPE_CHECKING:  # client imports this module: the protocol is for the type checker only
+    from resumer.client import HTTP
 
 log = logging.getLogger(__name__)
 
@@ -218,27 +221,6 @@ class Authorizer:
         return credential
 
 
-class _HTTP(Protocol):
-    """What the authorizer needs of the run's HTTP side (``client.HTTP``, with a body)."""
-
-    @property
-    def headers(self) -> httpx.Headers: ...
-
-    @property
-    def timeout(self) -> httpx.Timeout: ...
-
-    def request(
-        self,
-        method: str,
-        url: str,
-        *,
-        json: Any = ...,
-        headers: Any = ...,
-        timeout: Any = ...,
-        content: Any = ...,
-    ) -> httpx.Response: ...
-
-
 class AuthorizedHTTP:
     """An HTTP side whose calls carry the authorizer's ``Authorization``; a call
     answered 401 is sent once more with the renewed value (the renewal shared by
@@ -247,7 +229,7 @@ class AuthorizedHTTP:
     >>> http = AuthorizedHTTP(httpx.Client(), Authorizer(static="Basic dTpw"))  # doctest: +SKIP
     """
 
-    def __init__(self, http: _HTTP, authorizer: Authorizer) -> None:
+    def __init__(self, http: HTTP, authorizer: Authorizer) -> None:
         self.http = http
         self.authorizer = authorizer
 
@@ -295,7 +277,7 @@ class ClientCredentials:
 
     def __init__(
         self,
-        http: _HTTP,
+        http: HTTP,
         url: str,
         client_id: str,
         client_secret: str,
@@ -478,7 +460,7 @@ def _b64(text: str) -> str:
 def authorizer_for(
     job: Job,
     env: Mapping[str, str],
-    http: _HTTP,
+    http: HTTP,
     *,
     stop: threading.Event,
     protect: Callable[[Iterable[str]], None] = _nothing,

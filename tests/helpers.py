@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -34,6 +35,26 @@ def write_job(folder: Path, url: str, name: str = "job.toml", **kwargs: Any) -> 
     path = folder / name
     path.write_text(job_text(url, **kwargs), encoding="utf-8")
     return path
+
+
+def write_request_job(folder: Path, url: str, extra: str, *, max_depth: int) -> Path:
+    """A job file whose ``[request]`` table ends with ``extra`` (keys, or a sub-table)."""
+    request = f'[request]\nurl = "{url}/children"\ntimeout = 10.0\n{extra}'
+    path = folder / "job.toml"
+    path.write_text(job_text(url, max_depth=max_depth, request=request), encoding="utf-8")
+    return path
+
+
+def crawl_in_process(job: Path) -> Any:
+    """Start ``job`` in-process (checkpoint ``r.db`` beside it); expect it complete and
+    return its export."""
+    from resumer import api
+
+    db = job.parent / "r.db"
+    assert api.start(job, db).exit_status == 0
+    out = io.StringIO()
+    api.export(db, out)
+    return json.loads(out.getvalue())
 
 
 @contextmanager

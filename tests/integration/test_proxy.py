@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import base64
 import http.client
-import io
-import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,7 +21,7 @@ import pytest
 from resumer import api
 from resumer.errors import ConfigError
 from resumer.fakeapi import FakeAPI, FakeTree
-from tests.helpers import job_text
+from tests.helpers import crawl_in_process, write_request_job
 
 TREE = FakeTree(seed=9, roots=3, fanout=(3, 2))
 DEPTH = 3
@@ -135,18 +133,10 @@ def no_proxy_from_the_shell(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def write_proxy_job(folder: Path, url: str, proxy: str | None = None) -> Path:
     line = f'proxy = "{proxy}"\n' if proxy else ""
-    request = f'[request]\nurl = "{url}/children"\ntimeout = 10.0\n{line}'
-    path = folder / "job.toml"
-    path.write_text(job_text(url, max_depth=DEPTH, request=request), encoding="utf-8")
-    return path
+    return write_request_job(folder, url, line, max_depth=DEPTH)
 
 
-def crawl(job: Path) -> Any:
-    db = job.parent / "r.db"
-    assert api.start(job, db).exit_status == 0
-    out = io.StringIO()
-    api.export(db, out)
-    return json.loads(out.getvalue())
+crawl = crawl_in_process
 
 
 def test_request_proxy_sends_every_call_through_it(

@@ -7,15 +7,12 @@ on 127.0.0.1 (``FakeAPI(tls=...)``).
 
 from __future__ import annotations
 
-import io
-import json
 import logging
 import socket
 import ssl
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import trustme
@@ -23,7 +20,7 @@ import trustme
 from resumer import api
 from resumer.errors import ConfigError
 from resumer.fakeapi import FakeAPI, FakeTree
-from tests.helpers import job_text, resumer
+from tests.helpers import crawl_in_process, resumer, write_request_job
 
 TREE = FakeTree(seed=5, roots=3, fanout=(3, 2))
 DEPTH = 3
@@ -57,18 +54,10 @@ def mutual(ca: trustme.CA) -> Iterator[FakeAPI]:
 
 def write_tls_job(folder: Path, url: str, tls: str = "") -> Path:
     extra = f"[request.tls]\n{tls}" if tls else ""
-    request = f'[request]\nurl = "{url}/children"\ntimeout = 10.0\n{extra}'
-    path = folder / "job.toml"
-    path.write_text(job_text(url, max_depth=DEPTH, request=request), encoding="utf-8")
-    return path
+    return write_request_job(folder, url, extra, max_depth=DEPTH)
 
 
-def crawl(job: Path) -> Any:
-    db = job.parent / "r.db"
-    assert api.start(job, db).exit_status == 0
-    out = io.StringIO()
-    api.export(db, out)
-    return json.loads(out.getvalue())
+crawl = crawl_in_process
 
 
 def test_a_private_ca_is_trusted_with_ca_bundle(
