@@ -45,6 +45,8 @@ def migrate(path: Path, action: str, revision: str) -> None:
         config.attributes["connection"] = conn
         getattr(command, action)(config, revision)
     engine.dispose()
+    with sqlite3.connect(path) as conn:  # everything in the main file, as a clean close leaves it
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 def statuses(path: Path) -> Counter[str]:
