@@ -7,7 +7,7 @@ a ``Client`` on the production HTTP side (``ClientPool``) and gate (breaker,
 adaptive pacer and limit). The property: ``Client.query`` returns a list of
 ``Item`` or raises ``QueryError``; the header parsers return a value or None.
 
-Profiles: ``ci`` (the default: few examples, derandomized, no database) and
+Profiles: ``ci`` (tests/conftest.py; the default: few examples, derandomized, no database) and
 ``long`` (thousands of examples, shrunk, for runs by hand; pytest-timeout's 120 s
 per test is too short for it)::
 
@@ -18,19 +18,15 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 import threading
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import httpx
 import pytest
 import respx
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
-from hypothesis.database import DirectoryBasedExampleDatabase
 
 from resumer.client import (
     Client,
@@ -56,16 +52,6 @@ from tests.unit.test_fuzz_config import tables_of, toml_value, toml_values
 # The profiles are set here, not in tests/conftest.py, which predates them. In CI a
 # failure is not shrunk (shrinking a big answer takes longer than the whole suite):
 # the answers found so far are pinned, minimal, in the FOUND_* tests below.
-_SLOW_DATA = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example]
-settings.register_profile(
-    "ci", max_examples=60, deadline=None, derandomize=True, database=None, print_blob=True,
-    phases=[Phase.explicit, Phase.generate], suppress_health_check=_SLOW_DATA,
-)  # fmt: skip
-settings.register_profile(
-    "long", max_examples=5_000, deadline=None, suppress_health_check=_SLOW_DATA, print_blob=True,
-    database=DirectoryBasedExampleDatabase(Path(tempfile.gettempdir()) / "resumer-hypothesis"),
-)  # fmt: skip
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 BASE = "http://127.0.0.1:9"
 TASK = Task(node=5, level=2, id="A 1/x", name="Alpha", type="core", parent_id="P1")

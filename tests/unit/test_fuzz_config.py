@@ -6,7 +6,7 @@ every TOML type), random text and random bytes go through ``parse_job``,
 or raises ``ConfigError`` whose message is one line and names the origin —
 never a ``KeyError``, ``ValueError``, ``RecursionError``... from inside.
 
-Profiles: ``ci`` (the default: few examples, derandomized, no database) and
+Profiles: ``ci`` (tests/conftest.py; the default: few examples, derandomized, no database) and
 ``long`` (thousands of examples, shrunk, for runs by hand; pytest-timeout's 120 s
 per test is too short for it)::
 
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import os
 import tempfile
 import tomllib
 from collections.abc import Callable, Mapping
@@ -25,9 +24,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
-from hypothesis.database import DirectoryBasedExampleDatabase
 
 from resumer.config import (
     LEVEL_SCHEMA,
@@ -43,16 +41,6 @@ from resumer.errors import ConfigError
 # The profiles are set here, not in tests/conftest.py, which predates them. In CI a
 # failure is not shrunk (shrinking a big document takes longer than the whole suite):
 # the inputs found so far are pinned, minimal, in the FOUND_* tests below.
-_SLOW_DATA = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example]
-settings.register_profile(
-    "ci", max_examples=60, deadline=None, derandomize=True, database=None, print_blob=True,
-    phases=[Phase.explicit, Phase.generate], suppress_health_check=_SLOW_DATA,
-)  # fmt: skip
-settings.register_profile(
-    "long", max_examples=5_000, deadline=None, suppress_health_check=_SLOW_DATA, print_blob=True,
-    database=DirectoryBasedExampleDatabase(Path(tempfile.gettempdir()) / "resumer-hypothesis"),
-)  # fmt: skip
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 ORIGIN = "fuzz/job.toml"
 BUILT_IN_CODE = "<job built in code>"
