@@ -49,7 +49,9 @@ Figures per row (medians over the repeats):
 - ratio: allowed-rate s / wall s (goal >= 0.9);
 - calls: calls to /children, refused ones included; throttled: those answered 429/503;
   share: throttled / calls (goal <= 5%; <= 8% with the changing limit);
+- start s: from launch to the first call to /children (start-up, the level-1 list);
 - span s: from the first call to /children to the last;
+- tail s: from the last call to /children to resumer's exit;
 - peak/s: the most calls sent in any 1 s window (the client's send rate, not the
   server's acceptance);
 - follow s (changing limit only): seconds from the drop until the first 1 s window
@@ -454,6 +456,18 @@ class Result:
         return sent[-1] - sent[0] if sent else 0.0
 
     @property
+    def start(self) -> float:
+        """From launch to the first call to /children (start-up and the level-1 list)."""
+        sent = self.traffic.sent
+        return sent[0] - self.launch if sent else self.wall
+
+    @property
+    def tail(self) -> float:
+        """From the last call to /children to resumer's exit."""
+        sent = self.traffic.sent
+        return self.launch + self.wall - sent[-1] if sent else 0.0
+
+    @property
     def follow(self) -> float | None:
         low = self.low_phase()
         if low is None:
@@ -579,7 +593,7 @@ def fake_run(scenario: Scenario, folder: Path, rate: float, queries: int) -> Res
 
 HEADER = (
     "| scenario | wall s | allowed-rate s | ratio (goal >= 0.9) | calls | throttled"
-    " | share (goal <= 5%) | span s | peak/s | follow s | nodes complete / failed | exit | notes |"
+    " | share (goal <= 5%) | start s | span s | tail s | peak/s | follow s | nodes complete / failed | exit | notes |"
 )
 
 
@@ -617,7 +631,9 @@ def row(name: str, results: list[Result]) -> str:
         f"{median([len(r.traffic.sent) for r in results]):,.0f}",
         f"{median([r.traffic.throttled for r in results]):,.0f}",
         f"{median([r.share for r in results]):.1%}",
+        f"{median([r.start for r in results]):.2f}",
         f"{median([r.span for r in results]):.1f}",
+        f"{median([r.tail for r in results]):.2f}",
         f"{median([peak_per_second(r.traffic.sent) for r in results]):.0f}",
         seconds(median(follows)) if follows else "",
         f"{nodes.get('complete', 0):,} / {nodes.get('failed', 0):,}",

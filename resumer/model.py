@@ -21,6 +21,7 @@ class Task(NamedTuple):
     type: str
     parent_id: str  # the parent's id; "" for a level-1 node
     attempts: int = 0  # calls made for it by earlier claims
+    tries: int = 0  # calls made for it in this claim, before a throttle parked it
 
 
 class Item(NamedTuple):
@@ -60,6 +61,15 @@ class Release(NamedTuple):
 
 
 Result = Children | Failure | Release
+
+
+class Parked(NamedTuple):
+    """A query the server throttled, with attempts left: the node stays claimed and is
+    queried again once ``due`` (the runner's clock) has come, by whichever worker is
+    free, so the wait holds no worker."""
+
+    task: Task
+    due: float
 
 
 class LiveFigures(NamedTuple):

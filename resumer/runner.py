@@ -26,6 +26,8 @@ is) says how to resume.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
 import os
 import queue
@@ -47,7 +49,16 @@ from resumer.config import Job
 from resumer.errors import AuthError, QueryError, ResumerError, RunError, describe
 from resumer.estimate import eta_seconds, queries_done, remaining_queries
 from resumer.logs import node_context
-from resumer.model import Children, Failure, Item, LiveFigures, Release, Result, Task
+from resumer.model import (
+    Children,
+    Failure,
+    Item,
+    LiveFigures,
+    Parked,
+    Release,
+    Result,
+    Task,
+)
 from resumer.policies import (
     AdaptiveLimit,
     CircuitBreaker,
@@ -58,6 +69,7 @@ from resumer.policies import (
     Retrier,
     RetryPolicy,
     Stopped,
+    Throttled,
 )
 from resumer.policies.breaker import CLOSED
 from resumer.store import Counts, Health, PriorityOf, Store, Tally, Transaction, inherit
@@ -183,6 +195,8 @@ class Runner:
             level: queue.SimpleQueue() for level in job.queried_levels
         }
         self._outstanding = dict.fromkeys(job.queried_levels, 0)  # claimed, result not saved
+        self._parked: list[tuple[float, int, Task]] = []  # (due, order, task): throttled, a heap
+        self._park_order = itertools.count()
         self._maybe_pending: set[int] = set()
         self._levels_done: set[int] = set()
         self._threads: list[threading.Thread] = []
@@ -312,6 +326,7 @@ class Runner:
             self._evaluate_alerts(tx)
         if results:
             crashpoints.hit("after_save")
+        self._unpark()
         for level, tasks in claimed.items():
             crashpoints.hit("after_claim")
             if len(tasks) < self._claim_size(level):
@@ -323,6 +338,20 @@ class Runner:
         if self._exited:  # before shutdown, a worker ends only if it died: its node is lost
             self._worker_died()
         return True
+
+    def _unpark(self) -> None:
+        """Hand the parked tasks whose wait is over back to their level's workers."""
+        now = self.clock()
+        while self._parked and self._parked[0][0] <= now:
+            _, _, task = heapq.heappop(self._parked)
+            self._queues[task.level].put(task)
+
+    def _poll_timeout(self) -> float:
+        """How long the coordinator may wait for a result: POLL, or less if a parked task
+        comes due sooner."""
+        if not self._parked:
+            return POLL
+        return min(POLL, max(0.0, self._parked[0][0] - self.clock()))
 
     def _worker_died(self) -> NoReturn:
         """Raise for a worker thread that ended before the shutdown (a bug in the loop
@@ -342,11 +371,13 @@ class Runner:
             tx.set_alert_states(self.alerts.states)
 
     def _record_health(self, tx: Transaction) -> None:
-        """Keep the pace and the policies' state in the checkpoint, for ``status``."""
+        """Keep the pace and the policies' state in the checkpoint, for ``status``; tell the
+        pacer how much work is left (it stops probing near the end)."""
         now = self.clock()
         if now - self._health_at < HEALTH_EVERY:
             return
         self._health_at = now
+        self.policies.pacer.expect(remaining_queries(self._tally.counts(), self.leaf_level))
         self._paces.append((now, self._queried))
         while len(self._paces) > 2 and now - self._paces[0][0] > RATE_WINDOW:
             self._paces.popleft()
@@ -423,7 +454,8 @@ class Runner:
         coordinator is woken once per batch, not once per result)."""
         results: list[Result] = []
         try:
-            item = self._results.get(timeout=POLL) if wait else self._results.get_nowait()
+            timeout = self._poll_timeout() if wait else 0.0
+            item = self._results.get(timeout=timeout) if timeout else self._results.get_nowait()
         except queue.Empty:
             return results
         if wait:
@@ -431,6 +463,8 @@ class Runner:
         while True:
             if item is _EXITED:
                 self._exited += 1
+            elif type(item) is Parked:
+                heapq.heappush(self._parked, (item.due, next(self._park_order), item.task))
             elif item is not _WAKE:
                 results.append(item)  # type: ignore[arg-type]
             if len(results) >= SAVE_BATCH:
@@ -507,8 +541,8 @@ class Runner:
         finally:
             self._results.put(_EXITED)  # the coordinator counts these to end the run
 
-    def _query(self, task: Task, timeout: float) -> Result:
-        attempts = 0
+    def _query(self, task: Task, timeout: float) -> Result | Parked:
+        attempts = task.tries
 
         def attempt() -> list[Item]:
             nonlocal attempts
@@ -518,8 +552,22 @@ class Runner:
             return items
 
         label = NodeLabel(task.level, task.id)
+        retrier = self.policies.retrier(task.level)
         try:
-            items = _checked(self.policies.retrier(task.level).call(attempt, label))
+            items = _checked(retrier.call(attempt, label, made=task.tries, park=True))
+        except Throttled as throttled:  # the wait is the node's, not this worker's
+            if self.stop_event.is_set():
+                return Release(task.node, task.level, attempts)
+            log.info(
+                "retry %s: attempt %d of %d throttled (%s); again in %.2fs",
+                label,
+                attempts,
+                retrier.policy.attempts,
+                throttled.error,
+                throttled.delay,
+                extra=label.context(),
+            )
+            return Parked(task._replace(tries=attempts), self.clock() + throttled.delay)
         except Stopped:
             return Release(task.node, task.level, attempts)
         except AuthError as exc:  # never the node's fault: it waits, and the run stops

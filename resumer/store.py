@@ -739,7 +739,7 @@ class Transaction:
                 (json.dumps([row[0] for row in rows]),),
             )
             self._moved(level, "pending", "running", len(rows))
-        return [Task._make(row) for row in rows]
+        return [Task(*row) for row in rows]
 
     def save_source(
         self,

@@ -100,14 +100,17 @@ def crawl(
     retry_after: float | None = 1.0,
     pacer: Pacer | None = None,
     clock: Clock | None = None,
+    tell_work_left: float = 0.5,
 ) -> Result:
     """Successful queries by ``workers`` threads sharing one CPU (``cpu`` s a call).
 
     ``queries``: that many, every worker always busy. ``tree``: a crawl, as
     resumer's runner does it: ``tree[0]`` level-1 nodes, each node of level n
     with ``tree[n]`` children, a pool of ``workers // len(tree)`` threads per
-    level that idle until their level has work; it ends when every node is
-    queried.
+    level that idle until their level has work; a refused query is parked
+    for its Retry-After (or a backoff) while its worker goes on with another;
+    it ends when every node is queried. Every ``tell_work_left`` seconds the
+    pacer hears how many queries are left, as the runner tells it (0: never).
     """
     clock = clock or Clock()
     pacer = pacer or Pacer(clock=clock)
@@ -132,9 +135,18 @@ def crawl(
 
     for worker in range(len(level_of)):
         push(0.0, "ready", worker)
+    said = -math.inf
     while events and successes < goal:
         when, _, what, worker, slot, extra = heapq.heappop(events)
         clock.now = when
+        if tell_work_left and when - said >= tell_work_left:
+            pacer.expect(goal - successes)  # as the runner says it: now and then
+            said = when
+        if what == "due":  # a parked query's wait is over: back to its level (``worker``)
+            pending[worker] += 1
+            while idle[worker]:
+                push(when, "ready", idle[worker].pop())
+            continue
         if what == "ready" and not holding[worker]:
             level = level_of[worker]
             if not pending[level]:
@@ -177,5 +189,7 @@ def crawl(
         else:
             throttles += 1
             backoff = retry_after if retry_after is not None else rng.uniform(0, 0.5)
-            push(when + backoff, "ready", worker)
+            holding[worker] = False  # parked, as the runner does: the worker goes on
+            push(when + backoff, "due", level_of[worker])
+            push(when, "ready", worker)
     return Result(clock.now, successes, throttles, sent, pacer)

@@ -13,7 +13,7 @@ from resumer.policies.breaker import CircuitBreaker
 from resumer.policies.concurrency import AdaptiveLimit, ConcurrencyLimiter
 from resumer.policies.gate import CallOutcome, Gate
 from resumer.policies.pacer import Pacer, RateLimits
-from resumer.policies.retry import NodeLabel, Retrier, RetryPolicy, Stopped
+from resumer.policies.retry import NodeLabel, Retrier, RetryPolicy, Stopped, Throttled
 
 __all__ = [
     "AdaptiveLimit",
@@ -27,4 +27,5 @@ __all__ = [
     "Retrier",
     "RetryPolicy",
     "Stopped",
+    "Throttled",
 ]

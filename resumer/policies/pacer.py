@@ -81,6 +81,12 @@ NOISE_PRIOR = 10  # ... counting this many more answers
 # Outages: a 503 is load shed while a call succeeded within the time SHED_SUCCESSES
 SHED_SUCCESSES = 5  # successes took over the last second ...
 MIN_SHED_WINDOW = 0.05  # ... or within this many seconds, whichever is longer
+# Between two cuts: the server took its limit (a full bucket at both ends)
+MIN_BETWEEN = 1.0  # seconds between two cuts at least, for their span to measure the limit
+AGREE = 0.9  # ... and within this share of the estimate (less: the bucket emptied meanwhile)
+# The end of the crawl: probing above the limit pays only while there is work to gain from
+ENDGAME = 2.0  # seconds of work left at the rate in force: no more probing ...
+HOLD = 0.97  # ... and the rate held at this share of the limit last measured
 # Headers and pauses
 MAX_RESET = 3600.0  # seconds: the longest a rate-limit header's reset is believed
 _RECHECK = 0.1  # seconds: the longest a waiter sleeps before looking at the stop flag
@@ -175,6 +181,8 @@ class Pacer:
         self._w_max = 0.0  # the rate the curve returns to (the last cut's)
         self._cut_at = -math.inf
         self._since_cut = [0, 0]  # answers, throttles of calls sent since the last cut
+        self._taken = 0  # successes answered since the last cut (none: since the start)
+        self._work_left: tuple[float, float] | None = None  # (when said, queries left)
         self._shares: deque[float] = deque(maxlen=NOISE_MEMORY)  # refused shares at cuts
         self._last_success = -math.inf
         self._at_success: tuple[float | None, float, float] = (None, 0.0, -math.inf)
@@ -260,6 +268,7 @@ class Pacer:
             now = self.clock()
             self._meter.add(now, success)
             if success:
+                self._taken += 1
                 self._last_success = now
                 self._at_success = (self._curve, self._w_max, self._cut_at)
             elif failed:
@@ -344,10 +353,14 @@ class Pacer:
         _, accepted, span = self._meter.counts(now)
         if span >= WINDOW / 2:  # not at the start, when the server's burst inflates it
             estimate = max(estimate, SEEN * accepted / span)
+        between = self._between_cuts(now, noise)
+        if between is not None and AGREE * estimate <= between < estimate:
+            estimate = between  # sent above the limit all along: the finer measure
         self._w_max = max(MIN_RATE, min(current, estimate))
         self._curve = self._w_max * BETA
         self._cut_at = now
         self._since_cut = [0, 0]
+        self._taken = 0
         self._void_slots(now)
         self.cuts += 1
         self.reason = f"throttled at {current:,.1f}/s"
@@ -355,6 +368,16 @@ class Pacer:
             retry_after = min(retry_after, self.max_pause)
             self._pause_until(now, now + retry_after)
             self.reason = f"throttled at the floor: pausing {retry_after:.2f}s"
+
+    def _between_cuts(self, now: float, noise: float) -> float | None:
+        """The limit, from what the server took between the last cut and this one: a
+        bucket that overflowed at both has let through its rate times the time between
+        (its burst is spent at both ends). None when that span says nothing: too short,
+        or broken by a pause (no call was sent for part of it)."""
+        span = now - self._cut_at  # inf before the first cut
+        if not MIN_BETWEEN <= span < math.inf or self._resume_at > self._cut_at:
+            return None
+        return self._taken / (1.0 - noise) / span  # what it refuses at random, added back
 
     def _outage(self) -> None:
         """A failure (a 503 among nothing but errors, a 5xx, a timeout): the 503s that cut
@@ -387,9 +410,27 @@ class Pacer:
             curve = max(curve, self._w_max * 2 ** ((t - PLATEAU) / DOUBLING))
         sending = self._meter.rates(now)[0]
         cap = max(GROWTH_CAP * sending, self._w_max)
+        if self._ending(now):
+            cap = min(cap, HOLD * self._w_max)
         self._curve = max(MIN_RATE, min(curve, cap, self.ceiling))
         if self._curve >= self._w_max and self.reason.startswith("throttled"):
             self.reason = f"back to {self._w_max:,.1f}/s, probing higher"
+
+    def expect(self, queries: float) -> None:
+        """How many calls the work left will take (an estimate; the runner says it now and
+        then). Near the end, probing above the limit stops: a refused probe costs its
+        call a Retry-After, and there is no work left to gain a faster rate on."""
+        with self._lock:
+            self._work_left = (self.clock(), queries)
+
+    def _ending(self, now: float) -> bool:
+        """True if the work left, as last said, takes under ``ENDGAME`` seconds at the
+        limit last measured."""
+        if self._work_left is None:
+            return False
+        said, queries = self._work_left
+        rate = self._w_max
+        return queries - (now - said) * rate < ENDGAME * rate  # less the calls made since
 
     def _follow_headers(self, now: float, limits: RateLimits, in_flight: int) -> None:
         remaining, reset = limits.remaining, limits.reset

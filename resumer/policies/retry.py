@@ -3,6 +3,11 @@
 Full-jitter exponential backoff, ``wait = uniform(0, min(max, initial *
 multiplier ** (n - 1)))`` before retry n, unless the server said when to come
 back (``Retry-After``), which is honoured up to ``max``. Built on tenacity.
+
+A throttle (``QueryError.throttled``) can be handed back to the caller
+instead of waited out in its thread (``call(..., park=True)``): the runner
+then parks the node for ``delay`` and its worker goes on with other nodes,
+so a Retry-After delays the refused call, never the crawl.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, NamedTuple, TypeVar
+from typing import Generic, NamedTuple, TypeVar, cast
 
 from tenacity import (
     RetryCallState,
@@ -46,6 +51,16 @@ def _is_transient(error: BaseException) -> bool:
     return isinstance(error, QueryError) and error.transient
 
 
+def _is_transient_unthrottled(error: BaseException) -> bool:
+    return _is_transient(error) and not getattr(error, "throttled", False)
+
+
+class _Attempt(NamedTuple):
+    """The one field of tenacity's call state its exponential waits read."""
+
+    attempt_number: int
+
+
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
     """How a transient failure is retried.
@@ -66,6 +81,16 @@ class RetryPolicy:
         ``sleep(seconds)`` waits and returns True if stopped (default: ``stop.wait``).
         """
         return Retrier(self, stop, sleep)
+
+
+class Throttled(Exception):
+    """A throttled attempt handed back (``Retrier.call(..., park=True)``) instead of
+    retried in this thread: try again in ``delay`` seconds, attempts left."""
+
+    def __init__(self, error: QueryError, delay: float) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.delay = delay
 
 
 class _Replay(Generic[T]):
@@ -108,29 +133,51 @@ class Retrier:
             before_sleep=self._log_retry,
             reraise=True,
         )
+        self._parking = self._retrying.copy(retry=retry_if_exception(_is_transient_unthrottled))
 
-    def call(self, fn: Callable[[], T], label: NodeLabel | str) -> T:
+    def call(
+        self, fn: Callable[[], T], label: NodeLabel | str, *, made: int = 0, park: bool = False
+    ) -> T:
         """Run ``fn`` until it succeeds, fails for good, runs out of attempts or a stop comes.
+
+        ``made``: attempts already made for this call (before it was parked).
+        ``park``: a throttled attempt with attempts left raises ``Throttled``
+        (how long to wait) instead of waiting here.
 
         The first attempt runs bare: most calls succeed, and tenacity's
         bookkeeping is only worth its cost once one has failed. tenacity then
         replays that failure as its attempt 1, so numbering and waits are its own.
         """
+        left = self.policy.attempts - made
         try:
             return fn()
         except QueryError as error:
-            if not error.transient or self.policy.attempts <= 1:
+            if not error.transient or left <= 1:
                 raise
             first = error
-        result: T = self._retrying(_Replay(fn, first), label)
+        retrying = self._parking if park else self._retrying
+        if made:
+            retrying = retrying.copy(stop=stop_after_attempt(left))
+        try:
+            result: T = retrying(_Replay(fn, first), label)
+        except QueryError as error:
+            number = made + retrying.statistics.get("attempt_number", 1)
+            if park and error.throttled and error.transient and number < self.policy.attempts:
+                raise Throttled(error, self.delay(error, number)) from error
+            raise
         return result
 
-    def _wait(self, state: RetryCallState) -> float:
-        error = state.outcome.exception() if state.outcome else None
+    def delay(self, error: BaseException | None, number: int) -> float:
+        """Seconds to wait after failed attempt ``number``: the server's Retry-After (up to
+        ``maximum``), else the backoff."""
         retry_after = getattr(error, "retry_after", None)
         if retry_after is not None:
             return float(min(retry_after, self.policy.maximum))
-        return float(self._backoff(state))
+        return float(self._backoff(cast(RetryCallState, _Attempt(number))))
+
+    def _wait(self, state: RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome else None
+        return self.delay(error, state.attempt_number)
 
     def _sleep(self, seconds: float) -> None:
         if self._wait_or_stop(seconds):
@@ -150,4 +197,4 @@ class Retrier:
         )
 
 
-__all__ = ["NodeLabel", "Retrier", "RetryPolicy", "Stopped"]
+__all__ = ["NodeLabel", "Retrier", "RetryPolicy", "Stopped", "Throttled"]
