@@ -593,7 +593,8 @@ def fake_run(scenario: Scenario, folder: Path, rate: float, queries: int) -> Res
 
 HEADER = (
     "| scenario | wall s | allowed-rate s | ratio (goal >= 0.9) | calls | throttled"
-    " | share (goal <= 5%) | start s | span s | tail s | peak/s | follow s | nodes complete / failed | exit | notes |"
+    " | share (goal <= 5%) | start s | span s | tail s | peak/s | follow s"
+    " | nodes complete / failed | exit | notes |"
 )
 
 

@@ -16,6 +16,7 @@ another module are named with it; the others live here::
     ├── MappingError       (client.py) a body lacks the [response] shape: the node's QueryError
     ├── TemplateError      a template string is malformed: config.py makes it a ConfigError
     ├── Stopped            a stop came while a query waited: the node goes back to pending
+    ├── Throttled          a throttled query handed back: the node is parked, its worker goes on
     └── RunError           the run could not go on (an internal error)        → exit 1
 
 Foreign exceptions (tomllib, sqlite3, httpx) are translated at the boundary
@@ -109,6 +110,17 @@ class TemplateError(ResumerError, ValueError):
     job loader turns it into a ``ConfigError`` naming the file and the key.
     Still a ``ValueError``, as it was before it joined this tree.
     """
+
+
+class Throttled(ResumerError):
+    """A throttled attempt handed back (``Retrier.call(..., park=True)``) instead of waited
+    out in the worker's thread: the runner parks the node for ``delay`` seconds, with
+    attempts left, and the worker goes on with another. It never reaches the CLI."""
+
+    def __init__(self, error: QueryError, delay: float) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.delay = delay
 
 
 class Stopped(ResumerError):

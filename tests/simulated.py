@@ -113,83 +113,113 @@ def crawl(
     pacer hears how many queries are left, as the runner tells it (0: never).
     """
     clock = clock or Clock()
-    pacer = pacer or Pacer(clock=clock)
-    # (time, order, what, worker, slot epoch or pacing time, send time)
-    events: list[tuple[float, int, str, int, float, float]] = []
-    seq = 0
-    cpu_free = 0.0
-    successes = throttles = in_flight = 0
-    sent: list[tuple[float, bool]] = []
-    rng = random.Random(7)
-    per_level = max(1, workers // len(tree)) if tree else workers
-    level_of = [w // per_level if tree else 0 for w in range(per_level * (len(tree) or 1))]
-    pending = [tree[0], *([0] * (len(tree) - 1))] if tree else [queries]
-    idle: list[list[int]] = [[] for _ in pending]
-    holding = [False] * len(level_of)
-    goal = sum(math.prod(tree[: n + 1]) for n in range(len(tree))) if tree else queries
+    run = _Crawl(server, queries, tree, workers, pacer or Pacer(clock=clock), clock)
+    run.cpu, run.retry_after, run.tell_every = cpu, retry_after, tell_work_left
+    return run.run()
 
-    def push(when: float, what: str, worker: int, slot: float = 0.0, extra: float = 0.0) -> None:
-        nonlocal seq
-        seq += 1
-        heapq.heappush(events, (when, seq, what, worker, slot, extra))
 
-    for worker in range(len(level_of)):
-        push(0.0, "ready", worker)
-    said = -math.inf
-    while events and successes < goal:
-        when, _, what, worker, slot, extra = heapq.heappop(events)
-        clock.now = when
-        if tell_work_left and when - said >= tell_work_left:
-            pacer.expect(goal - successes)  # as the runner says it: now and then
-            said = when
-        if what == "due":  # a parked query's wait is over: back to its level (``worker``)
-            pending[worker] += 1
-            while idle[worker]:
-                push(when, "ready", idle[worker].pop())
-            continue
-        if what == "ready" and not holding[worker]:
-            level = level_of[worker]
-            if not pending[level]:
-                idle[level].append(worker)
-                continue
-            pending[level] -= 1
-            holding[worker] = True
-        if what in ("ready", "go"):
-            voided = what == "go" and slot != pacer.epoch
-            if what == "ready" or voided:
-                wait = pacer.reserve() if pacer._limited else 0.0
-                if wait > 0:
-                    push(when + wait, "go", worker, pacer.epoch)
-                    continue
-            cpu_free = max(cpu_free, when) + cpu
-            in_flight += 1
-            push(cpu_free + server.latency, "answer", worker, when, cpu_free)
-            continue
-        sent_at, arrived = slot, extra + server.latency / 2
-        accepted, limits = server.answer(arrived)
-        sent.append((arrived, accepted))
-        pacer.record(
+class _Crawl:
+    """One simulated crawl: workers, a CPU, the server, on one event queue."""
+
+    def __init__(
+        self,
+        server: Server,
+        queries: int,
+        tree: tuple[int, ...],
+        workers: int,
+        pacer: Pacer,
+        clock: Clock,
+    ) -> None:
+        self.server, self.tree, self.pacer, self.clock = server, tree, pacer, clock
+        self.cpu, self.retry_after, self.tell_every = 0.0007, 1.0, 0.5
+        # (time, order, what, worker, slot epoch or pacing time, send time)
+        self.events: list[tuple[float, int, str, int, float, float]] = []
+        self.seq = 0
+        self.cpu_free = 0.0
+        self.successes = self.throttles = self.in_flight = 0
+        self.sent: list[tuple[float, bool]] = []
+        self.rng = random.Random(7)
+        per_level = max(1, workers // len(tree)) if tree else workers
+        self.level_of = [w // per_level if tree else 0 for w in range(per_level * (len(tree) or 1))]
+        self.pending = [tree[0], *([0] * (len(tree) - 1))] if tree else [queries]
+        self.idle: list[list[int]] = [[] for _ in self.pending]
+        self.holding = [False] * len(self.level_of)
+        self.goal = sum(math.prod(tree[: n + 1]) for n in range(len(tree))) if tree else queries
+        self.said = -math.inf
+
+    def push(
+        self, when: float, what: str, worker: int, slot: float = 0.0, extra: float = 0.0
+    ) -> None:
+        self.seq += 1
+        heapq.heappush(self.events, (when, self.seq, what, worker, slot, extra))
+
+    def add_work(self, when: float, level: int, count: int) -> None:
+        self.pending[level] += count
+        while self.idle[level]:
+            self.push(when, "ready", self.idle[level].pop())
+
+    def tell(self, when: float) -> None:
+        if self.tell_every and when - self.said >= self.tell_every:
+            self.pacer.expect(self.goal - self.successes)  # as the runner says it: now and then
+            self.said = when
+
+    def run(self) -> Result:
+        for worker in range(len(self.level_of)):
+            self.push(0.0, "ready", worker)
+        while self.events and self.successes < self.goal:
+            when, _, what, worker, slot, extra = heapq.heappop(self.events)
+            self.clock.now = when
+            self.tell(when)
+            if what == "due":  # a parked query's wait is over: back to its level (``worker``)
+                self.add_work(when, worker, 1)
+            elif what == "answer":
+                self.answer(when, worker, slot, extra)
+            else:
+                self.send(when, what, worker, slot)
+        return Result(self.clock.now, self.successes, self.throttles, self.sent, self.pacer)
+
+    def send(self, when: float, what: str, worker: int, slot: float) -> None:
+        """A worker ready for its next query, or woken for the slot it waited for."""
+        pacer = self.pacer
+        if what == "ready" and not self.holding[worker]:
+            level = self.level_of[worker]
+            if not self.pending[level]:
+                self.idle[level].append(worker)
+                return
+            self.pending[level] -= 1
+            self.holding[worker] = True
+        voided = what == "go" and slot != pacer.epoch
+        if what == "ready" or voided:
+            wait = pacer.reserve() if pacer._limited else 0.0
+            if wait > 0:
+                self.push(when + wait, "go", worker, pacer.epoch)
+                return
+        self.cpu_free = max(self.cpu_free, when) + self.cpu
+        self.in_flight += 1
+        self.push(self.cpu_free + self.server.latency, "answer", worker, when, self.cpu_free)
+
+    def answer(self, when: float, worker: int, sent_at: float, left_cpu: float) -> None:
+        accepted, limits = self.server.answer(left_cpu + self.server.latency / 2)
+        self.sent.append((left_cpu + self.server.latency / 2, accepted))
+        self.pacer.record(
             sent=sent_at,
             throttled=not accepted,
             success=accepted,
-            retry_after=retry_after,
+            retry_after=self.retry_after,
             limits=limits,
-            in_flight=in_flight,
+            in_flight=self.in_flight,
         )
-        in_flight -= 1
+        self.in_flight -= 1
+        self.holding[worker] = False
+        level = self.level_of[worker]
         if accepted:
-            successes += 1
-            holding[worker] = False
-            level = level_of[worker]
-            if tree and level + 1 < len(tree):
-                pending[level + 1] += tree[level + 1]
-                while idle[level + 1]:
-                    push(when, "ready", idle[level + 1].pop())
-            push(when, "ready", worker)
-        else:
-            throttles += 1
-            backoff = retry_after if retry_after is not None else rng.uniform(0, 0.5)
-            holding[worker] = False  # parked, as the runner does: the worker goes on
-            push(when + backoff, "due", level_of[worker])
-            push(when, "ready", worker)
-    return Result(clock.now, successes, throttles, sent, pacer)
+            self.successes += 1
+            if self.tree and level + 1 < len(self.tree):
+                self.add_work(when, level + 1, self.tree[level + 1])
+        else:  # parked, as the runner does: the worker goes on
+            self.throttles += 1
+            backoff = self.retry_after
+            if backoff is None:
+                backoff = self.rng.uniform(0, 0.5)
+            self.push(when + backoff, "due", level)
+        self.push(when, "ready", worker)

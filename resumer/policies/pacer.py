@@ -16,13 +16,21 @@ model, with CUBIC growth). These are the rules; ``bench/pacing.py`` and
   rate really sent over the last second of activity (or the rate in force,
   if lower), times the share of calls the server took since the last cut
   (at least ``MIN_FACTOR``) and not much below what it took over the last
-  second (``SEEN``); then ``BETA`` of that. Only throttles of calls paced
+  second (``SEEN``); then ``BETA`` of that. Between two cuts at least
+  ``MIN_BETWEEN`` apart, with no pause between, the calls the server took
+  over that span measure its limit more finely (a bucket that overflowed at
+  both ends let exactly its rate through): that measure is used when it
+  agrees with the other within ``AGREE``. Only throttles of calls paced
   after the last cut count (one cut per round of feedback), so N refused
   calls in flight cut it once; slots handed out before a cut are void, so
   the calls waiting for them leave at the new rate.
 - Successes raise it along a cubic curve: back to the rate of the last cut
   within ``K`` seconds, a plateau there, then ever faster probing above it;
   never above twice the rate sent, nor above ``ceiling``.
+- Near the end (``expect``: the work left takes under ``ENDGAME`` seconds
+  at the limit), no probing: the rate holds at ``HOLD`` of the limit. A
+  refused probe costs its call a Retry-After that no other work overlaps,
+  and there is nothing left to gain a faster rate on.
 - A server that refuses a share of calls whatever the rate (the least share
   refused at the last ``NOISE_MEMORY`` cuts) does not drive the rate down:
   refusals up to ``NOISE_TOLERANCE`` times that share, while the curve is
@@ -33,7 +41,8 @@ model, with CUBIC growth). These are the rules; ``bench/pacing.py`` and
 - Rate-limit headers (``RateLimits``) pace ahead of time: the calls left,
   less those in flight, spread over the time to the reset; none left: no
   call before the reset.
-- ``Retry-After`` delays the throttled call (the retry policy's business).
+- ``Retry-After`` delays the throttled call (the retry policy's business;
+  the runner parks the node meanwhile, so its worker goes on).
   It pauses every call only when cutting did not help (the rate is at its
   floor): the server is closed, not trimming excess. When a pause ends,
   calls leave one interval apart, never as a burst.

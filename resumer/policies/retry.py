@@ -26,7 +26,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from resumer.errors import QueryError, Stopped  # Stopped: defined there, imported from here too
+from resumer.errors import QueryError, Stopped, Throttled  # defined there, imported from here too
 
 log = logging.getLogger(__name__)
 
@@ -81,16 +81,6 @@ class RetryPolicy:
         ``sleep(seconds)`` waits and returns True if stopped (default: ``stop.wait``).
         """
         return Retrier(self, stop, sleep)
-
-
-class Throttled(Exception):
-    """A throttled attempt handed back (``Retrier.call(..., park=True)``) instead of
-    retried in this thread: try again in ``delay`` seconds, attempts left."""
-
-    def __init__(self, error: QueryError, delay: float) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.delay = delay
 
 
 class _Replay(Generic[T]):

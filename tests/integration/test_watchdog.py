@@ -35,12 +35,12 @@ from resumer.errors import CheckpointError, RunError
 from resumer.fakeapi import FakeTree
 from resumer.metrics import Metrics
 from resumer.model import Item, Result, Task
-from resumer.runner import Outcome, Policies, Runner
+from resumer.runner import Policies, Runner
 from resumer.store import Store, Transaction
 from resumer.template import Redactor
+from tests.seam import RUN_LIMIT, TreeClient, run_bounded
 
 TREE = FakeTree(seed=21, roots=5, fanout=(3, 3), even=True)  # levels 1 and 2 are queried
-RUN_LIMIT = 8.0  # seconds any run in this file may take (each takes well under one)
 SETTINGS = {
     "source": {"url": "http://127.0.0.1:9/features"},  # never fetched: the fake client answers
     "request": {"url": "http://127.0.0.1:9/children"},
@@ -50,32 +50,12 @@ SETTINGS = {
 }
 
 
-def as_item(record: dict[str, Any]) -> Item:
-    return Item(record["id"], record["name"], record["type"], json.dumps(record))
-
-
-class TreeClient:
-    """The client's seam (``load_roots``, ``query``), answering from TREE in-process."""
-
-    def __init__(self) -> None:
-        self.queried: list[str] = []
-        self._lock = threading.Lock()
-
-    def load_roots(self) -> Any:
-        return [as_item(record) for record in TREE.root_items()]
-
-    def query(self, task: Task, timeout: float) -> Any:
-        with self._lock:
-            self.queried.append(task.id)
-        return [as_item(record) for record in TREE.children(task.id, task.level)]
-
-
 class FailingClient(TreeClient):
     """Answers like TreeClient, except for the nodes in ``answers``: it raises the
     exception given for one, or returns the object given (garbage)."""
 
     def __init__(self, answers: dict[str, object]) -> None:
-        super().__init__()
+        super().__init__(TREE)
         self.answers = answers
         self.redactor: Redactor | None = None
 
@@ -162,29 +142,6 @@ def queried_nodes(skip: frozenset[str] = frozenset()) -> set[str]:
         if not ancestors & (skip - {node_id}):
             queried.add(node_id)
     return queried
-
-
-def run_bounded(runner: Runner) -> Outcome:
-    """``runner.run()`` on a thread of its own, joined within RUN_LIMIT: a hang fails."""
-    box: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            box["outcome"] = runner.run()
-        except BaseException as error:
-            box["error"] = error
-
-    thread = threading.Thread(target=run, name="coordinator", daemon=True)
-    thread.start()
-    thread.join(RUN_LIMIT)
-    if thread.is_alive():
-        runner.request_stop()
-        thread.join(RUN_LIMIT)
-        pytest.fail(f"the run did not end within {RUN_LIMIT}s")
-    if "error" in box:
-        raise box["error"]
-    outcome: Outcome = box["outcome"]
-    return outcome
 
 
 @contextmanager
@@ -306,7 +263,7 @@ def test_a_source_that_breaks_the_client_fails_the_source_and_the_run_ends(
                 raise roots
             return roots
 
-    outcome = run_bounded(Runner(job, store, BrokenRoots(), Policies(job)))
+    outcome = run_bounded(Runner(job, store, BrokenRoots(TREE), Policies(job)))
     assert outcome.exit_status == 1 and not outcome.complete
     assert outcome.source_error is not None
     assert outcome.source_error.startswith("internal error: ")
@@ -326,7 +283,7 @@ def test_a_store_whose_save_fails_once_ends_the_run_and_a_resume_finishes_it(
     caplog.set_level(logging.DEBUG, logger="resumer")
     faulty = FaultyStore(store, RuntimeError("the disk is on fire"))
     with threads_all_end(), pytest.raises(RunError) as raised:
-        run_bounded(Runner(job, faulty, TreeClient(), Policies(job)))
+        run_bounded(Runner(job, faulty, TreeClient(TREE), Policies(job)))
     message = str(raised.value)
     assert "internal error (RuntimeError: the disk is on fire)" in message
     assert f"resume with: resumer resume --db {store.path}" in message
@@ -337,7 +294,7 @@ def test_a_store_whose_save_fails_once_ends_the_run_and_a_resume_finishes_it(
     tracebacks_only_at_debug(caplog)
     no_traceback(capfd)
 
-    outcome = run_bounded(Runner(job, store, TreeClient(), Policies(job)))
+    outcome = run_bounded(Runner(job, store, TreeClient(TREE), Policies(job)))
     assert (outcome.exit_status, outcome.complete, outcome.failed) == (0, True, 0)
     assert exported(store.path) == TREE.expected_export(3)
 
@@ -347,7 +304,7 @@ def test_a_database_error_in_a_save_ends_the_run_as_a_checkpoint_error(
 ) -> None:
     faulty = FaultyStore(store, sqlite3.OperationalError("disk I/O error"))
     with threads_all_end(), pytest.raises(CheckpointError, match="disk I/O error"):
-        run_bounded(Runner(job, faulty, TreeClient(), Policies(job)))
+        run_bounded(Runner(job, faulty, TreeClient(TREE), Policies(job)))
     assert statuses(store.path).get("running", 0) == 0
     no_traceback(capfd)
 
@@ -363,7 +320,7 @@ def test_a_bug_in_the_coordinator_ends_the_run_with_a_run_error(
     runner = Runner(
         job,
         store,
-        TreeClient(),
+        TreeClient(TREE),
         policies,
         alerts=BrokenAlerts() if where == "alerts" else None,
         on_results=broken_on_results if where == "on_results" else None,
@@ -387,7 +344,7 @@ def test_a_worker_thread_that_dies_ends_the_run_instead_of_leaving_it_waiting(
             return super()._query(task, timeout)
 
     with threads_all_end(), pytest.raises(RunError, match=r"worker thread level1-\d ended"):
-        run_bounded(DyingWorker(job, store, TreeClient(), Policies(job)))
+        run_bounded(DyingWorker(job, store, TreeClient(TREE), Policies(job)))
     assert statuses(store.path).get("running", 0) == 0  # F3 among them: pending again
     no_traceback(capfd)
 

@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from resumer.errors import QueryError
-from resumer.policies import ConcurrencyLimiter, RetryPolicy, Stopped
+from resumer.policies import ConcurrencyLimiter, RetryPolicy, Stopped, Throttled
 
 FAST = RetryPolicy(attempts=3, initial=0.0, maximum=0.0)
 
@@ -128,3 +128,51 @@ def test_backoff_is_full_jitter_exponential_within_its_bounds() -> None:
     retrier.call(fn, "n")  # type: ignore[arg-type]
     caps = [0.5, 1.0, 2.0, 3.0, 3.0]
     assert all(0.0 <= wait <= cap for wait, cap in zip(waits, caps, strict=True))
+
+
+# -- parking: a throttle handed back instead of waited out in the worker --------
+
+
+def throttle(retry_after: float | None = None) -> QueryError:
+    return QueryError("429", transient=True, throttled=True, retry_after=retry_after)
+
+
+def test_a_parking_call_hands_a_throttle_back_with_its_wait_instead_of_sleeping() -> None:
+    waits: list[float] = []
+    policy = RetryPolicy(attempts=3, initial=0.0, maximum=2.0)
+    retrier = policy.bind(threading.Event(), sleep=lambda s: bool(waits.append(s)))
+    calls, fn = flaky([throttle(retry_after=1.5)])
+    with pytest.raises(Throttled) as handed:
+        retrier.call(fn, "n", park=True)  # type: ignore[arg-type]
+    assert (handed.value.delay, len(calls), waits) == (1.5, 1, [])
+
+
+def test_a_parking_call_still_retries_other_failures_in_place() -> None:
+    waits: list[float] = []
+    retrier = FAST.bind(threading.Event(), sleep=lambda s: bool(waits.append(s)))
+    calls, fn = flaky([QueryError("502", transient=True), throttle()])
+    with pytest.raises(Throttled) as handed:
+        retrier.call(fn, "n", park=True)  # type: ignore[arg-type]
+    assert len(calls) == 2 and len(waits) == 1  # the 502 waited here, the 429 is handed back
+    assert 0.0 <= handed.value.delay <= FAST.maximum
+
+
+def test_attempts_made_before_parking_count_against_the_budget() -> None:
+    """3 attempts in all: two spent before the node was parked leave one, and a throttle
+    on the last attempt is the error itself (the runner then decides)."""
+    calls, fn = flaky([throttle(retry_after=1.0)])
+    with pytest.raises(QueryError, match="429"):
+        FAST.bind(threading.Event()).call(fn, "n", made=2, park=True)  # type: ignore[arg-type]
+    assert len(calls) == 1
+    calls, fn = flaky([QueryError("502", transient=True)] * 3)
+    with pytest.raises(QueryError, match="502"):
+        FAST.bind(threading.Event()).call(fn, "n", made=1, park=True)  # type: ignore[arg-type]
+    assert len(calls) == 2
+
+
+def test_without_parking_a_throttle_is_waited_out_in_place() -> None:
+    waits: list[float] = []
+    retrier = FAST.bind(threading.Event(), sleep=lambda s: bool(waits.append(s)))
+    calls, fn = flaky([throttle(retry_after=0.0)])
+    assert retrier.call(fn, "n") == "ok"  # type: ignore[arg-type]
+    assert (len(calls), waits) == (2, [0.0])
