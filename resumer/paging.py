@@ -9,7 +9,7 @@ end, and the request's headers (credentials included) must not go elsewhere.
 
 This module makes no HTTP call: ``client.Client`` sends what the pager says.
 
->>> from resumer.client import lookup
+>>> from resumer.mapping import lookup
 >>> pager = Pager(Pagination("page", "page", 1, "size", 2, "next", "cursor"), str, lookup)
 >>> pager.extra()
 {'size': 2, 'page': 1}
