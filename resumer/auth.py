@@ -41,11 +41,12 @@ from urllib.parse import quote_plus, urlencode
 
 import httpx
 
-from resumer.config import Job, header_value_problem
+from resumer.checks import header_value_problem
 from resumer.errors import AuthError, QueryError, describe
 from resumer.http import HTTP
 from resumer.policies.retry import Retrier, RetryPolicy, Stopped
 from resumer.ratelimits import parse_retry_after
+from resumer.settings import Job
 from resumer.template import Template
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,6 @@ import httpx
 
 from resumer import logs
 from resumer.auth import AuthorizedHTTP, authorizer_for
-from resumer.config import Job, Pagination
 from resumer.errors import AuthError, QueryError, TlsError
 from resumer.http import HTTP
 from resumer.mapping import Mapper, MappingError, lookup
@@ -34,6 +33,7 @@ from resumer.paging import Pager
 from resumer.policies import ConcurrencyLimiter, Gate
 from resumer.policies.gate import FAILURE, PERMANENT, SUCCESS, THROTTLE
 from resumer.ratelimits import parse_rate_limits, parse_retry_after
+from resumer.settings import Job, Pagination
 from resumer.sources import read_source_file
 from resumer.template import PLACEHOLDERS, Redactor, Template, quote_segment
 from resumer.tls import tls_problem

@@ -20,8 +20,8 @@ from typing import Any, Protocol
 import httpcore
 import httpx
 
-from resumer.config import Job, Tls
 from resumer.deadline import NEVER, Watch, Watchdog
+from resumer.settings import Job, Tls
 from resumer.template import Template
 from resumer.tls import ssl_context
 

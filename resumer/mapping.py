@@ -13,9 +13,9 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from resumer.config import Response
 from resumer.errors import ResumerError
 from resumer.model import Item
+from resumer.settings import Response
 
 
 class MappingError(ResumerError, ValueError):

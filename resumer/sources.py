@@ -14,10 +14,10 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-from resumer.config import Response
 from resumer.errors import ConfigError
 from resumer.mapping import Mapper, MappingError, kind_of
 from resumer.model import Item
+from resumer.settings import Response
 
 
 def read_source_file(path: Path, response: Response) -> Iterator[Item]:

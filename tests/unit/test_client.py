@@ -11,12 +11,13 @@ import pytest
 import respx
 
 from resumer.client import Client
-from resumer.config import Response, parse_job
 from resumer.errors import ConfigError, QueryError
 from resumer.http import ClientPool
+from resumer.jobfile import parse_job
 from resumer.mapping import Mapper
 from resumer.model import Item, Task
 from resumer.policies import CallOutcome, ConcurrencyLimiter, Gate
+from resumer.settings import Response
 from resumer.sources import read_source_file
 
 BASE = "http://127.0.0.1:9"
