@@ -21,16 +21,24 @@ from typing import Any
 from resumer.messages import dotted_key
 from resumer.settings import (
     AUTH_TYPES,
+    DEFAULT_ALERT_WINDOW,
     DEFAULT_ATTEMPTS,
     DEFAULT_BACKOFF_INITIAL,
     DEFAULT_BACKOFF_MAX,
     DEFAULT_BACKOFF_MULTIPLIER,
+    DEFAULT_BACKUPS_KEPT,
+    DEFAULT_BURST,
     DEFAULT_FAILURE_THRESHOLD,
     DEFAULT_GRACE,
     DEFAULT_HTTP_CONCURRENCY,
     DEFAULT_MAX_DEPTH,
     DEFAULT_METHOD,
+    DEFAULT_METRICS_HOST,
+    DEFAULT_MIN_CONCURRENCY,
+    DEFAULT_ORDER,
+    DEFAULT_PACING,
     DEFAULT_PAGE_SIZE,
+    DEFAULT_RATE,
     DEFAULT_RESET_TIMEOUT,
     DEFAULT_RETRY_ON,
     DEFAULT_TIMEOUT,
@@ -214,7 +222,9 @@ SCHEMA: Mapping[str, Mapping[str, Key]] = {
         "adaptive": Key(
             "bool", False, help="let the in-flight limit float with the server's health"
         ),
-        "min_concurrency": Key("int", 1, minimum=1, maximum=1024, help="adaptive's floor"),
+        "min_concurrency": Key(
+            "int", DEFAULT_MIN_CONCURRENCY, minimum=1, maximum=1024, help="adaptive's floor"
+        ),
     },
     "retry": {
         "attempts": Key("int", DEFAULT_ATTEMPTS, minimum=1, maximum=100, help="calls per query"),
@@ -228,13 +238,19 @@ SCHEMA: Mapping[str, Mapping[str, Key]] = {
         "reset_timeout": Key("float", DEFAULT_RESET_TIMEOUT, minimum=0, maximum=86400),
     },
     "rate": {
-        "per_second": Key("float", 0.0, minimum=0, maximum=1_000_000, help="the ceiling; 0 = none"),
-        "burst": Key("int", 1, minimum=1, maximum=1_000_000, help="calls allowed at once"),
-        "adaptive": Key("bool", True, help="the rate floats with throttles and rate-limit headers"),
+        "per_second": Key(
+            "float", DEFAULT_RATE, minimum=0, maximum=1_000_000, help="the ceiling; 0 = none"
+        ),
+        "burst": Key(
+            "int", DEFAULT_BURST, minimum=1, maximum=1_000_000, help="calls allowed at once"
+        ),
+        "adaptive": Key(
+            "bool", DEFAULT_PACING, help="the rate floats with throttles and rate-limit headers"
+        ),
     },
     "priority": {
         "order": Key(
-            "str", "depth-first", choices=("depth-first", "breadth-first"), help="levels first"
+            "str", DEFAULT_ORDER, choices=("depth-first", "breadth-first"), help="levels first"
         ),
         "types": Key("weights", MappingProxyType({}), help="weight per node type"),
         "roots": Key("weights", MappingProxyType({}), help="weight per level-1 id"),
@@ -242,7 +258,11 @@ SCHEMA: Mapping[str, Mapping[str, Key]] = {
     "alerts": {
         "error_rate": Key("float", 0.0, minimum=0, maximum=1, help="share of calls; 0 = off"),
         "window": Key(
-            "duration", 60.0, minimum=0, maximum=MAX_DURATION, help="the error rate's window"
+            "duration",
+            DEFAULT_ALERT_WINDOW,
+            minimum=0,
+            maximum=MAX_DURATION,
+            help="the error rate's window",
         ),
         "breaker_open": Key(
             "duration", 0.0, minimum=0, maximum=MAX_DURATION, help="open longer than this; 0 = off"
@@ -259,7 +279,7 @@ SCHEMA: Mapping[str, Mapping[str, Key]] = {
     },
     "metrics": {
         "port": Key("int", 0, minimum=0, maximum=65535, help="serve Prometheus metrics; 0 = off"),
-        "host": Key("str", "127.0.0.1", help="address to serve them on"),
+        "host": Key("str", DEFAULT_METRICS_HOST, help="address to serve them on"),
     },
     "backup": {
         "every": Key(
@@ -269,7 +289,9 @@ SCHEMA: Mapping[str, Mapping[str, Key]] = {
             maximum=MAX_DURATION,
             help='periodic backups: "10m", "1h", seconds; 0 = none',
         ),
-        "keep": Key("int", 5, minimum=1, maximum=10_000, help="periodic backups kept"),
+        "keep": Key(
+            "int", DEFAULT_BACKUPS_KEPT, minimum=1, maximum=10_000, help="periodic backups kept"
+        ),
     },
 }
 

@@ -46,6 +46,14 @@ DEFAULT_RETRY_ON = (408, 425, 429, 500, 502, 503, 504)  # HTTP statuses worth a 
 DEFAULT_FAILURE_THRESHOLD = 5  # consecutive transient failures that open the breaker
 DEFAULT_RESET_TIMEOUT = 30.0  # seconds the breaker stays open before a probe call
 DEFAULT_PAGE_SIZE = 100  # items per page asked for, when paginating by page or offset
+DEFAULT_MIN_CONCURRENCY = 1  # HTTP calls in flight at least, when the limit floats
+DEFAULT_RATE = 0.0  # calls a second at most; 0 = no ceiling
+DEFAULT_BURST = 1  # calls the rate lets through at once
+DEFAULT_PACING = True  # the send rate floats with throttles and rate-limit headers
+DEFAULT_ORDER = "depth-first"  # or "breadth-first": which levels' nodes are claimed first
+DEFAULT_ALERT_WINDOW = 60.0  # seconds: the window the error rate is measured over
+DEFAULT_METRICS_HOST = "127.0.0.1"  # the address metrics are served on
+DEFAULT_BACKUPS_KEPT = 5  # periodic backups kept beside the checkpoint
 PAGINATION_MODES = ("page", "cursor", "link", "offset", "next_url")
 AUTH_TYPES = ("oauth2", "bearer", "basic")
 
@@ -155,7 +163,7 @@ class Backup:
 class Rate:
     per_second: float  # calls a second at most; 0 = no ceiling
     burst: int
-    adaptive: bool = True  # the rate floats below per_second (policies.pacer)
+    adaptive: bool = DEFAULT_PACING  # the rate floats below per_second (policies.pacer)
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +172,7 @@ class Crawl:
     http_concurrency: int
     grace: float
     adaptive: bool = False
-    min_concurrency: int = 1
+    min_concurrency: int = DEFAULT_MIN_CONCURRENCY
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,11 +233,11 @@ class Job:
         frozenset(DEFAULT_RETRY_ON),
     )
     breaker: Breaker = Breaker(DEFAULT_FAILURE_THRESHOLD, DEFAULT_RESET_TIMEOUT)
-    rate: Rate = Rate(0.0, 1, True)
-    backup: Backup = Backup(0.0, 5)
-    metrics: MetricsSettings = MetricsSettings(0, "127.0.0.1")
-    alerts: AlertSettings = AlertSettings(0.0, 60.0, 0.0, 0.0, 0, "")
-    priority: Priority = Priority("depth-first", MappingProxyType({}), MappingProxyType({}))
+    rate: Rate = Rate(DEFAULT_RATE, DEFAULT_BURST, DEFAULT_PACING)
+    backup: Backup = Backup(0.0, DEFAULT_BACKUPS_KEPT)
+    metrics: MetricsSettings = MetricsSettings(0, DEFAULT_METRICS_HOST)
+    alerts: AlertSettings = AlertSettings(0.0, DEFAULT_ALERT_WINDOW, 0.0, 0.0, 0, "")
+    priority: Priority = Priority(DEFAULT_ORDER, MappingProxyType({}), MappingProxyType({}))
     auth: AuthSettings | None = None  # [auth]; None: no credentials but the headers' own
 
     @property
