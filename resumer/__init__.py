@@ -27,15 +27,16 @@ if TYPE_CHECKING:  # what the lazy names below resolve to, for mypy and editors
     from resumer.api import nodes as export
     from resumer.api import resume, status
     from resumer.api import start as run
-    from resumer.config import Job, job_from_dict, load_job
     from resumer.errors import ResumerError
+    from resumer.jobfile import job_from_dict, load_job
     from resumer.reports import JobStatus, Node
     from resumer.runner import Outcome
+    from resumer.settings import Job
 
 _EXPORTS = {
-    "Job": ("resumer.config", "Job"),
-    "load_job": ("resumer.config", "load_job"),
-    "job_from_dict": ("resumer.config", "job_from_dict"),
+    "Job": ("resumer.settings", "Job"),
+    "load_job": ("resumer.jobfile", "load_job"),
+    "job_from_dict": ("resumer.jobfile", "job_from_dict"),
     "run": ("resumer.api", "start"),
     "resume": ("resumer.api", "resume"),
     "export": ("resumer.api", "nodes"),

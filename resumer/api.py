@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from resumer import lock
 from resumer.backups import last_backup_advice
-from resumer.config import Job, parse_job
 from resumer.errors import CheckpointError, ConfigError, DamagedError
 from resumer.estimate import eta_seconds, remaining_queries
 from resumer.exporter import (
@@ -32,8 +31,10 @@ from resumer.exporter import (
     write_export,
     write_rows,
 )
+from resumer.jobfile import parse_job
 from resumer.model import STATUSES, LiveFigures
 from resumer.reports import JobStatus, Node
+from resumer.settings import Job
 from resumer.store import Counts, FailedNode, Store
 
 if TYPE_CHECKING:

@@ -36,18 +36,18 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote_plus, urlencode
 
 import httpx
 
-from resumer.config import Job, header_value_problem
+from resumer.checks import header_value_problem
 from resumer.errors import AuthError, QueryError, describe
+from resumer.http import HTTP
 from resumer.policies.retry import Retrier, RetryPolicy, Stopped
+from resumer.ratelimits import parse_retry_after
+from resumer.settings import Job
 from resumer.template import Template
-
-if TYPE_CHECKING:  # client imports this module: the protocol is for the type checker only
-    from resumer.client import HTTP
 
 log = logging.getLogger(__name__)
 
@@ -321,8 +321,6 @@ class ClientCredentials:
             raise AuthError(f"[auth] no token from the token URL: {error}") from None
 
     def _ask(self) -> Token:
-        from resumer.client import parse_retry_after  # client imports this module
-
         where = f"POST {self._redact(self.url)}"
         try:
             response = self._http.request(

@@ -19,8 +19,9 @@ import typer
 from rich.console import Console
 
 from resumer import api, logs
-from resumer.config import load_job, one_line
 from resumer.errors import AuthError, CheckpointError, ConfigError, ResumerError
+from resumer.jobfile import load_job
+from resumer.messages import one_line
 
 if TYPE_CHECKING:
     from resumer.runner import Outcome

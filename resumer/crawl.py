@@ -18,10 +18,13 @@ from resumer import lock, logs
 from resumer.alerts import Alerts, Rules
 from resumer.api import ProgressFactory, _naming_backups, _no_progress, stored_job
 from resumer.backups import PeriodicBackup
-from resumer.client import Client, pool_for, read_source_file
-from resumer.config import Job, load_job, parse_job
+from resumer.client import Client
 from resumer.errors import ConfigError
+from resumer.http import pool_for
+from resumer.jobfile import load_job, parse_job
 from resumer.runner import Outcome, Policies, Runner, install_signal_handlers
+from resumer.settings import Job
+from resumer.sources import read_source_file
 from resumer.store import Store, check_new, inspect
 from resumer.template import Template
 from resumer.tls import ssl_context

@@ -13,8 +13,8 @@ another module are named with it; the others live here::
     ├── QueryError         one query failed; ``transient`` says if a retry may help
     ├── AuthError          a 401, or no token: the run stops, nothing failed  → exit 2
     │   └── TlsError       a certificate refused (theirs or ours): the same   → exit 2
-    ├── MappingError       (client.py) a body lacks the [response] shape: the node's QueryError
-    ├── TemplateError      a template string is malformed: config.py makes it a ConfigError
+    ├── MappingError       (mapping.py) a body lacks the [response] shape: the node's QueryError
+    ├── TemplateError      a template string is malformed: jobfile.py makes it a ConfigError
     ├── Stopped            a stop came while a query waited: the node goes back to pending
     ├── Throttled          a throttled query handed back: the node is parked, its worker goes on
     └── RunError           the run could not go on (an internal error)        → exit 1

@@ -1,4 +1,4 @@
-"""The job file described for machines and people, from the one ``config.SCHEMA``.
+"""The job file described for machines and people, from the one ``jobkeys.SCHEMA``.
 
 ``json_schema()`` is a JSON Schema (draft 2020-12) for editors (Taplo / Even
 Better TOML) and scripts; ``template()`` is the commented job file that
@@ -8,55 +8,42 @@ from the same declarations the loader validates with, so they cannot drift.
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Mapping
 from typing import Any
 
-from resumer.config import (
-    _REQUIRED,
+from resumer.jobkeys import (
     AUTH_KEYS,
     AUTH_REQUIRED,
     AUTH_SCHEMA,
+    KINDS,
     LEVEL_SCHEMA,
     PAGINATION_KEYS,
     PAGINATION_SCHEMA,
+    REQUIRED,
     SCHEMA,
     TLS_SCHEMA,
     Key,
 )
+from resumer.tomlwriter import toml_value
 
 SCHEMA_ID = "https://resumer.invalid/job.schema.json"
-_TYPES = {"str": "string", "int": "integer", "float": "number", "bool": "boolean"}
 
 
 def _property(key: Key) -> dict[str, Any]:
-    schema: dict[str, Any]
-    if key.kind in _TYPES:
-        schema = {"type": _TYPES[key.kind]}
-    elif key.kind == "table":
-        schema = {"type": "object", "additionalProperties": {"type": "string"}}
-    elif key.kind == "weights":
-        schema = {"type": "object", "additionalProperties": {"type": "integer"}}
-    elif key.kind == "statuses":
-        item = {"type": "integer", "minimum": 100, "maximum": 599}
-        schema = {"type": "array", "items": item}
-    elif key.kind == "duration":
-        pattern = r"^\s*\d+(\.\d+)?\s*(ms|s|m|h|d)?\s*$"
-        schema = {
-            "anyOf": [{"type": "number", "minimum": 0}, {"type": "string", "pattern": pattern}]
-        }
-    else:  # json
-        schema = {"type": ["object", "array"]}
+    schema: dict[str, Any] = copy.deepcopy(dict(KINDS[key.kind].json_schema))
     if key.choices:
         # The loader takes any case; the schema lists the spellings it documents.
         schema["enum"] = list(key.choices)
-    if key.minimum is not None and key.kind in ("int", "float"):
+    numeric = schema.get("type") in ("integer", "number")  # a duration's bounds: the loader's
+    if key.minimum is not None and numeric:
         schema["minimum"] = key.minimum
-    if key.maximum is not None and key.kind in ("int", "float"):
+    if key.maximum is not None and numeric:
         schema["maximum"] = key.maximum
     if key.help:
         schema["description"] = key.help
-    if key.default is not _REQUIRED and key.default is not None:
+    if key.default is not REQUIRED and key.default is not None:
         schema["default"] = _plain(key.default)
     return schema
 
@@ -70,7 +57,7 @@ def _plain(value: Any) -> Any:
 
 
 def _section(keys: Mapping[str, Key]) -> dict[str, Any]:
-    required = [name for name, key in keys.items() if key.default is _REQUIRED]
+    required = [name for name, key in keys.items() if key.default is REQUIRED]
     section: dict[str, Any] = {
         "type": "object",
         "properties": {name: _property(key) for name, key in keys.items()},
@@ -82,7 +69,7 @@ def _section(keys: Mapping[str, Key]) -> dict[str, Any]:
 
 
 def _auth() -> dict[str, Any]:
-    """[auth]: each type's keys only, its required ones (``config.AUTH_KEYS``); bearer
+    """[auth]: each type's keys only, its required ones (``jobkeys.AUTH_KEYS``); bearer
     takes token or token_command."""
     section = _section(AUTH_SCHEMA)
     section["allOf"] = [
@@ -104,7 +91,7 @@ def _auth() -> dict[str, Any]:
 
 
 def _pagination() -> dict[str, Any]:
-    """[response.pagination]: each mode's keys only (``config.PAGINATION_KEYS``)."""
+    """[response.pagination]: each mode's keys only (``jobkeys.PAGINATION_KEYS``)."""
     section = _section(PAGINATION_SCHEMA)
     section["allOf"] = [
         {
@@ -169,20 +156,6 @@ _COMMENTED = {
 }
 
 
-def _toml(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, Mapping):
-        if not value:
-            return "{}"
-        return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"
-    if isinstance(value, tuple | list):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    if isinstance(value, str):
-        return json.dumps(value)
-    return repr(value)
-
-
 def _lines(section: str, keys: Mapping[str, Key]) -> list[str]:
     lines = [f"[{section}]"]
     for name, key in keys.items():
@@ -193,10 +166,10 @@ def _lines(section: str, keys: Mapping[str, Key]) -> list[str]:
             lines.append(f"{name} = {example}{note}")
         elif commented is not None:
             lines.append(f"# {name} = {commented}")
-        elif key.default is _REQUIRED or key.default is None:
+        elif key.default is REQUIRED or key.default is None:
             lines.append(f"# {name} = ...{note}")
         else:
-            lines.append(f"# {name} = {_toml(key.default)}{note}")
+            lines.append(f"# {name} = {toml_value(key.default, f'{section}.{name}')}{note}")
     return lines
 
 

@@ -9,7 +9,7 @@ end, and the request's headers (credentials included) must not go elsewhere.
 
 This module makes no HTTP call: ``client.Client`` sends what the pager says.
 
->>> from resumer.client import lookup
+>>> from resumer.mapping import lookup
 >>> pager = Pager(Pagination("page", "page", 1, "size", 2, "next", "cursor"), str, lookup)
 >>> pager.extra()
 {'size': 2, 'page': 1}
@@ -26,15 +26,15 @@ from typing import Any
 
 import httpx
 
-from resumer.config import Pagination
 from resumer.errors import QueryError
+from resumer.settings import Pagination
 
 
 class Pager:
     """The pages of one query, in order, by one mode (``Pagination.mode``).
 
     ``redact`` masks secrets in the URLs an error message quotes; ``lookup`` reads a
-    dotted path in a body (``client.lookup``: ``KeyError`` for a missing step).
+    dotted path in a body (``mapping.lookup``: ``KeyError`` for a missing step).
     """
 
     def __init__(

@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from resumer.client import Client, proxy_for
-from resumer.config import Job
+from resumer.client import Client
 from resumer.errors import QueryError
+from resumer.http import proxy_for
 from resumer.model import Item, Task
+from resumer.settings import Job
 from resumer.tls import ssl_context
 
 SAMPLES = 3  # mapped items shown per call

@@ -45,7 +45,6 @@ from typing import NoReturn, TypeGuard
 from resumer import crashpoints
 from resumer.alerts import Alerts, Figures
 from resumer.client import Client
-from resumer.config import Job
 from resumer.errors import AuthError, QueryError, ResumerError, RunError, describe
 from resumer.estimate import eta_seconds, queries_done, remaining_queries
 from resumer.logs import node_context
@@ -72,6 +71,7 @@ from resumer.policies import (
     Throttled,
 )
 from resumer.policies.breaker import CLOSED
+from resumer.settings import Job
 from resumer.store import Counts, Health, PriorityOf, Store, Tally, Transaction, inherit
 from resumer.template import Redactor
 

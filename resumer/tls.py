@@ -26,8 +26,8 @@ from pathlib import Path
 
 import truststore
 
-from resumer.config import Tls
 from resumer.errors import ConfigError
+from resumer.settings import Tls
 
 log = logging.getLogger(__name__)
 

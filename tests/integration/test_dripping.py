@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from resumer import api
-from resumer.client import ClientPool
+from resumer.http import ClientPool
 from resumer.runner import Outcome
 from tests.helpers import write_job
 

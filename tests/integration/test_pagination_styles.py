@@ -15,9 +15,9 @@ import respx
 
 from resumer import api
 from resumer.client import Client
-from resumer.config import parse_job
 from resumer.errors import ConfigError, QueryError
 from resumer.fakeapi import FakeAPI, FakeTree, Faults
+from resumer.jobfile import parse_job
 from resumer.model import Task
 from tests.helpers import write_job
 

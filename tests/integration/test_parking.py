@@ -12,11 +12,12 @@ from typing import Any
 
 import pytest
 
-from resumer.config import Job, job_from_dict
 from resumer.errors import QueryError
 from resumer.fakeapi import FakeTree
+from resumer.jobfile import job_from_dict
 from resumer.model import Task
 from resumer.runner import Policies, Runner
+from resumer.settings import Job
 from resumer.store import Store
 from tests.seam import TreeClient, run_bounded
 

@@ -6,9 +6,9 @@ import sqlite3
 from pathlib import Path
 
 from resumer import api
-from resumer.config import parse_job
 from resumer.crashpoints import ENV_VAR
 from resumer.fakeapi import FakeTree
+from resumer.jobfile import parse_job
 from tests.helpers import fake_api, resumer, write_job
 
 TREE = FakeTree(seed=13, roots=10, fanout=(3, 3, 2), even=True)

@@ -30,12 +30,13 @@ import pytest
 
 from resumer import api
 from resumer.alerts import Alerts, Figures, Rules
-from resumer.config import Job, job_from_dict
 from resumer.errors import CheckpointError, RunError
 from resumer.fakeapi import FakeTree
+from resumer.jobfile import job_from_dict
 from resumer.metrics import Metrics
 from resumer.model import Item, Result, Task
 from resumer.runner import Policies, Runner
+from resumer.settings import Job
 from resumer.store import Store, Transaction
 from resumer.template import Redactor
 from tests.seam import RUN_LIMIT, TreeClient, run_bounded

@@ -25,8 +25,8 @@ from resumer.auth import (
     renewal_times,
 )
 from resumer.client import Client
-from resumer.config import parse_job
 from resumer.errors import AuthError
+from resumer.jobfile import parse_job
 from resumer.model import Task
 from resumer.policies import RetryPolicy, Stopped
 

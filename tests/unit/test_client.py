@@ -10,11 +10,15 @@ import httpx
 import pytest
 import respx
 
-from resumer.client import Client, ClientPool, Mapper, read_source_file
-from resumer.config import Response, parse_job
+from resumer.client import Client
 from resumer.errors import ConfigError, QueryError
+from resumer.http import ClientPool
+from resumer.jobfile import parse_job
+from resumer.mapping import Mapper
 from resumer.model import Item, Task
 from resumer.policies import CallOutcome, ConcurrencyLimiter, Gate
+from resumer.settings import Response
+from resumer.sources import read_source_file
 
 BASE = "http://127.0.0.1:9"
 TASK = Task(node=5, level=2, id="A 1/x", name="Alpha", type="core", parent_id="P1")
@@ -286,8 +290,8 @@ def test_a_503_is_a_throttle_while_the_server_still_accepts_calls() -> None:
 
 
 def test_rate_limit_headers_are_read_in_every_common_form() -> None:
-    from resumer.client import parse_rate_limits
     from resumer.policies import RateLimits
+    from resumer.ratelimits import parse_rate_limits
 
     def read(headers: dict[str, str]) -> RateLimits | None:
         return parse_rate_limits(httpx.Headers(headers), now=1_700_000_000.0)
@@ -306,7 +310,7 @@ def test_rate_limit_headers_are_read_in_every_common_form() -> None:
 
 
 def test_retry_after_reads_seconds_and_http_dates() -> None:
-    from resumer.client import parse_retry_after
+    from resumer.ratelimits import parse_retry_after
 
     assert parse_retry_after("7") == 7.0
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:30 GMT", now=1445412500.0) == 10.0

@@ -7,14 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from resumer.config import (
-    DEFAULT_HTTP_CONCURRENCY,
-    DEFAULT_WORKERS,
-    load_job,
-    parse_job,
-    url_problem,
-)
+from resumer.checks import url_problem
 from resumer.errors import ConfigError
+from resumer.jobfile import load_job, parse_job
+from resumer.settings import DEFAULT_HTTP_CONCURRENCY, DEFAULT_WORKERS
 
 MINIMAL = '[source]\nurl = "http://127.0.0.1:1/features"\n[request]\nurl = "http://127.0.0.1:1/c"\n'
 

@@ -7,9 +7,10 @@ import tomllib
 import jsonschema
 import pytest
 
-from resumer.config import AuthSettings, parse_job
 from resumer.errors import ConfigError
+from resumer.jobfile import parse_job
 from resumer.jobschema import json_schema
+from resumer.settings import AuthSettings
 
 BASE = '[source]\nurl = "http://127.0.0.1:8808/f"\n[request]\nurl = "http://127.0.0.1:8808/c"\n'
 OAUTH2 = (

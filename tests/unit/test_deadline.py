@@ -11,9 +11,10 @@ import httpx
 import pytest
 import respx
 
-from resumer.client import ClientPool, MappingError
 from resumer.deadline import NEVER, Watch, Watchdog
 from resumer.errors import ResumerError
+from resumer.http import ClientPool
+from resumer.mapping import MappingError
 
 BASE = "http://127.0.0.1:9"
 SLACK = 1.5  # seconds past a deadline a test tolerates: a loaded 2-core machine is slow

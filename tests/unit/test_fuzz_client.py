@@ -28,16 +28,11 @@ import respx
 from hypothesis import given
 from hypothesis import strategies as st
 
-from resumer.client import (
-    Client,
-    ClientPool,
-    Mapper,
-    MappingError,
-    parse_rate_limits,
-    parse_retry_after,
-)
-from resumer.config import Job, Response, parse_job
+from resumer.client import Client
 from resumer.errors import ConfigError, QueryError
+from resumer.http import ClientPool
+from resumer.jobfile import parse_job
+from resumer.mapping import Mapper, MappingError
 from resumer.model import Item, Task
 from resumer.policies import (
     AdaptiveLimit,
@@ -47,6 +42,8 @@ from resumer.policies import (
     Pacer,
     RateLimits,
 )
+from resumer.ratelimits import parse_rate_limits, parse_retry_after
+from resumer.settings import Job, Response
 from tests.unit.test_fuzz_config import tables_of, toml_value, toml_values
 
 # The profiles are set here, not in tests/conftest.py, which predates them. In CI a

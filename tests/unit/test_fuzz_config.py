@@ -27,16 +27,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from resumer.config import (
-    LEVEL_SCHEMA,
-    PAGINATION_SCHEMA,
-    SCHEMA,
-    Job,
-    job_from_dict,
-    load_job,
-    parse_job,
-)
 from resumer.errors import ConfigError
+from resumer.jobfile import job_from_dict, load_job, parse_job
+from resumer.jobkeys import LEVEL_SCHEMA, PAGINATION_SCHEMA, SCHEMA
+from resumer.settings import Job
 
 # The profiles are set here, not in tests/conftest.py, which predates them. In CI a
 # failure is not shrunk (shrinking a big document takes longer than the whole suite):

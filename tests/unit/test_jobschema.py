@@ -1,4 +1,4 @@
-"""`resumer init`'s template and `resumer schema`'s JSON Schema, both from config.SCHEMA."""
+"""`resumer init`'s template and `resumer schema`'s JSON Schema, both from jobkeys.SCHEMA."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from resumer.config import parse_job
+from resumer.jobfile import parse_job
 from resumer.jobschema import json_schema, template
 from tests.helpers import resumer
 
