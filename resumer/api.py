@@ -100,7 +100,7 @@ def resume(
 
 def stored_job(store: Store, *, lenient: bool = False) -> Job:
     """The job stored in ``store``; ``lenient`` to read one that an earlier resumer
-    accepted (checks added since are not applied: ``config.parse_job``)."""
+    accepted (checks added since are not applied: ``jobfile.parse_job``)."""
     record = store.job()
     return parse_job(record.text, record.origin, Path(record.base_dir), lenient=lenient)
 
