@@ -2,7 +2,7 @@
 
     python bench/crawl.py --repeat 3   # every scenario, medians of 3 (about 6 minutes)
     python bench/crawl.py --quick      # a small tree, to try things
-    python bench/crawl.py --only scale # one group: api, client or scale
+    python bench/crawl.py --only scale # one group: api, client, scale (or scale10m, apart)
 
 The fake API runs in its own process pinned to one core and the client on the
 other (when there are two). Scenarios, on a tree of 20 x 20 x 50 x 10 (20,421
@@ -12,7 +12,9 @@ queries) unless said otherwise:
 - client-bound: 0 ms, 16 and 64 in flight, next to a plain httpx thread pool
   with as many threads crawling the same tree without a checkpoint;
 - scale: a million nodes (10 x 10 x 100 x 100, 0 ms): the crawl, ``status``,
-  ``export``, and ``resume`` after a kill -9 half-way.
+  ``export``, and ``resume`` after a kill -9 half-way;
+- scale10m (only with ``--only scale10m``): the same for ten million nodes
+  (10 x 10 x 100 x 1,000).
 
 It prints one Markdown table: wall time, queries/s, peak RSS of the client
 process, and the figure that matters for the row. Figures, not assertions:
@@ -190,30 +192,32 @@ def client_bound(roots: int, fanout: str, threads: int, repeat: int, folder: Pat
     ]
 
 
-def scale(folder: Path) -> list[Row]:
-    """A million nodes (10 x 10 x 100 x 100, 0 ms): the crawl, ``status``, ``export``, and
-    ``resume`` after a kill -9 half-way (time until its first query reaches the API)."""
-    roots, fanout = 10, "10,100,100"
-    queries, nodes = 1 + 10 + 100 + 10_000, 1_010_110
+def scale(folder: Path, leaves: int = 100) -> list[Row]:
+    """A million nodes (10 x 10 x 100 x 100, 0 ms; ten million with ``leaves`` = 1,000):
+    the crawl, ``status``, ``export``, and ``resume`` after a kill -9 half-way (time until
+    its first query reaches the API)."""
+    roots, fanout = 10, f"10,100,{leaves}"
+    queries, nodes = 1 + 10 + 100 + 10_000, 10 + 100 + 10_000 + 10_000 * leaves
+    label = f"{nodes / 1e6:.0f}M nodes"
     rows: list[Row] = []
     api, url = start_fake_api(roots, fanout, 0.0)
     try:
         run = run_resumer(url, 16, (2, 4, 16), folder)
         db = max(folder.glob("job-*.db"), key=lambda p: p.stat().st_mtime)
         size = sum(p.stat().st_size for p in folder.glob(f"{db.name}*")) / 1e6
-        rows.append((f"1M nodes: start, {nodes:,} nodes", run, f"database {size:.0f} MB"))
+        rows.append((f"{label}: start, {nodes:,} nodes", run, f"database {size:.0f} MB"))
         cli = [sys.executable, "-m", "resumer"]
         status = min(
             (timed([*cli, "status", "--db", str(db)], folder) for _ in range(3)),
             key=lambda t: t[0],
         )
-        rows.append(("1M nodes: status", Run(status[0], status[1], 0), "best of 3"))
+        rows.append((f"{label}: status", Run(status[0], status[1], 0), "best of 3"))
         out = folder / "export.json"
         wall, rss, _ = timed([*cli, "export", "--db", str(db), "-o", str(out)], folder)
         size = out.stat().st_size / 1e6
-        rows.append(("1M nodes: export", Run(wall, rss, 0), f"{size:.0f} MB of JSON"))
+        rows.append((f"{label}: export", Run(wall, rss, 0), f"{size:.0f} MB of JSON"))
         out.unlink()
-        rows.append(resume_after_kill(url, cli, folder, queries))
+        rows.append(resume_after_kill(url, cli, folder, queries, label))
     finally:
         api.terminate()
         api.wait()
@@ -225,9 +229,9 @@ def api_received(url: str) -> int:
         return int(json.load(answer)["received"])
 
 
-def resume_after_kill(url: str, cli: list[str], folder: Path, queries: int) -> Row:
-    """Kill -9 a crawl of the million-node tree half-way; time ``resume`` until its first
-    query arrives, then let it finish."""
+def resume_after_kill(url: str, cli: list[str], folder: Path, queries: int, label: str) -> Row:
+    """Kill -9 a crawl of the scale tree half-way; time ``resume`` until its first query
+    arrives, then let it finish."""
     job = max(folder.glob("job-*.toml"), key=lambda p: p.stat().st_mtime)
     db = folder / "killed.db"
     crawl = subprocess.Popen(
@@ -261,7 +265,7 @@ def resume_after_kill(url: str, cli: list[str], folder: Path, queries: int) -> R
     if status != 0:
         raise SystemExit(f"resume failed with status {status}")
     return (
-        "1M nodes: resume after kill -9",
+        f"{label}: resume after kill -9",
         Run(wall, usage.ru_maxrss / 1024, 0),
         f"first query after {first_query:.2f} s",
     )
@@ -282,8 +286,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="runs per figure (median)")
     parser.add_argument(
         "--only",
-        choices=("api", "client", "scale"),
-        help="only the 50 ms (api), the 0 ms (client) or the million-node (scale) runs",
+        choices=("api", "client", "scale", "scale10m"),
+        help="only the 50 ms (api), the 0 ms (client), the million-node (scale) runs, or the"
+        " ten-million-node runs (scale10m: never part of the default run; about 10 minutes)",
     )
     args = parser.parse_args()
     roots, fanout = (5, "10,20,10") if args.quick else (20, "20,50,10")
@@ -301,6 +306,8 @@ def main() -> None:
                 rows.extend(client_bound(roots, fanout, threads, args.repeat, folder))
         if args.only in (None, "scale") and not args.quick:
             rows.extend(scale(folder))
+        if args.only == "scale10m":
+            rows.extend(scale(folder, leaves=1000))
     print(f"| {'scenario':<42} | {'wall s':>7} | {'queries/s':>9} | {'peak RSS MB':>11} | figure |")
     print(f"|{'-' * 44}|{'-' * 9}|{'-' * 11}|{'-' * 13}|--------|")
     for name, run, note in rows:

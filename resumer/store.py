@@ -39,11 +39,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import quote
-
-from sqlalchemy import Connection, Engine, create_engine, event, exc
-from sqlalchemy.pool import PoolProxiedConnection, QueuePool
 
 from resumer import crashpoints
 from resumer.errors import CheckpointError, DamagedError, WriteError
@@ -53,6 +50,7 @@ log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from alembic.config import Config
+    from sqlalchemy import Connection, Engine
 
 # The newest Alembic revision this code knows; a test checks it is the head.
 # Knowing it lets a checkpoint already at head open without importing Alembic.
@@ -207,48 +205,58 @@ def inherit(level: int, item_id: str, item_type: str, parent_priority: int) -> i
     return parent_priority
 
 
-def _engine(path: Path, *, immediate: bool, read_only: bool = False) -> Engine:
-    # A small pool: opening a connection (and its PRAGMAs) per transaction
-    # costs more than the transaction. A connection is used by one thread at a
-    # time (checked out), never concurrently, so sharing the pool is safe.
+def _connect(path: Path, *, read_only: bool) -> sqlite3.Connection:
+    """A connection with our settings: we issue BEGIN ourselves (``isolation_level=None``),
+    a long busy timeout, foreign keys; WAL and NORMAL sync unless read-only."""
     if read_only:
-        uri = _read_only_uri(path)
-        engine = create_engine(
-            "sqlite://",
-            creator=lambda: sqlite3.connect(uri, uri=True, check_same_thread=False),
-            poolclass=QueuePool,
-            pool_size=2,
-            max_overflow=4,
-        )
+        conn = sqlite3.connect(_read_only_uri(path), uri=True, check_same_thread=False)
     else:
-        engine = create_engine(
-            f"sqlite:///{path}",
-            poolclass=QueuePool,
-            pool_size=2,
-            max_overflow=4,
-            connect_args={"check_same_thread": False},
-        )
-
-    @event.listens_for(engine, "connect")
-    def _connect(dbapi: sqlite3.Connection, _record: Any) -> None:
-        dbapi.isolation_level = None  # we issue BEGIN ourselves
-        dbapi.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        dbapi.execute("PRAGMA foreign_keys = ON")
-        if not read_only:
-            dbapi.execute("PRAGMA journal_mode = WAL")
-            dbapi.execute("PRAGMA synchronous = NORMAL")
-
-    @event.listens_for(engine, "begin")
-    def _begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
-
-    return engine
+        conn = sqlite3.connect(path, check_same_thread=False)
+    conn.isolation_level = None
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA foreign_keys = ON")
+    if not read_only:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+    return conn
 
 
-def _cursor(conn: Connection) -> sqlite3.Cursor:
-    driver = conn.connection.driver_connection
-    assert isinstance(driver, sqlite3.Connection)
-    return driver.cursor()
+class _Connections:
+    """A few connections to one file, kept for reuse: opening one (and its PRAGMAs) per
+    transaction costs more than the transaction. A connection is used by one thread at a
+    time (taken, then given back), never concurrently, so sharing them is safe.
+
+    Plain ``sqlite3``: SQLAlchemy (and Alembic) are imported only to migrate an older
+    checkpoint, so a command that reads does not pay for importing them.
+    """
+
+    KEEP = 2  # idle connections kept; more are opened when every one is taken
+
+    def __init__(self, path: Path, *, read_only: bool) -> None:
+        self.path, self.read_only = path, read_only
+        self._idle: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    def take(self) -> sqlite3.Connection:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        return _connect(self.path, read_only=self.read_only)
+
+    def give(self, conn: sqlite3.Connection) -> None:
+        if conn.in_transaction:
+            _roll_back(conn)
+        with self._lock:
+            if len(self._idle) < self.KEEP:
+                self._idle.append(conn)
+                return
+        conn.close()
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
 
 
 class Store:
@@ -267,9 +275,9 @@ class Store:
             )
         self.path = path
         self._write_lock = threading.Lock()
-        self._raw: PoolProxiedConnection | None = None
-        self._writer = _engine(path, immediate=True, read_only=read_only)
-        self._reader = _engine(path, immediate=False, read_only=read_only)
+        self._raw: sqlite3.Connection | None = None  # the writer's, kept for the store's life
+        self._read_only = read_only
+        self._connections = _Connections(path, read_only=read_only)
         self._scratch: Path | None = None  # a temporary folder of ours, removed at close
 
     # -- opening -------------------------------------------------------------
@@ -319,10 +327,9 @@ class Store:
 
     def close(self) -> None:
         if self._raw is not None:
-            self._raw.close()  # back to the pool, then disposed below
+            self._raw.close()
             self._raw = None
-        self._writer.dispose()
-        self._reader.dispose()
+        self._connections.close()
         if self._scratch is not None:
             shutil.rmtree(self._scratch, ignore_errors=True)
             self._scratch = None
@@ -374,10 +381,12 @@ class Store:
             return
         from alembic import command
         from alembic.util.exc import CommandError
+        from sqlalchemy import exc
 
         cfg = self._alembic()
+        engine = _migration_engine(self.path, read_only=self._read_only)
         try:
-            with self._writer.begin() as conn:
+            with engine.begin() as conn:
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, "head")
         except CommandError as error:
@@ -385,7 +394,12 @@ class Store:
                 f"{self.path}: this checkpoint was written by a newer resumer ({error})"
             ) from error
         except exc.DBAPIError as error:
-            raise _translate(self.path, error) from error
+            original = error.orig
+            if isinstance(original, sqlite3.Error):
+                raise _translate_sqlite(self.path, original) from error
+            raise _translate_text(self.path, str(original or error)) from error
+        finally:
+            engine.dispose()
 
     def _older(self) -> bool:
         """True if the checkpoint was written by an earlier resumer (an older schema)."""
@@ -449,32 +463,29 @@ class Store:
                 except BaseException:
                     _roll_back(conn)  # a failed COMMIT (a full disk) may leave it open
                     raise
-            except exc.DBAPIError as error:
-                raise _translate(self.path, error) from error
             except sqlite3.Error as error:
                 raise _translate_sqlite(self.path, error) from error
 
     def _write_connection(self) -> sqlite3.Connection:
         if self._raw is None:
-            self._raw = self._writer.raw_connection()
-            driver = self._raw.driver_connection
-            assert isinstance(driver, sqlite3.Connection)
+            self._raw = self._connections.take()
             if (pages := crashpoints.max_pages()) is not None:  # a full disk, for tests
-                driver.execute(f"PRAGMA max_page_count = {pages}")
-        driver = self._raw.driver_connection
-        assert isinstance(driver, sqlite3.Connection)
-        return driver
+                self._raw.execute(f"PRAGMA max_page_count = {pages}")
+        return self._raw
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Cursor]:
         """One short read transaction (a snapshot), so WAL checkpoints are never starved."""
+        conn = self._connections.take()
         try:
-            with self._reader.begin() as conn:
-                yield _cursor(conn)
-        except exc.DBAPIError as error:
-            raise _translate(self.path, error) from error
+            cur = conn.cursor()
+            cur.execute("BEGIN")
+            yield cur
+            conn.commit()
         except sqlite3.Error as error:
             raise _translate_sqlite(self.path, error) from error
+        finally:
+            self._connections.give(conn)
 
     # -- the job -------------------------------------------------------------
 
@@ -1188,11 +1199,21 @@ _WRITE_FAILURES = {
 }
 
 
-def _translate(path: Path, error: exc.DBAPIError) -> CheckpointError:
-    original = error.orig
-    if isinstance(original, sqlite3.Error):
-        return _translate_sqlite(path, original)
-    return _translate_text(path, str(original) if original is not None else str(error))
+def _migration_engine(path: Path, *, read_only: bool) -> Engine:
+    """An engine for Alembic: its connections are ours (``_connect``), and its
+    transactions begin IMMEDIATE, as every write here does."""
+    from sqlalchemy import create_engine, event
+    from sqlalchemy.pool import NullPool
+
+    engine = create_engine(
+        "sqlite://", creator=lambda: _connect(path, read_only=read_only), poolclass=NullPool
+    )
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
 
 
 def _translate_sqlite(path: Path, error: sqlite3.Error) -> CheckpointError:
