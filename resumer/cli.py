@@ -6,6 +6,7 @@ one place; a user's mistake never shows a traceback.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -16,7 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
-from rich.console import Console
 
 from resumer import api, logs
 from resumer.errors import AuthError, CheckpointError, ConfigError, ResumerError
@@ -24,6 +24,8 @@ from resumer.jobfile import load_job
 from resumer.messages import one_line
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from resumer.runner import Outcome
 
 EXIT_OK = 0
@@ -61,12 +63,26 @@ LogFormat = Annotated[
     str, typer.Option("--log-format", help="text, json or ecs (one JSON object a line).")
 ]
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+@functools.cache
+def _console(stderr: bool) -> Console:
+    """stdout's or stderr's console, made on first use: importing rich costs a command that
+    prints only JSON (``status --json``) a noticeable share of its time."""
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def out() -> Console:
+    return _console(False)
+
+
+def err() -> Console:
+    return _console(True)
 
 
 def _fail(message: str, status: int) -> NoReturn:
-    err.print(f"resumer: error: {one_line(message)}", markup=False, emoji=False, soft_wrap=True)
+    err().print(f"resumer: error: {one_line(message)}", markup=False, emoji=False, soft_wrap=True)
     raise typer.Exit(status)
 
 
@@ -90,7 +106,7 @@ def _logging(level: str, log_file: Path | None, log_format: str = "text") -> Non
             EXIT_USAGE,
         )
     try:
-        logs.configure(level, log_file, out, log_format)
+        logs.configure(level, log_file, out(), log_format)
     except OSError as exc:
         _fail(f"--log-file: cannot write {log_file} ({exc.strerror})", EXIT_USAGE)
 
@@ -98,19 +114,21 @@ def _logging(level: str, log_file: Path | None, log_format: str = "text") -> Non
 def _progress(snapshot: Callable[[], Any], leaf_level: int, health: api.HealthProbe) -> Any:
     from resumer.display import Progress
 
-    return Progress(snapshot, leaf_level, out, health)
+    return Progress(snapshot, leaf_level, out(), health)
 
 
 def _report(outcome: Outcome, db: Path) -> NoReturn:
     """Say how the run ended and exit with the contracted status."""
     if outcome.stopped:
-        err.print(f"stopped; everything is checkpointed. Resume with: resumer resume --db {db}")
+        err().print(f"stopped; everything is checkpointed. Resume with: resumer resume --db {db}")
     elif outcome.source_error is not None:
-        err.print(f"the level-1 list could not be loaded: {outcome.source_error}", markup=False)
+        err().print(f"the level-1 list could not be loaded: {outcome.source_error}", markup=False)
     elif outcome.complete:
-        out.print(f"complete: every node is stored in {db}. Export with: resumer export --db {db}")
+        out().print(
+            f"complete: every node is stored in {db}. Export with: resumer export --db {db}"
+        )
     else:
-        err.print(
+        err().print(
             f"finished with {outcome.failed} failed node(s); see why with: resumer failed --db {db}"
             f" (or resumer export --db {db} --partial); once the cause is fixed: "
             f"resumer resume --db {db} --retry-failed"
@@ -152,7 +170,7 @@ def init(
         path.write_text(template(), encoding="utf-8")
     except OSError as exc:
         _fail(f"{path}: cannot write ({exc.strerror})", EXIT_USAGE)
-    err.print(
+    err().print(
         f"wrote {path}; edit [source] and [request], then: resumer start {path}", markup=False
     )
 
@@ -196,11 +214,11 @@ def probe(
         job = load_job(job_file)
         reports = run_probe(job, job.environment(), per_level)
     for report in reports:
-        out.print(probe_table(report))
+        out().print(probe_table(report))
     for report in reports:
         if report.problem:
             _fail(f"level {report.level}: {report.problem}", EXIT_FAILED)
-    out.print(f"every level mapped items: {job_file} looks right")
+    out().print(f"every level mapped items: {job_file} looks right")
 
 
 @app.command()
@@ -239,9 +257,11 @@ def resume(
         if info is not None and info["state"] in ("complete", "failed"):
             failed = info["failed"]
             if info["state"] == "complete":
-                out.print(f"this job is already complete; export it with: resumer export --db {db}")
+                out().print(
+                    f"this job is already complete; export it with: resumer export --db {db}"
+                )
                 raise typer.Exit(EXIT_OK)
-            err.print(
+            err().print(
                 f"this job already finished with {failed} failed node(s); nothing left to query. "
                 f"See why with: resumer failed --db {db}; "
                 f"query them again with: resumer resume --db {db} --retry-failed"
@@ -277,11 +297,11 @@ def status(
     from resumer.display import status_table
 
     if not watch:
-        out.print(status_table(info))
+        out().print(status_table(info))
         return
     from rich.live import Live
 
-    with _errors(), Live(status_table(info), console=out, auto_refresh=False) as live:
+    with _errors(), Live(status_table(info), console=out(), auto_refresh=False) as live:
         try:
             while info["state"] == "running":
                 time.sleep(every)
@@ -303,11 +323,11 @@ def failed(
         print(json.dumps([node._asdict() for node in nodes], ensure_ascii=False))
         return
     if not nodes:
-        out.print("no failed nodes")
+        out().print("no failed nodes")
         return
     from resumer.display import failed_table
 
-    out.print(failed_table(nodes))
+    out().print(failed_table(nodes))
 
 
 @app.command()
@@ -318,7 +338,7 @@ def backup(
     """Copy the checkpoint (SQLite online backup: safe while the job runs)."""
     with _errors():
         api.backup(db, dest)
-    err.print(f"backup of {db} written to {dest}")
+    err().print(f"backup of {db} written to {dest}")
 
 
 @app.command()
@@ -327,10 +347,10 @@ def check(db: DbOption = DEFAULT_DB) -> None:
     with _errors():
         problems = api.check(db)
     if not problems:
-        out.print(f"{db}: ok (SQLite integrity and the checkpoint's invariants)")
+        out().print(f"{db}: ok (SQLite integrity and the checkpoint's invariants)")
         return
     for problem in problems:
-        err.print(f"{db}: {problem}", markup=False)
+        err().print(f"{db}: {problem}", markup=False)
     raise typer.Exit(EXIT_FAILED)
 
 
@@ -357,7 +377,7 @@ def export(
             return
         written = api.export_file(db, output, partial=partial, fmt=fmt, level=level)
     what = "level-1 tree(s)" if fmt == "json" else "node(s)"
-    err.print(f"wrote {written} {what} to {output}", markup=False)
+    err().print(f"wrote {written} {what} to {output}", markup=False)
 
 
 @app.command()
@@ -369,7 +389,7 @@ def demo(
 
     _logging(log_level, None)
     with _errors():
-        status_code = run_demo(out, progress=_progress)
+        status_code = run_demo(out(), progress=_progress)
     raise typer.Exit(status_code)
 
 
@@ -499,7 +519,7 @@ def main() -> None:
     try:
         app()
     except KeyboardInterrupt:  # Ctrl-C before the run's own handlers are in place
-        err.print("interrupted")
+        err().print("interrupted")
         sys.exit(EXIT_STOPPED)
     finally:
         _drop_unwritable_stdout()
