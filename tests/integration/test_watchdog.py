@@ -34,11 +34,13 @@ from resumer.errors import CheckpointError, RunError
 from resumer.fakeapi import FakeTree
 from resumer.jobfile import job_from_dict
 from resumer.metrics import Metrics
-from resumer.model import Item, Result, Task
-from resumer.runner import Policies, Runner
+from resumer.model import Item, Parked, Result, Task
+from resumer.policyset import Policies
+from resumer.runner import Runner
 from resumer.settings import Job
 from resumer.store import Store, Transaction
 from resumer.template import Redactor
+from resumer.workers import Workers
 from tests.seam import RUN_LIMIT, TreeClient, run_bounded
 
 TREE = FakeTree(seed=21, roots=5, fanout=(3, 3), even=True)  # levels 1 and 2 are queried
@@ -336,16 +338,20 @@ def test_a_bug_in_the_coordinator_ends_the_run_with_a_run_error(
 def test_a_worker_thread_that_dies_ends_the_run_instead_of_leaving_it_waiting(
     job: Job, store: Store, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    class DyingWorker(Runner):
+    class DyingWorkers(Workers):
         """A bug in the worker's own loop, around the query (where nothing is caught)."""
 
-        def _query(self, task: Task, timeout: float) -> Result:
+        def _query(self, task: Task, timeout: float) -> Result | Parked:
             if task.id == "F3":
                 raise SystemExit("the worker loop broke")
             return super()._query(task, timeout)
 
+    runner = Runner(job, store, TreeClient(TREE), Policies(job))
+    runner.workers = DyingWorkers(
+        job, runner.client, runner.policies, on_refused=lambda error: runner.request_stop()
+    )
     with threads_all_end(), pytest.raises(RunError, match=r"worker thread level1-\d ended"):
-        run_bounded(DyingWorker(job, store, TreeClient(TREE), Policies(job)))
+        run_bounded(runner)
     assert statuses(store.path).get("running", 0) == 0  # F3 among them: pending again
     no_traceback(capfd)
 
