@@ -41,7 +41,6 @@ from dataclasses import dataclass
 
 from resumer import crashpoints
 from resumer.alerts import Alerts, Figures
-from resumer.client import Client
 from resumer.errors import AuthError, QueryError, ResumerError, RunError, describe
 from resumer.estimate import eta_seconds, queries_done, remaining_queries
 from resumer.logs import node_context
@@ -50,7 +49,7 @@ from resumer.policies import NodeLabel, Stopped
 from resumer.policyset import Policies
 from resumer.settings import Job
 from resumer.store import Counts, Health, PriorityOf, Store, Tally, Transaction, inherit
-from resumer.workers import Workers, internal_error, is_item, masked
+from resumer.workers import QueryClient, Workers, internal_error, is_item, masked
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +91,7 @@ class Runner:
         self,
         job: Job,
         store: Store,
-        client: Client,
+        client: QueryClient,
         policies: Policies,
         *,
         on_results: Callable[[list[Result]], None] | None = None,

@@ -24,11 +24,10 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
-from typing import NoReturn, TypeGuard
+from collections.abc import Callable, Iterable
+from typing import NoReturn, Protocol, TypeGuard
 
 from resumer import crashpoints
-from resumer.client import Client
 from resumer.errors import AuthError, QueryError, describe
 from resumer.model import Children, Failure, Item, Parked, Release, Result, Task
 from resumer.policies import NodeLabel, Stopped, Throttled
@@ -47,6 +46,15 @@ _WAKE = object()  # put on the results queue to wake the coordinator
 _EXITED = object()  # put on the results queue by a worker as its last act
 
 
+class QueryClient(Protocol):
+    """What a run asks of its client (``client.Client``; tests pass fakes): the level-1
+    items, and one node's children."""
+
+    def load_roots(self) -> Iterable[Item]: ...
+
+    def query(self, task: Task, timeout: float) -> list[Item]: ...
+
+
 class Workers:
     """The worker threads of every queried level, fed and drained by the coordinator.
 
@@ -60,7 +68,7 @@ class Workers:
     def __init__(
         self,
         job: Job,
-        client: Client,
+        client: QueryClient,
         policies: Policies,
         *,
         on_refused: Callable[[AuthError], None],

@@ -23,7 +23,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -235,7 +235,7 @@ def test_an_internal_error_stored_for_a_node_has_the_jobs_secrets_masked(
 
 @pytest.mark.parametrize(
     "garbage",
-    [None, {"items": []}, "F1.1", [{"id": "F1.1"}], [Item("F1.1", "n", "t", None)]],
+    [None, {"items": []}, "F1.1", [{"id": "F1.1"}], [Item("F1.1", "n", "t", None)]],  # type: ignore[arg-type]
     ids=["None", "a dict", "a string", "a list of dicts", "an Item of non-strings"],
 )
 def test_a_client_returning_garbage_fails_the_node_and_the_run_ends(
@@ -286,7 +286,7 @@ def test_a_store_whose_save_fails_once_ends_the_run_and_a_resume_finishes_it(
     caplog.set_level(logging.DEBUG, logger="resumer")
     faulty = FaultyStore(store, RuntimeError("the disk is on fire"))
     with threads_all_end(), pytest.raises(RunError) as raised:
-        run_bounded(Runner(job, faulty, TreeClient(TREE), Policies(job)))
+        run_bounded(Runner(job, cast(Store, faulty), TreeClient(TREE), Policies(job)))
     message = str(raised.value)
     assert "internal error (RuntimeError: the disk is on fire)" in message
     assert f"resume with: resumer resume --db {store.path}" in message
@@ -307,7 +307,7 @@ def test_a_database_error_in_a_save_ends_the_run_as_a_checkpoint_error(
 ) -> None:
     faulty = FaultyStore(store, sqlite3.OperationalError("disk I/O error"))
     with threads_all_end(), pytest.raises(CheckpointError, match="disk I/O error"):
-        run_bounded(Runner(job, faulty, TreeClient(TREE), Policies(job)))
+        run_bounded(Runner(job, cast(Store, faulty), TreeClient(TREE), Policies(job)))
     assert statuses(store.path).get("running", 0) == 0
     no_traceback(capfd)
 
@@ -325,7 +325,7 @@ def test_a_bug_in_the_coordinator_ends_the_run_with_a_run_error(
         store,
         TreeClient(TREE),
         policies,
-        alerts=BrokenAlerts() if where == "alerts" else None,
+        alerts=cast(Alerts, BrokenAlerts()) if where == "alerts" else None,
         on_results=broken_on_results if where == "on_results" else None,
     )
     with threads_all_end(), pytest.raises(RunError, match="internal error") as raised:
