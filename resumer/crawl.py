@@ -22,8 +22,10 @@ from resumer.client import Client
 from resumer.errors import ConfigError
 from resumer.http import pool_for
 from resumer.jobfile import load_job, parse_job
-from resumer.runner import Outcome, Policies, Runner, install_signal_handlers
+from resumer.policyset import Policies
+from resumer.runner import Outcome, Runner
 from resumer.settings import Job
+from resumer.signals import install_signal_handlers
 from resumer.sources import read_source_file
 from resumer.store import Store, check_new, inspect
 from resumer.template import Template

@@ -1,4 +1,4 @@
-"""The crawl: worker pools per level, claiming work, writing results, stopping.
+"""The crawl's coordinator: claiming work, writing results, stopping.
 
 One direction of data flow::
 
@@ -9,9 +9,15 @@ One direction of data flow::
 The coordinator (``Runner.step``, on the caller's thread) is the only one that
 talks to the store: it keeps each level's queue topped up with a bounded batch
 of claimed nodes and commits every result that has arrived in one transaction.
-Workers only call the client. So memory is bounded by the batch sizes, no
-transaction is ever open during an HTTP call, and the run ends exactly when no
-node is pending and nothing is outstanding.
+Workers (``workers.py``) only call the client. So memory is bounded by the batch
+sizes, no transaction is ever open during an HTTP call, and the run ends exactly
+when no node is pending and nothing is outstanding.
+
+Owns: one run's life (``begin``, the ``step`` loop, the shutdown), the level-1
+load, what has been claimed and not stored, the tally, the health and alert
+records, and how a run ends (``Outcome``). Must not: query (the workers do, with
+the policies of ``policyset.py``), hold a transaction while waiting for results,
+or install signal handlers (``signals.py``, for the CLI).
 
 Nothing hangs: any exception a query meets in a worker (the client's, a
 policy's, a ``KeyboardInterrupt`` raised by code) fails that node as an
@@ -26,115 +32,32 @@ is) says how to resume.
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import logging
-import os
-import queue
-import signal
-import sys
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from types import FrameType
-from typing import NoReturn, TypeGuard
 
 from resumer import crashpoints
 from resumer.alerts import Alerts, Figures
-from resumer.client import Client
 from resumer.errors import AuthError, QueryError, ResumerError, RunError, describe
 from resumer.estimate import eta_seconds, queries_done, remaining_queries
 from resumer.logs import node_context
-from resumer.model import (
-    Children,
-    Failure,
-    Item,
-    LiveFigures,
-    Parked,
-    Release,
-    Result,
-    Task,
-)
-from resumer.policies import (
-    AdaptiveLimit,
-    CircuitBreaker,
-    ConcurrencyLimiter,
-    Gate,
-    NodeLabel,
-    Pacer,
-    Retrier,
-    RetryPolicy,
-    Stopped,
-    Throttled,
-)
-from resumer.policies.breaker import CLOSED
+from resumer.model import Failure, Item, LiveFigures, Release, Result, Task
+from resumer.policies import NodeLabel, Stopped
+from resumer.policyset import Policies
 from resumer.settings import Job
 from resumer.store import Counts, Health, PriorityOf, Store, Tally, Transaction, inherit
-from resumer.template import Redactor
+from resumer.workers import QueryClient, Workers, internal_error, is_item, masked
 
 log = logging.getLogger(__name__)
 
 QUEUE_DEPTH = 2  # claimed-but-unstarted tasks kept per worker (bounds repeats after a crash)
 SAVE_BATCH = 1024  # results committed per transaction at most
-POLL = 0.25  # seconds the coordinator waits for a result before re-checking the stop flag
-RELEASES = 10  # a node the server keeps throttling fails after this many rounds of attempts
 RATE_WINDOW = 60.0  # seconds behind the queries-a-second figure that `status` shows
 ALERT_EVERY = 0.05  # seconds between two evaluations of the alert rules
 HEALTH_EVERY = 0.5  # seconds between two checks of the health recorded for `status`
-GATHER = 0.002  # seconds spent gathering more results into one commit once one has arrived
-
-_WAKE = object()  # put on the results queue to wake the coordinator
-_EXITED = object()  # put on the results queue by a worker as its last act
-
-
-class Policies:
-    """The job's policies, built once per run and shared by every thread."""
-
-    def __init__(self, job: Job, *, clock: Callable[[], float] = time.monotonic) -> None:
-        self.stop = threading.Event()
-        crawl = job.crawl
-        self.limiter = ConcurrencyLimiter(crawl.http_concurrency)
-        adaptive = (
-            AdaptiveLimit(self.limiter, crawl.min_concurrency, crawl.http_concurrency, clock)
-            if crawl.adaptive
-            else None
-        )
-        self.breaker = CircuitBreaker(
-            job.breaker.failure_threshold, job.breaker.reset_timeout, clock
-        )
-        self.pacer = Pacer(
-            ceiling=job.rate.per_second,
-            burst=job.rate.burst,
-            adaptive=job.rate.adaptive,
-            max_pause=job.retry.max,
-            clock=clock,
-        )
-        self.gate = Gate(
-            stop=self.stop,
-            limiter=self.limiter,
-            breaker=self.breaker,
-            pacer=self.pacer,
-            adaptive=adaptive,
-            clock=clock,
-        )
-        retry = job.retry
-        self._retriers = {
-            level: RetryPolicy(attempts, retry.initial, retry.max, retry.multiplier).bind(self.stop)
-            for level, attempts in [
-                (0, retry.attempts),
-                *((n, job.level(n).attempts) for n in job.queried_levels),
-            ]
-        }
-
-    def retrier(self, level: int) -> Retrier:
-        return self._retriers[level]
-
-    def health(self) -> tuple[str, int, float | None]:
-        """The policies' state: the breaker's, the in-flight limit, the send rate."""
-        return self.breaker.state, self.limiter.limit, self.pacer.rate
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +91,7 @@ class Runner:
         self,
         job: Job,
         store: Store,
-        client: Client,
+        client: QueryClient,
         policies: Policies,
         *,
         on_results: Callable[[list[Result]], None] | None = None,
@@ -190,18 +113,11 @@ class Runner:
         weighted = job.priority.types or job.priority.roots
         self._priority_of: PriorityOf = job.priority.of if weighted else inherit
         self._health_at = -1e9
-        self._results: queue.SimpleQueue[object] = queue.SimpleQueue()
-        self._queues: dict[int, queue.SimpleQueue[Task | None]] = {
-            level: queue.SimpleQueue() for level in job.queried_levels
-        }
-        self._outstanding = dict.fromkeys(job.queried_levels, 0)  # claimed, result not saved
-        self._parked: list[tuple[float, int, Task]] = []  # (due, order, task): throttled, a heap
-        self._park_order = itertools.count()
+        self.workers = Workers(job, client, policies, on_refused=self._halt, clock=clock)
+        self._levels = tuple(job.queried_levels)
+        self._outstanding = dict.fromkeys(self._levels, 0)  # claimed, result not saved
         self._maybe_pending: set[int] = set()
         self._levels_done: set[int] = set()
-        self._threads: list[threading.Thread] = []
-        self._exited = 0  # workers that have said they are done
-        self._deaths: list[tuple[str, BaseException]] = []  # workers ended by an error: which, why
         self._save_error: Exception | None = None  # the first save that failed while shutting down
         self._refusals: list[AuthError] = []  # credentials refused: the run stops (``_halt``)
         self._saved = 0
@@ -241,7 +157,7 @@ class Runner:
     def request_stop(self) -> None:
         """Stop claiming and starting queries; those in flight finish (safe in a signal handler)."""
         self.stop_event.set()
-        self._results.put(_WAKE)
+        self.workers.wake()
 
     # -- the run ---------------------------------------------------------------
 
@@ -274,19 +190,9 @@ class Runner:
             ) from error
 
     def _run(self) -> Outcome:
-        started = time.time()
-        with self._transaction() as tx:
-            reset = tx.reset_running()
-        if reset:
-            log.info("resume: %d node(s) left running by an earlier run are pending again", reset)
-        self.store.mark_started(started)
+        self.begin()
         try:
-            if self.store.source_status() == "pending":
-                self._load_roots()
-            self._maybe_pending = self.store.pending_levels() & set(self._queues)
-            self._failed = sum(c["failed"] for c in self._tally.counts().values())
-            self._last_progress = self.clock()
-            self._start_workers()
+            self.workers.start()
             while not self.stop_event.is_set() and self.step():
                 pass
         except BaseException:
@@ -296,6 +202,27 @@ class Runner:
         stopped = self.stop_event.is_set() and self.store.has_work()
         self.store.mark_stopped(time.time(), finished=not stopped)
         return self._outcome(stopped)
+
+    def begin(self) -> None:
+        """What a run does before its first ``step``: the nodes an earlier run left running
+        go back to pending, the run is marked started, the level-1 nodes are loaded if
+        they are not yet. ``run`` calls it; a test may call it, then drive ``step`` itself
+        (and the workers, ``Workers.work_one``, without starting their threads)."""
+        started = time.time()
+        with self._transaction() as tx:
+            reset = tx.reset_running()
+        if reset:
+            log.info("resume: %d node(s) left running by an earlier run are pending again", reset)
+        self.store.mark_started(started)
+        try:
+            if self.store.source_status() == "pending":
+                self._load_roots()
+            self._maybe_pending = self.store.pending_levels() & set(self._levels)
+            self._failed = sum(c["failed"] for c in self._tally.counts().values())
+            self._last_progress = self.clock()
+        except BaseException:
+            self._abort()
+            raise
 
     def _abort(self) -> None:
         """After an error on the coordinator's side: stop the workers (queries in flight get
@@ -313,7 +240,7 @@ class Runner:
         transaction. False when the work has run out."""
         if not self._maybe_pending and not any(self._outstanding.values()):
             return False
-        results = self._collect(wait=not self._hungry_levels())
+        results = self.workers.collect(SAVE_BATCH, wait=not self._hungry_levels())
         fed: set[int] = set()
         claimed: dict[int, list[Task]] = {}
         with self._transaction() as tx:
@@ -326,39 +253,17 @@ class Runner:
             self._evaluate_alerts(tx)
         if results:
             crashpoints.hit("after_save")
-        self._unpark()
+        self.workers.unpark()
         for level, tasks in claimed.items():
             crashpoints.hit("after_claim")
             if len(tasks) < self._claim_size(level):
                 self._maybe_pending.discard(level)
             self._outstanding[level] += len(tasks)
             for task in tasks:
-                self._queues[level].put(task)
+                self.workers.give(task)
         self._note_levels_done()
-        if self._exited:  # before shutdown, a worker ends only if it died: its node is lost
-            self._worker_died()
+        self.workers.check()  # before shutdown, a worker ends only if it died: its node is lost
         return True
-
-    def _unpark(self) -> None:
-        """Hand the parked tasks whose wait is over back to their level's workers."""
-        now = self.clock()
-        while self._parked and self._parked[0][0] <= now:
-            _, _, task = heapq.heappop(self._parked)
-            self._queues[task.level].put(task)
-
-    def _poll_timeout(self) -> float:
-        """How long the coordinator may wait for a result: POLL, or less if a parked task
-        comes due sooner."""
-        if not self._parked:
-            return POLL
-        return min(POLL, max(0.0, self._parked[0][0] - self.clock()))
-
-    def _worker_died(self) -> NoReturn:
-        """Raise for a worker thread that ended before the shutdown (a bug in the loop
-        around the queries): its node would stay outstanding, so waiting would be for ever."""
-        name, error = self._deaths[0] if self._deaths else ("?", None)
-        why = describe(error) if error is not None else "no error said"
-        raise RuntimeError(f"worker thread {name} ended unexpectedly ({why})") from error
 
     def _evaluate_alerts(self, tx: Transaction) -> None:
         """Check the alert rules (cheap: a few comparisons) and keep their states."""
@@ -404,7 +309,7 @@ class Runner:
         return [
             level
             for level in self._maybe_pending
-            if self._queues[level].qsize() < self.job.level(level).workers
+            if self.workers.queued(level) < self.job.level(level).workers
         ]
 
     def _wants(self) -> dict[int, int]:
@@ -433,7 +338,7 @@ class Runner:
         except ResumerError:
             raise  # a source file that cannot be read (ConfigError): the user's to fix
         except Exception as exc:  # a bug in the client or a policy fails the node, as in a worker
-            error = self._internal_error(exc)
+            error = internal_error(self.client, exc)
             log.debug("internal error loading the source", exc_info=exc)
             log.error("the source failed: %s", error)
             self._store_source(Failure(task.node, 0, error, 1, "source"))
@@ -447,32 +352,6 @@ class Runner:
     def _store_source(self, result: Failure | Release) -> None:
         with self._transaction() as tx:
             tx.save([result], self.leaf_level, self._priority_of)
-
-    def _collect(self, *, wait: bool) -> list[Result]:
-        """Take the results that have arrived; if ``wait``, first wait up to POLL for one,
-        then let GATHER pass so that one commit carries many results (and the
-        coordinator is woken once per batch, not once per result)."""
-        results: list[Result] = []
-        try:
-            timeout = self._poll_timeout() if wait else 0.0
-            item = self._results.get(timeout=timeout) if timeout else self._results.get_nowait()
-        except queue.Empty:
-            return results
-        if wait:
-            self.stop_event.wait(GATHER)
-        while True:
-            if item is _EXITED:
-                self._exited += 1
-            elif type(item) is Parked:
-                heapq.heappush(self._parked, (item.due, next(self._park_order), item.task))
-            elif item is not _WAKE:
-                results.append(item)  # type: ignore[arg-type]
-            if len(results) >= SAVE_BATCH:
-                return results
-            try:
-                item = self._results.get_nowait()
-            except queue.Empty:
-                return results
 
     def _save(self, results: list[Result]) -> None:
         """Store results in a transaction of their own (used while shutting down)."""
@@ -504,88 +383,16 @@ class Runner:
                 )
             elif isinstance(result, Release):
                 self._maybe_pending.add(result.level)
-        self._maybe_pending |= fed & set(self._queues)
+        self._maybe_pending |= fed & set(self._levels)
 
     def _note_levels_done(self) -> None:
-        for level in self._queues:
+        for level in self._levels:
             if level in self._levels_done:
                 continue
             above_done = level == 1 or level - 1 in self._levels_done
             if above_done and level not in self._maybe_pending and not self._outstanding[level]:
                 self._levels_done.add(level)
                 log.info("level %d: every query done", level)
-
-    # -- workers ---------------------------------------------------------------
-
-    def _start_workers(self) -> None:
-        for level, work in self._queues.items():
-            for number in range(self.job.level(level).workers):
-                thread = threading.Thread(
-                    target=self._work,
-                    args=(level, work),
-                    name=f"level{level}-{number}",
-                    daemon=True,
-                )
-                thread.start()
-                self._threads.append(thread)
-
-    def _work(self, level: int, work: queue.SimpleQueue[Task | None]) -> None:
-        try:
-            timeout = self.job.level(level).timeout
-            while (task := work.get()) is not None:
-                if self.stop_event.is_set():
-                    continue  # claimed but unsent: reset to pending at shutdown
-                self._results.put(self._query(task, timeout))
-        except BaseException as error:  # no caller above this thread: the coordinator is told
-            self._deaths.append((threading.current_thread().name, error))
-        finally:
-            self._results.put(_EXITED)  # the coordinator counts these to end the run
-
-    def _query(self, task: Task, timeout: float) -> Result | Parked:
-        attempts = task.tries
-
-        def attempt() -> list[Item]:
-            nonlocal attempts
-            attempts += 1
-            items = self.client.query(task, timeout)
-            crashpoints.hit("after_http")
-            return items
-
-        label = NodeLabel(task.level, task.id)
-        retrier = self.policies.retrier(task.level)
-        try:
-            items = _checked(retrier.call(attempt, label, made=task.tries, park=True))
-        except Throttled as throttled:  # the wait is the node's, not this worker's
-            if self.stop_event.is_set():
-                return Release(task.node, task.level, attempts)
-            log.info(
-                "retry %s: attempt %d of %d throttled (%s); again in %.2fs",
-                label,
-                attempts,
-                retrier.policy.attempts,
-                throttled.error,
-                throttled.delay,
-                extra=label.context(),
-            )
-            return Parked(task._replace(tries=attempts), self.clock() + throttled.delay)
-        except Stopped:
-            return Release(task.node, task.level, attempts)
-        except AuthError as exc:  # never the node's fault: it waits, and the run stops
-            self._halt(exc)
-            return Release(task.node, task.level, attempts)
-        except QueryError as exc:
-            if self._server_trouble(exc, task, attempts):
-                log.info("%s back to pending: %s", label, exc, extra=label.context())
-                return Release(task.node, task.level, attempts)
-            return Failure(task.node, task.level, str(exc), attempts, task.id)
-        except BaseException as exc:
-            # A bug (the client's, a policy's) fails the node, never the run: every claimed
-            # node must come back as a result, or the coordinator would wait for ever. Even a
-            # KeyboardInterrupt: signals reach the main thread only, so here code raised it.
-            # The WARNING line is the failure's (``_account``); the traceback is for DEBUG.
-            log.debug("internal error querying %s", label, exc_info=exc, extra=label.context())
-            return Failure(task.node, task.level, self._internal_error(exc), attempts, task.id)
-        return Children(task.node, task.level, items, attempts)
 
     def _halt(self, error: AuthError) -> None:
         """Stop the run as a Ctrl-C would, for credentials refused (or no token): no new
@@ -609,32 +416,8 @@ class Runner:
             )
         ) from self._refusals[0]
 
-    def _internal_error(self, error: BaseException) -> str:
-        """A node's error for a bug: "internal error: Type: message", on one line."""
-        return self._masked(f"internal error: {describe(error)}")
-
     def _masked(self, text: str) -> str:
-        """``text`` with the job's secrets masked, for the database or the terminal, which
-        the log's masking does not reach (an unforeseen error may quote a URL)."""
-        redactor = getattr(self.client, "redactor", None)  # a fake client may have none
-        return redactor.redact(text) if isinstance(redactor, Redactor) else text
-
-    def _server_trouble(self, error: QueryError, task: Task, attempts: int) -> bool:
-        """True if a query that ran out of attempts should wait for later, not fail.
-
-        The server was down (the breaker is not closed, or it said 503: an
-        outage's first 503s look like load shed until errors are all there is)
-        or kept saying "too many" (``QueryError.throttled``): not the node's
-        fault, so it goes back to pending, up to RELEASES times its attempts in
-        all, then fails.
-        """
-        if not error.transient:
-            return False
-        budget = RELEASES * self.policies.retrier(task.level).policy.attempts
-        if task.attempts + attempts >= budget:
-            return False
-        unavailable = error.status == 503 or self.policies.breaker.state != CLOSED
-        return error.throttled or unavailable
+        return masked(self.client, text)
 
     # -- stopping --------------------------------------------------------------
 
@@ -646,9 +429,7 @@ class Runner:
         line). A save that fails here stops the saving, not the shutdown: the workers are
         still waited for and the claimed nodes reset, then the error is raised.
         """
-        for level, work in self._queues.items():
-            for _ in range(self.job.level(level).workers):
-                work.put(None)
+        self.workers.finish()
         stopping = self.stop_event.is_set()
         if stopping and not fault:
             log.warning(
@@ -656,9 +437,9 @@ class Runner:
                 self.job.crawl.grace,
             )
         deadline = self.clock() + (self.job.crawl.grace if stopping else 3600)
-        while self._exited < len(self._threads) and self.clock() < deadline:
-            self._save_unless_failed(self._collect(wait=True))
-        while batch := self._collect(wait=False):
+        while self.workers.running and self.clock() < deadline:
+            self._save_unless_failed(self.workers.collect(SAVE_BATCH, wait=True))
+        while batch := self.workers.collect(SAVE_BATCH, wait=False):
             self._save_unless_failed(batch)
         with self._transaction() as tx:
             unfinished = tx.reset_running()
@@ -689,24 +470,6 @@ class Runner:
         )
 
 
-def _checked(items: object) -> list[Item]:
-    """``items`` if it is a list of Items of strings, else ``TypeError``: what a client
-    returns is stored on the coordinator's side, where garbage would end the whole run,
-    so it is checked here, where it fails one node (about 0.15 µs an item)."""
-    if not isinstance(items, list):
-        raise TypeError(f"the client returned {type(items).__name__}, expected a list of Items")
-    for index, item in enumerate(items):
-        if not _is_item(item):
-            raise TypeError(f"the client's item {index} is not an Item of strings: {item!r:.100}")
-    return items
-
-
-def _is_item(item: object) -> TypeGuard[Item]:
-    return type(item) is Item and (
-        type(item[0]) is type(item[1]) is type(item[2]) is type(item[3]) is str
-    )
-
-
 def _iterable(items: object) -> Iterable[object]:
     if not isinstance(items, Iterable) or isinstance(items, str | bytes | dict):
         raise TypeError(f"the client returned {type(items).__name__}, expected Items")
@@ -716,28 +479,6 @@ def _iterable(items: object) -> Iterable[object]:
 def _checked_roots(items: Iterable[object]) -> Iterator[Item]:
     """The source's items, each checked as it is read (a long source never sits in memory)."""
     for index, item in enumerate(items):
-        if not _is_item(item):
+        if not is_item(item):
             raise TypeError(f"the client's source item {index} is not an Item of strings")
         yield item
-
-
-def install_signal_handlers(runner: Runner) -> None:
-    """First SIGINT/SIGTERM: drain and stop. Second: exit at once with 130."""
-    count = 0
-
-    def say(text: str) -> None:
-        # os.write, not print: a signal may land while the main thread is printing.
-        os.write(sys.stderr.fileno(), f"\n{text}\n".encode())
-
-    def handle(signum: int, _frame: FrameType | None) -> None:
-        nonlocal count
-        count += 1
-        if count == 1:
-            say("stopping: letting queries in flight finish (Ctrl-C again to quit at once)")
-            runner.request_stop()
-        else:
-            say("quitting at once; queries in flight will be made again on resume")
-            os._exit(130)
-
-    signal.signal(signal.SIGINT, handle)
-    signal.signal(signal.SIGTERM, handle)

@@ -131,7 +131,8 @@ class _Crawl:
         clock: Clock,
     ) -> None:
         self.server, self.tree, self.pacer, self.clock = server, tree, pacer, clock
-        self.cpu, self.retry_after, self.tell_every = 0.0007, 1.0, 0.5
+        self.cpu, self.tell_every = 0.0007, 0.5
+        self.retry_after: float | None = 1.0
         # (time, order, what, worker, slot epoch or pacing time, send time)
         self.events: list[tuple[float, int, str, int, float, float]] = []
         self.seq = 0

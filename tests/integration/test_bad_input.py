@@ -49,7 +49,7 @@ max_depth = 2
 {extra}
 """
 
-Setup = Callable[[Path], None]
+Setup = Callable[[Path], object]
 
 
 def job(request: str = "", extra: str = "") -> Setup:

@@ -16,7 +16,8 @@ from resumer.errors import QueryError
 from resumer.fakeapi import FakeTree
 from resumer.jobfile import job_from_dict
 from resumer.model import Task
-from resumer.runner import Policies, Runner
+from resumer.policyset import Policies
+from resumer.runner import Runner
 from resumer.settings import Job
 from resumer.store import Store
 from tests.seam import TreeClient, run_bounded

@@ -109,6 +109,7 @@ def test_the_rate_limit_holds_in_every_second_after_the_burst(tmp_path: Path) ->
     assert busiest <= 55
 
 
+@pytest.mark.slow  # the server's arrival times, on the wall clock, with 2 ms of slack
 def test_no_call_for_a_node_before_its_retry_after(tmp_path: Path) -> None:
     retry_after = 0.1
     with fake_api(TREE, faults=Faults(throttle_rate=0.1, retry_after=retry_after)) as server:

@@ -14,7 +14,7 @@ from tests.helpers import fake_api, write_job
 TREE = FakeTree(seed=3, roots=5, fanout=(4, 3, 3))
 
 
-def exported(db: Path, partial: bool = False) -> object:
+def exported(db: Path, partial: bool = False) -> Any:
     out = io.StringIO()
     api.export(db, out, partial=partial)
     return json.loads(out.getvalue())

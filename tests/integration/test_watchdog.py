@@ -23,7 +23,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -34,11 +34,13 @@ from resumer.errors import CheckpointError, RunError
 from resumer.fakeapi import FakeTree
 from resumer.jobfile import job_from_dict
 from resumer.metrics import Metrics
-from resumer.model import Item, Result, Task
-from resumer.runner import Policies, Runner
+from resumer.model import Item, Parked, Result, Task
+from resumer.policyset import Policies
+from resumer.runner import Runner
 from resumer.settings import Job
 from resumer.store import Store, Transaction
 from resumer.template import Redactor
+from resumer.workers import Workers
 from tests.seam import RUN_LIMIT, TreeClient, run_bounded
 
 TREE = FakeTree(seed=21, roots=5, fanout=(3, 3), even=True)  # levels 1 and 2 are queried
@@ -233,7 +235,7 @@ def test_an_internal_error_stored_for_a_node_has_the_jobs_secrets_masked(
 
 @pytest.mark.parametrize(
     "garbage",
-    [None, {"items": []}, "F1.1", [{"id": "F1.1"}], [Item("F1.1", "n", "t", None)]],
+    [None, {"items": []}, "F1.1", [{"id": "F1.1"}], [Item("F1.1", "n", "t", None)]],  # type: ignore[arg-type]
     ids=["None", "a dict", "a string", "a list of dicts", "an Item of non-strings"],
 )
 def test_a_client_returning_garbage_fails_the_node_and_the_run_ends(
@@ -284,7 +286,7 @@ def test_a_store_whose_save_fails_once_ends_the_run_and_a_resume_finishes_it(
     caplog.set_level(logging.DEBUG, logger="resumer")
     faulty = FaultyStore(store, RuntimeError("the disk is on fire"))
     with threads_all_end(), pytest.raises(RunError) as raised:
-        run_bounded(Runner(job, faulty, TreeClient(TREE), Policies(job)))
+        run_bounded(Runner(job, cast(Store, faulty), TreeClient(TREE), Policies(job)))
     message = str(raised.value)
     assert "internal error (RuntimeError: the disk is on fire)" in message
     assert f"resume with: resumer resume --db {store.path}" in message
@@ -305,7 +307,7 @@ def test_a_database_error_in_a_save_ends_the_run_as_a_checkpoint_error(
 ) -> None:
     faulty = FaultyStore(store, sqlite3.OperationalError("disk I/O error"))
     with threads_all_end(), pytest.raises(CheckpointError, match="disk I/O error"):
-        run_bounded(Runner(job, faulty, TreeClient(TREE), Policies(job)))
+        run_bounded(Runner(job, cast(Store, faulty), TreeClient(TREE), Policies(job)))
     assert statuses(store.path).get("running", 0) == 0
     no_traceback(capfd)
 
@@ -323,7 +325,7 @@ def test_a_bug_in_the_coordinator_ends_the_run_with_a_run_error(
         store,
         TreeClient(TREE),
         policies,
-        alerts=BrokenAlerts() if where == "alerts" else None,
+        alerts=cast(Alerts, BrokenAlerts()) if where == "alerts" else None,
         on_results=broken_on_results if where == "on_results" else None,
     )
     with threads_all_end(), pytest.raises(RunError, match="internal error") as raised:
@@ -336,16 +338,20 @@ def test_a_bug_in_the_coordinator_ends_the_run_with_a_run_error(
 def test_a_worker_thread_that_dies_ends_the_run_instead_of_leaving_it_waiting(
     job: Job, store: Store, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    class DyingWorker(Runner):
+    class DyingWorkers(Workers):
         """A bug in the worker's own loop, around the query (where nothing is caught)."""
 
-        def _query(self, task: Task, timeout: float) -> Result:
+        def _query(self, task: Task, timeout: float) -> Result | Parked:
             if task.id == "F3":
                 raise SystemExit("the worker loop broke")
             return super()._query(task, timeout)
 
+    runner = Runner(job, store, TreeClient(TREE), Policies(job))
+    runner.workers = DyingWorkers(
+        job, runner.client, runner.policies, on_refused=lambda error: runner.request_stop()
+    )
     with threads_all_end(), pytest.raises(RunError, match=r"worker thread level1-\d ended"):
-        run_bounded(DyingWorker(job, store, TreeClient(TREE), Policies(job)))
+        run_bounded(runner)
     assert statuses(store.path).get("running", 0) == 0  # F3 among them: pending again
     no_traceback(capfd)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -157,7 +158,7 @@ def test_secrets_never_appear_in_error_messages() -> None:
 
 
 def mapper(**kwargs: str) -> Mapper:
-    fields = {"items": "", "id": "id", "name": "name", "type": "type", **kwargs}
+    fields: dict[str, Any] = {"items": "", "id": "id", "name": "name", "type": "type", **kwargs}
     return Mapper(Response(**fields))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import pytest
 
@@ -10,6 +11,16 @@ from resumer.errors import QueryError
 from resumer.policies import ConcurrencyLimiter, RetryPolicy, Stopped, Throttled
 
 FAST = RetryPolicy(attempts=3, initial=0.0, maximum=0.0)
+
+
+def noting(waits: list[float]) -> Callable[[float], bool]:
+    """A retrier's sleep that only notes each wait, and is never stopped."""
+
+    def sleep(seconds: float) -> bool:
+        waits.append(seconds)
+        return False
+
+    return sleep
 
 
 def flaky(failures: list[QueryError], result: str = "ok") -> tuple[list[int], object]:
@@ -109,7 +120,7 @@ def test_raising_the_limit_lets_waiters_in() -> None:
 def test_retry_after_is_honoured_and_capped_by_max() -> None:
     waits: list[float] = []
     policy = RetryPolicy(attempts=3, initial=0.0, maximum=2.0)
-    retrier = policy.bind(threading.Event(), sleep=lambda s: bool(waits.append(s)))
+    retrier = policy.bind(threading.Event(), sleep=noting(waits))
     _, fn = flaky(
         [
             QueryError("429", transient=True, retry_after=1.5),
@@ -123,7 +134,7 @@ def test_retry_after_is_honoured_and_capped_by_max() -> None:
 def test_backoff_is_full_jitter_exponential_within_its_bounds() -> None:
     waits: list[float] = []
     policy = RetryPolicy(attempts=6, initial=0.5, maximum=3.0, multiplier=2.0)
-    retrier = policy.bind(threading.Event(), sleep=lambda s: bool(waits.append(s)))
+    retrier = policy.bind(threading.Event(), sleep=noting(waits))
     _, fn = flaky([QueryError("503", transient=True)] * 5)
     retrier.call(fn, "n")  # type: ignore[arg-type]
     caps = [0.5, 1.0, 2.0, 3.0, 3.0]
@@ -140,7 +151,7 @@ def throttle(retry_after: float | None = None) -> QueryError:
 def test_a_parking_call_hands_a_throttle_back_with_its_wait_instead_of_sleeping() -> None:
     waits: list[float] = []
     policy = RetryPolicy(attempts=3, initial=0.0, maximum=2.0)
-    retrier = policy.bind(threading.Event(), sleep=lambda s: bool(waits.append(s)))
+    retrier = policy.bind(threading.Event(), sleep=noting(waits))
     calls, fn = flaky([throttle(retry_after=1.5)])
     with pytest.raises(Throttled) as handed:
         retrier.call(fn, "n", park=True)  # type: ignore[arg-type]
@@ -149,7 +160,7 @@ def test_a_parking_call_hands_a_throttle_back_with_its_wait_instead_of_sleeping(
 
 def test_a_parking_call_still_retries_other_failures_in_place() -> None:
     waits: list[float] = []
-    retrier = FAST.bind(threading.Event(), sleep=lambda s: bool(waits.append(s)))
+    retrier = FAST.bind(threading.Event(), sleep=noting(waits))
     calls, fn = flaky([QueryError("502", transient=True), throttle()])
     with pytest.raises(Throttled) as handed:
         retrier.call(fn, "n", park=True)  # type: ignore[arg-type]
@@ -172,7 +183,7 @@ def test_attempts_made_before_parking_count_against_the_budget() -> None:
 
 def test_without_parking_a_throttle_is_waited_out_in_place() -> None:
     waits: list[float] = []
-    retrier = FAST.bind(threading.Event(), sleep=lambda s: bool(waits.append(s)))
+    retrier = FAST.bind(threading.Event(), sleep=noting(waits))
     calls, fn = flaky([throttle(retry_after=0.0)])
     assert retrier.call(fn, "n") == "ok"  # type: ignore[arg-type]
     assert (len(calls), waits) == (2, [0.0])

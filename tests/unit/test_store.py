@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ def item(node_id: str) -> Item:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
+def store(tmp_path: Path) -> Iterator[Store]:
     store = Store.create(tmp_path / "c.db", "job text", "job.toml", str(tmp_path))
     yield store
     store.close()
@@ -39,9 +40,11 @@ def statuses(store: Store) -> dict[str, str]:
 
 def open_children(store: Store, node_id: str) -> int:
     with sqlite3.connect(store.path) as db:
-        return db.execute(
-            "SELECT open_children FROM nodes WHERE item_id = ?", (node_id,)
-        ).fetchone()[0]
+        return int(
+            db.execute("SELECT open_children FROM nodes WHERE item_id = ?", (node_id,)).fetchone()[
+                0
+            ]
+        )
 
 
 def test_claim_marks_nodes_running_and_gives_the_parents_id(store: Store) -> None:
