@@ -19,7 +19,16 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 
 from resumer import api, logs
-from resumer.errors import AuthError, CheckpointError, ConfigError, ResumerError
+from resumer.errors import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_STOPPED,
+    EXIT_USAGE,
+    AuthError,
+    CheckpointError,
+    ConfigError,
+    ResumerError,
+)
 from resumer.jobfile import load_job
 from resumer.messages import one_line
 
@@ -28,10 +37,6 @@ if TYPE_CHECKING:
 
     from resumer.runner import Outcome
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_STOPPED = 130
 
 DEFAULT_DB = Path("resumer.db")
 
@@ -119,7 +124,16 @@ def _progress(snapshot: Callable[[], Any], leaf_level: int, health: api.HealthPr
 
 def _report(outcome: Outcome, db: Path) -> NoReturn:
     """Say how the run ended and exit with the contracted status."""
-    if outcome.stopped:
+    if outcome.already_finished:
+        if outcome.complete:
+            out().print(f"this job is already complete; export it with: resumer export --db {db}")
+        else:
+            err().print(
+                f"this job already finished with {outcome.failed} failed node(s); nothing left"
+                f" to query. See why with: resumer failed --db {db}; query them again with:"
+                f" resumer resume --db {db} --retry-failed"
+            )
+    elif outcome.stopped:
         err().print(f"stopped; everything is checkpointed. Resume with: resumer resume --db {db}")
     elif outcome.source_error is not None:
         err().print(f"the level-1 list could not be loaded: {outcome.source_error}", markup=False)
@@ -253,20 +267,6 @@ def resume(
     """Continue the job stored in the checkpoint, exactly where it stopped."""
     _logging(log_level, log_file, log_format)
     with _errors():
-        info = None if retry_failed else api.status(db).as_json()
-        if info is not None and info["state"] in ("complete", "failed"):
-            failed = info["failed"]
-            if info["state"] == "complete":
-                out().print(
-                    f"this job is already complete; export it with: resumer export --db {db}"
-                )
-                raise typer.Exit(EXIT_OK)
-            err().print(
-                f"this job already finished with {failed} failed node(s); nothing left to query. "
-                f"See why with: resumer failed --db {db}; "
-                f"query them again with: resumer resume --db {db} --retry-failed"
-            )
-            raise typer.Exit(EXIT_FAILED)
         outcome = api.resume(
             db,
             progress=_progress,

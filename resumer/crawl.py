@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from resumer import lock, logs
+from resumer import api, lock, logs
 from resumer.alerts import Alerts, Rules
 from resumer.api import ProgressFactory, _naming_backups, _no_progress, stored_job
 from resumer.backups import PeriodicBackup
@@ -80,8 +80,12 @@ def resume(
 ) -> Outcome:
     """Continue the job stored in ``db`` from its checkpoint.
 
-    ``retry_failed`` first puts failed nodes back to pending.
+    ``retry_failed`` first puts failed nodes back to pending. A job with nothing left to
+    query (complete, or finished with failed nodes) is not run: its ``Outcome`` says so
+    (``already_finished``), and the checkpoint is left as it was.
     """
+    if not retry_failed and (finished := _already_finished(db)) is not None:
+        return finished
     with _naming_backups(db):
         record = inspect(db, write=True)  # read-only: a refused file is left as it was
     # A job that cannot run is refused before the lock file, or an upgrade, is written.
@@ -98,6 +102,18 @@ def resume(
             return _run(job, store, progress, handle_signals, metrics_port)
         finally:
             store.close()
+
+
+def _already_finished(db: Path) -> Outcome | None:
+    """The outcome of a job with nothing left to query; None if it has work (or runs)."""
+    info = api.status(db)
+    if info.state not in ("complete", "failed"):
+        return None
+    complete = info.state == "complete"
+    failed = 0 if complete else info.failed
+    return Outcome(
+        stopped=False, complete=complete, failed=failed, queries=0, already_finished=True
+    )
 
 
 def _check_source_file(path: Path) -> None:

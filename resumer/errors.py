@@ -26,6 +26,12 @@ puts one that was not foreseen (a bug) on one line for a message.
 
 from __future__ import annotations
 
+# Exit statuses of the command line (the arrows above), and of a run's ``Outcome``.
+EXIT_OK = 0
+EXIT_FAILED = 1  # a node, the source or the run failed
+EXIT_USAGE = 2  # bad input: the job file, the checkpoint, credentials, a full disk
+EXIT_STOPPED = 130  # stopped by a signal (Ctrl-C, SIGTERM); resume continues
+
 
 class ResumerError(Exception):
     """Base of every error resumer raises on purpose."""

@@ -41,7 +41,16 @@ from dataclasses import dataclass
 
 from resumer import crashpoints
 from resumer.alerts import Alerts, Figures
-from resumer.errors import AuthError, QueryError, ResumerError, RunError, describe
+from resumer.errors import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_STOPPED,
+    AuthError,
+    QueryError,
+    ResumerError,
+    RunError,
+    describe,
+)
 from resumer.estimate import eta_seconds, queries_done, remaining_queries
 from resumer.logs import node_context
 from resumer.model import Failure, Item, LiveFigures, Release, Result, Task
@@ -69,12 +78,13 @@ class Outcome:
     failed: int  # nodes failed for good
     queries: int  # results stored by this run
     source_error: str | None = None  # why the level-1 list could not be loaded
+    already_finished: bool = False  # nothing was left to query: no run was started
 
     @property
     def exit_status(self) -> int:
         if self.stopped:
-            return 130
-        return 0 if self.complete else 1
+            return EXIT_STOPPED
+        return EXIT_OK if self.complete else EXIT_FAILED
 
 
 class Runner:

@@ -16,13 +16,15 @@ import sys
 from types import FrameType
 from typing import Protocol
 
+from resumer.errors import EXIT_STOPPED
+
 
 class Stoppable(Protocol):
     def request_stop(self) -> None: ...
 
 
 def install_signal_handlers(runner: Stoppable) -> None:
-    """First SIGINT/SIGTERM: drain and stop. Second: exit at once with 130."""
+    """First SIGINT/SIGTERM: drain and stop. Second: exit at once with EXIT_STOPPED (130)."""
     count = 0
 
     def say(text: str) -> None:
@@ -37,7 +39,7 @@ def install_signal_handlers(runner: Stoppable) -> None:
             runner.request_stop()
         else:
             say("quitting at once; queries in flight will be made again on resume")
-            os._exit(130)
+            os._exit(EXIT_STOPPED)
 
     signal.signal(signal.SIGINT, handle)
     signal.signal(signal.SIGTERM, handle)

@@ -55,3 +55,20 @@ def test_a_job_built_in_code_is_stored_and_resumes(tmp_path: Path) -> None:
     assert status.state == "complete"
     printed = cli("status", "--json", "--db", "r.db", cwd=tmp_path).stdout
     assert status.as_json() == json.loads(printed)
+
+
+def test_resuming_a_finished_job_runs_nothing_and_says_so(tmp_path: Path) -> None:
+    """The library decides that nothing is left (not the CLI): no query, nothing stored."""
+    db = tmp_path / "done.db"
+    with fake_api(TREE, broken=frozenset({"F2"})) as server:
+        job = write_job(tmp_path, server.url)
+        assert resumer.run(job, db).failed == 1
+        calls = sum(server.stats.snapshot().values())
+        before = resumer.status(db)
+        again = resumer.resume(db)
+        after = sum(server.stats.snapshot().values())
+        retried = resumer.resume(db, retry_failed=True)
+    assert (again.already_finished, again.complete, again.failed) == (True, False, 1)
+    assert (again.queries, again.exit_status, after) == (0, 1, calls)
+    assert resumer.status(db).totals == before.totals
+    assert not retried.already_finished and retried.queries == 1  # F2 again: still a 400
