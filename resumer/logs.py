@@ -138,9 +138,20 @@ REDACT = RedactingFilter()
 CONTEXT = ContextFilter()
 
 
+GUARDED = ("resumer", "httpx", "httpcore")  # loggers whose records may quote a secret
+
+
 def protect(secrets: Iterable[str]) -> None:
-    """Mask these values in every log line from now on."""
+    """Mask these values in every log line from now on: through our handlers
+    (``configure``), and through a library user's own, since the filter also sits on
+    every logger of resumer's (and httpx's, which logs URLs) that exists by then."""
     REDACT.protect(secrets)
+    manager = logging.Logger.manager
+    for name in [*GUARDED, *list(manager.loggerDict)]:
+        if name in GUARDED or name.startswith(tuple(f"{root}." for root in GUARDED)):
+            logger = logging.getLogger(name)
+            if REDACT not in logger.filters:
+                logger.addFilter(REDACT)
 
 
 def set_job(name: str) -> None:

@@ -66,3 +66,24 @@ def test_secrets_are_masked_in_json_too(tmp_path: Path, restore_logging: None) -
     logs.protect(["hunter2"])
     logging.getLogger("resumer.test").error("token hunter2 refused")
     assert "hunter2" not in (tmp_path / "run.log").read_text()
+
+
+def test_a_library_users_own_handler_gets_the_secrets_masked_too(
+    restore_logging: None,
+) -> None:
+    """No ``configure``: a script that logs resumer's records its own way."""
+    seen: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    root.addHandler(Keep())
+    worker = logging.getLogger("resumer.workers")
+    logs.protect(["s3cr3t-t0ken"])
+    worker.warning("failed: GET http://api/children?key=s3cr3t-t0ken")
+    logging.getLogger("httpx").warning("HTTP Request: GET http://api/?key=s3cr3t-t0ken")
+    assert len(seen) == 2
+    assert not [line for line in seen if "s3cr3t-t0ken" in line]
