@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
@@ -19,7 +18,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from resumer.estimate import queried
+from resumer.estimate import Window, queried
 from resumer.model import STATUSES, LiveFigures
 
 log = logging.getLogger(__name__)
@@ -147,18 +146,12 @@ class _Rates:
     """Queries finished per second over a sliding window, per level."""
 
     def __init__(self) -> None:
-        self._history: deque[tuple[float, dict[int, int]]] = deque()
+        self._window = Window(RATE_WINDOW)
 
     def update(self, now: float, counts: LevelCounts) -> dict[int, float]:
         done = {level: queried(c) for level, c in counts.items()}
-        self._history.append((now, done))
-        while len(self._history) > 2 and now - self._history[0][0] > RATE_WINDOW:
-            self._history.popleft()
-        then, before = self._history[0]
-        span = now - then
-        if span <= 0:
-            return dict.fromkeys(done, 0.0)
-        return {level: (n - before.get(level, 0)) / span for level, n in done.items()}
+        rates = self._window.rates(now, done)
+        return rates if rates is not None else dict.fromkeys(done, 0.0)
 
 
 def progress_view(counts: LevelCounts, rates: Mapping[int, float], leaf_level: int) -> Table:

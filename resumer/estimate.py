@@ -8,6 +8,7 @@ frontier than the levels above suggest.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Mapping
 
 Levels = Mapping[int, Mapping[str, int]]
@@ -51,3 +52,27 @@ def eta_seconds(remaining: float, rate: float | None) -> float | None:
     if not rate or rate <= 0:
         return None
     return remaining / rate
+
+
+class Window:
+    """Counters' rates over a sliding window: each one's gain since the oldest sample
+    taken within the last ``seconds`` (at least two samples are kept), a second.
+
+    >>> window = Window(60.0)
+    >>> window.rates(0.0, {1: 0}), window.rates(2.0, {1: 10})
+    (None, {1: 5.0})
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._samples: deque[tuple[float, Mapping[int, int]]] = deque()
+
+    def rates(self, now: float, counts: Mapping[int, int]) -> dict[int, float] | None:
+        """Add a sample; the rates since the oldest kept (None when no time has passed)."""
+        self._samples.append((now, dict(counts)))
+        while len(self._samples) > 2 and now - self._samples[0][0] > self.seconds:
+            self._samples.popleft()
+        then, before = self._samples[0]
+        if now <= then:
+            return None
+        return {key: (n - before.get(key, 0)) / (now - then) for key, n in counts.items()}

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -51,7 +50,7 @@ from resumer.errors import (
     RunError,
     describe,
 )
-from resumer.estimate import eta_seconds, queries_done, remaining_queries
+from resumer.estimate import Window, eta_seconds, queries_done, remaining_queries
 from resumer.logs import node_context
 from resumer.model import Failure, Item, LiveFigures, Release, Result, Task
 from resumer.policies import NodeLabel, Stopped
@@ -134,7 +133,7 @@ class Runner:
         self._queried = 0  # queries answered for good (children or a failure) in this run
         self._retries = 0  # calls beyond the first, in this run
         self._retries_recorded = 0
-        self._paces: deque[tuple[float, int]] = deque()
+        self._paces = Window(RATE_WINDOW)
         self._rate: float | None = None  # queries a second over RATE_WINDOW, as last measured
         self._tally = Tally(store.counts())  # the one scan of the table in a run
 
@@ -293,12 +292,8 @@ class Runner:
             return
         self._health_at = now
         self.policies.pacer.expect(remaining_queries(self._tally.counts(), self.leaf_level))
-        self._paces.append((now, self._queried))
-        while len(self._paces) > 2 and now - self._paces[0][0] > RATE_WINDOW:
-            self._paces.popleft()
-        then, before = self._paces[0]
-        rate = (self._queried - before) / (now - then) if now > then else None
-        self._rate = rate
+        rates = self._paces.rates(now, {0: self._queried})
+        rate = self._rate = rates[0] if rates is not None else None
         breaker, limit, send_rate = self.policies.health()
         why = self.pacer_reason()
         retries = self._retries - self._retries_recorded

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from resumer.estimate import eta_seconds, fan_out, remaining_queries
+from resumer.estimate import Window, eta_seconds, fan_out, remaining_queries
 
 
 def counts(**by_status: int) -> dict[str, int]:
@@ -34,3 +34,12 @@ def test_no_rate_means_no_eta() -> None:
     assert eta_seconds(100, None) is None
     assert eta_seconds(100, 0.0) is None
     assert eta_seconds(100, 20.0) == 5.0
+
+
+def test_a_window_measures_each_counter_over_its_last_seconds_only() -> None:
+    window = Window(10.0)
+    assert window.rates(0.0, {1: 0, 2: 0}) is None  # no time has passed yet
+    assert window.rates(5.0, {1: 50, 2: 5}) == {1: 10.0, 2: 1.0}
+    window.rates(10.0, {1: 100, 2: 10})
+    # at 20 s the samples at 0 and 5 s are older than 10 s: the rate is from 10 s on
+    assert window.rates(20.0, {1: 300, 2: 10}) == {1: 20.0, 2: 0.0}
