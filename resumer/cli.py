@@ -464,16 +464,10 @@ def fake_api(
     ] = "s3cret",
 ) -> None:
     """Serve the fake feature API (the demo's) until stopped."""
-    from resumer.fakeapi import (
-        FakeAPI,
-        FakeTree,
-        Faults,
-        parse_fanout,
-        parse_outage,
-        parse_rate_headers,
-        parse_throttle_status,
-    )
+    from resumer.fakeapi import FakeAPI, Faults, parse_outage
     from resumer.fakeauth import FakeAuth
+    from resumer.fakelimiter import parse_rate_headers, parse_throttle_status
+    from resumer.faketree import FakeTree, parse_fanout
 
     try:
         shape = parse_fanout(fanout)

@@ -9,7 +9,8 @@ from pathlib import Path
 from rich.console import Console
 
 from resumer import api
-from resumer.fakeapi import FakeAPI, FakeTree
+from resumer.fakeapi import FakeAPI
+from resumer.faketree import FakeTree
 
 DEMO_TREE = FakeTree(seed=42, roots=8, fanout=(6, 5, 4))
 DEMO_LATENCY = 0.02  # seconds per answer, so the progress is visible

@@ -1,10 +1,7 @@
 """The fake feature API: a deterministic tree behind HTTP, for the demo, tests and benchmarks.
 
-The tree is a pure function of ``seed``, ``roots`` and ``fanout``: ids are
-dotted paths (``F3.7.2``), so the server is stateless and any node's children
-can be recomputed, and ``FakeTree.expected_export`` gives the ground truth a
-crawl must reproduce. With ``even=False`` (the default) fan-out varies around
-the given figure and some nodes have no children.
+The tree is ``faketree.FakeTree``; the rate limiter and its headers are
+``fakelimiter``'s.
 
 Endpoints (bodies are ``{"data": {"items": [...]}}``):
 
@@ -31,23 +28,7 @@ or in the body at ``links.next`` (``"body"``, an absolute URL). Given a server
 ``ssl.SSLContext`` (``tls``), it is served over HTTPS.
 
 ``Faults.rate_limit`` puts nginx's ``limit_req ... nodelay`` in front of the
-children endpoints (only them): one leaky bucket (``LeakyBucket``) for every
-client, which lets ``burst + 1`` calls through at once and then one every
-``1 / rate`` seconds, and refuses the rest at once with ``throttle_status``
-(429 or 503) and, if set, ``Retry-After``. ``FakeAPI.set_rate`` and
-``POST /_rate`` change it while serving; the bucket keeps what it holds.
-
-Rate-limit headers (``Faults.rate_headers``) describe that bucket on every
-children answer, refusals included, as a window that ends *reset* seconds
-from now: *remaining* is how many calls it would still take if they came
-spread over that window, ``floor(burst - excess + rate * reset)``, and the
-*limit* is the same for an empty bucket. So a client that spreads *remaining*
-over *reset* (as RFC-style clients do) paces at about ``rate``, and the window
-never "restarts". ``"ratelimit"`` sends ``RateLimit-Limit``, ``-Remaining`` and
-``-Reset: 1`` (seconds); ``"x-ratelimit"`` the same as ``X-RateLimit-*`` with
-the reset as a Unix time (the whole second after the next); ``"draft"`` the IETF
-draft's ``RateLimit-Policy: "default";q=limit;w=1`` and
-``RateLimit: "default";r=remaining;t=1``. No headers while the limit is off.
+children endpoints (only them); see ``fakelimiter``.
 
 The server is a small asyncio HTTP/1.1 loop (keep-alive, Content-Length
 bodies) rather than ``http.server``: it must answer thousands of calls a second
@@ -65,107 +46,19 @@ import threading
 import time
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from resumer.fakeauth import FakeAuth
-
-TYPES = ("core", "edge", "misc", "beta")
-ROOT_PREFIX = "F"
-
-
-@dataclass(frozen=True)
-class FakeTree:
-    """A deterministic feature tree.
-
-    >>> tree = FakeTree(seed=1, roots=2, fanout=(3,), even=True)
-    >>> [c["id"] for c in tree.children("F1")]
-    ['F1.1', 'F1.2', 'F1.3']
-    """
-
-    seed: int = 0
-    roots: int = 10
-    fanout: Sequence[int] = (5, 5, 5)
-    even: bool = False
-
-    def _hash(self, node_id: str) -> int:
-        return zlib.crc32(f"{self.seed}:{node_id}".encode())
-
-    def item(self, node_id: str) -> dict[str, Any]:
-        h = self._hash(node_id)
-        return {
-            "id": node_id,
-            "name": f"Feature {node_id[len(ROOT_PREFIX) :]}",
-            "type": TYPES[h % len(TYPES)],
-            "rank": h % 1000,
-        }
-
-    def root_items(self) -> list[dict[str, Any]]:
-        return [self.item(f"{ROOT_PREFIX}{i}") for i in range(1, self.roots + 1)]
-
-    def level_of(self, node_id: str) -> int | None:
-        """The level of a valid id, or None if the tree has no such node."""
-        if not node_id.startswith(ROOT_PREFIX):
-            return None
-        steps = node_id[len(ROOT_PREFIX) :].split(".")
-        if not all(s.isdigit() and s[0] != "0" for s in steps):
-            return None
-        if int(steps[0]) > self.roots:
-            return None
-        for depth in range(1, len(steps)):
-            parent = ROOT_PREFIX + ".".join(steps[:depth])
-            if int(steps[depth]) > self.child_count(parent, depth):
-                return None
-        return len(steps)
-
-    def child_count(self, node_id: str, level: int) -> int:
-        if level > len(self.fanout):
-            return 0
-        width = self.fanout[level - 1]
-        if self.even or width == 0:
-            return width
-        h = self._hash(node_id + "#")
-        if h % 8 == 0:
-            return 0  # about one node in eight has no children
-        return 1 + (h >> 3) % (2 * width - 1)
-
-    def children(self, node_id: str, level: int | None = None) -> list[dict[str, Any]]:
-        level = self.level_of(node_id) if level is None else level
-        if level is None:
-            raise KeyError(node_id)
-        count = self.child_count(node_id, level)
-        return [self.item(f"{node_id}.{i}") for i in range(1, count + 1)]
-
-    def walk(self, max_depth: int) -> Iterator[tuple[int, dict[str, Any]]]:
-        """Every node down to ``max_depth`` as (level, item), depth-first in API order."""
-        stack = [(1, item) for item in reversed(self.root_items())]
-        while stack:
-            level, item = stack.pop()
-            yield level, item
-            if level < max_depth:
-                stack.extend((level + 1, c) for c in reversed(self.children(item["id"], level)))
-
-    def query_count(self, max_depth: int) -> int:
-        """How many queries a complete crawl to ``max_depth`` makes (the source list excluded)."""
-        return sum(1 for level, _ in self.walk(max_depth) if level < max_depth)
-
-    def expected_export(self, max_depth: int) -> list[dict[str, Any]]:
-        """The export a complete crawl must produce (the ground truth)."""
-        return [self._expected(item, 1, max_depth) for item in self.root_items()]
-
-    def _expected(self, item: dict[str, Any], level: int, max_depth: int) -> dict[str, Any]:
-        children = self.children(item["id"], level) if level < max_depth else []
-        return {
-            "id": item["id"],
-            "name": item["name"],
-            "type": item["type"],
-            "level": level,
-            "status": "complete",
-            "payload": item,
-            "children": [self._expected(c, level + 1, max_depth) for c in children],
-        }
+from resumer.fakelimiter import (
+    RATE_HEADER_STYLES,
+    THROTTLE_STATUSES,
+    LeakyBucket,
+    rate_limit_headers,
+)
+from resumer.faketree import FakeTree
 
 
 class Stats:
@@ -252,10 +145,7 @@ _REASONS = {
 }
 
 
-THROTTLE_STATUSES = (429, 503)
-RATE_HEADER_STYLES = ("ratelimit", "x-ratelimit", "draft")
 NEXT_LINK_STYLES = ("", "header", "body")
-_SLACK = 1e-9  # requests: float noise must not refuse a call paced at exactly 1 / rate
 
 
 @dataclass(frozen=True)
@@ -320,104 +210,6 @@ class Faults:
                 return name
             roll -= rate
         return None
-
-
-class Decision(NamedTuple):
-    """One call through a ``LeakyBucket``: taken or not, and the bucket at that moment."""
-
-    accepted: bool
-    excess: float  # requests in the bucket now, this call counted if it was taken
-    rate: float  # requests a second
-    burst: int
-
-
-class LeakyBucket:
-    """nginx's ``limit_req`` with ``nodelay``, for one key: a leaky bucket of requests.
-
-    ``excess`` is how many requests the bucket holds; they leak out at ``rate``
-    a second. A call adds one and is taken at once if that leaves at most
-    ``burst``, as nginx computes it: ``max(0, excess - rate * elapsed + 1)``
-    since the last taken call (the very first call leaves 0). A call that would
-    overflow is refused and changes nothing. So an empty bucket takes
-    ``burst + 1`` calls at once, then one every ``1 / rate`` seconds. The clock
-    is injected so that tests need not sleep.
-
-    >>> now = [100.0]
-    >>> bucket = LeakyBucket(rate=1.0, burst=1, clock=lambda: now[0])
-    >>> [bucket.take().accepted for _ in range(3)]
-    [True, True, False]
-    >>> now[0] += 1.0
-    >>> bucket.take()
-    Decision(accepted=True, excess=1.0, rate=1.0, burst=1)
-    """
-
-    def __init__(
-        self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self.rate = rate  # requests a second; 0 takes every call and counts none
-        self.burst = burst
-        self.excess = 0.0  # requests held at ``last``
-        self.last: float | None = None  # when the last call was taken (None: never)
-        self._clock = clock
-        self._lock = threading.Lock()
-
-    def take(self) -> Decision:
-        """Count one call now: taken, or refused with the state left as it was."""
-        with self._lock:
-            now = self._clock()
-            if self.rate <= 0:
-                return Decision(True, 0.0, self.rate, self.burst)
-            if self.last is None:
-                self.excess, self.last = 0.0, now
-                return Decision(True, 0.0, self.rate, self.burst)
-            drained = self.excess - self.rate * max(0.0, now - self.last)
-            excess = max(0.0, drained + 1.0)
-            if excess > self.burst + _SLACK:
-                return Decision(False, max(0.0, drained), self.rate, self.burst)
-            self.excess, self.last = excess, now
-            return Decision(True, excess, self.rate, self.burst)
-
-    def set_rate(self, rate: float, burst: int | None = None) -> None:
-        """Change the rate (and the burst) from now on; what the bucket holds stays."""
-        with self._lock:
-            if self.last is not None:
-                # leak at the old rate until now, so the new one applies from now on only
-                now = self._clock()
-                self.excess = max(0.0, self.excess - self.rate * max(0.0, now - self.last))
-                self.last = now
-            self.rate = rate
-            if burst is not None:
-                self.burst = burst
-
-
-def rate_limit_headers(style: str, decision: Decision, epoch: float) -> tuple[tuple[str, str], ...]:
-    """The rate-limit headers of ``style`` for the bucket in ``decision``, at Unix time ``epoch``
-    (see the module's docstring); none when the limit is off."""
-    if decision.rate <= 0 or not style:
-        return ()
-    end = math.floor(epoch) + 2 if style == "x-ratelimit" else epoch + 1
-    window = end - epoch
-
-    def calls(excess: float) -> int:
-        return max(0, math.floor(decision.burst - excess + decision.rate * window + _SLACK))
-
-    limit, remaining = calls(0.0), calls(decision.excess)
-    if style == "ratelimit":
-        return (
-            ("RateLimit-Limit", str(limit)),
-            ("RateLimit-Remaining", str(remaining)),
-            ("RateLimit-Reset", "1"),
-        )
-    if style == "x-ratelimit":
-        return (
-            ("X-RateLimit-Limit", str(limit)),
-            ("X-RateLimit-Remaining", str(remaining)),
-            ("X-RateLimit-Reset", str(end)),
-        )
-    return (
-        ("RateLimit-Policy", f'"default";q={limit};w=1'),
-        ("RateLimit", f'"default";r={remaining};t=1'),
-    )
 
 
 def _is_children(target: str) -> bool:
@@ -764,32 +556,3 @@ def parse_outage(text: str) -> tuple[float, float]:
     if not sep or window[0] < 0 or window[1] <= window[0]:
         raise ValueError(f"--outage: expected START:END seconds with START < END, got {text!r}")
     return window
-
-
-def parse_throttle_status(status: int) -> int:
-    """429 or 503; ValueError on anything else."""
-    if status not in THROTTLE_STATUSES:
-        raise ValueError(f"--throttle-status: expected 429 or 503, got {status}")
-    return status
-
-
-def parse_rate_headers(text: str) -> str:
-    """``"none"`` → ``""``, or one of ``RATE_HEADER_STYLES``; ValueError on anything else."""
-    style = text.strip().lower()
-    if style == "none":
-        return ""
-    if style not in RATE_HEADER_STYLES:
-        choices = ", ".join(("none", *RATE_HEADER_STYLES))
-        raise ValueError(f"--rate-headers: expected one of {choices}, got {text!r}")
-    return style
-
-
-def parse_fanout(text: str) -> tuple[int, ...]:
-    """``"5,5,5"`` → ``(5, 5, 5)``; ValueError on anything else."""
-    try:
-        values = tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        values = ()
-    if not values or any(v < 0 for v in values):
-        raise ValueError(f"--fanout: expected comma-separated counts like 5,5,5, got {text!r}")
-    return values

@@ -13,7 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from resumer.fakeapi import FakeAPI, FakeTree
+from resumer.fakeapi import FakeAPI
+from resumer.faketree import FakeTree
 
 
 def job_text(url: str, *, max_depth: int = 4, extra: str = "", **sections: str) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from resumer.fakeapi import FakeTree
+from resumer.faketree import FakeTree
 from resumer.model import Item, Task
 from resumer.runner import Outcome, Runner
 

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from resumer import api
-from resumer.fakeapi import FakeTree, Faults
+from resumer.fakeapi import Faults
+from resumer.faketree import FakeTree
 from tests.helpers import fake_api, write_job
 
 TREE = FakeTree(seed=16, roots=8, fanout=(6, 5, 4))

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from resumer import api
-from resumer.fakeapi import FakeTree
 from resumer.fakeauth import FakeAuth
+from resumer.faketree import FakeTree
 from tests.helpers import fake_api, resumer, spawn, write_job
 
 SMALL = FakeTree(seed=2, roots=3, fanout=(3, 2, 2))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from resumer import api
 from resumer.backups import backups_of
-from resumer.fakeapi import FakeTree
+from resumer.faketree import FakeTree
 from tests.helpers import export_json, fake_api, kill9, resumer, spawn, write_job
 
 TREE = FakeTree(seed=12, roots=6, fanout=(5, 4, 3))

@@ -17,7 +17,8 @@ from subprocess import Popen
 import pytest
 
 from resumer.crashpoints import ENV_VAR
-from resumer.fakeapi import FakeTree, Stats
+from resumer.fakeapi import Stats
+from resumer.faketree import FakeTree
 from tests.helpers import export_json, fake_api, kill9, resumer, spawn, write_job
 
 TREE = FakeTree(seed=21, roots=6, fanout=(5, 4, 3))

@@ -31,7 +31,7 @@ from resumer import api
 from resumer.backups import PeriodicBackup
 from resumer.crashpoints import MAX_PAGES_VAR
 from resumer.errors import CheckpointError, ConfigError, DamagedError, WriteError
-from resumer.fakeapi import FakeTree
+from resumer.faketree import FakeTree
 from resumer.logs import LogFile
 from resumer.runner import QUEUE_DEPTH
 from tests.helpers import fake_api, resumer, write_job

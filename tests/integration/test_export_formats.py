@@ -13,7 +13,7 @@ import pytest
 
 from resumer import api
 from resumer.errors import ConfigError
-from resumer.fakeapi import FakeTree
+from resumer.faketree import FakeTree
 from resumer.model import Children, Item
 from resumer.store import Store
 from tests.helpers import fake_api, resumer, write_job

@@ -11,7 +11,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from resumer import api
-from resumer.fakeapi import FakeTree
+from resumer.faketree import FakeTree
 from resumer.monitoring import expressions
 from tests.helpers import fake_api, write_job
 

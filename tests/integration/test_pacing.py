@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from resumer import api
-from resumer.fakeapi import FakeTree, Faults
+from resumer.fakeapi import Faults
+from resumer.faketree import FakeTree
 from resumer.store import Store
 from tests.helpers import fake_api, write_job
 

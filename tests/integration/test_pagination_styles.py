@@ -16,7 +16,8 @@ import respx
 from resumer import api
 from resumer.client import Client
 from resumer.errors import ConfigError, QueryError
-from resumer.fakeapi import FakeAPI, FakeTree, Faults
+from resumer.fakeapi import FakeAPI, Faults
+from resumer.faketree import FakeTree
 from resumer.jobfile import parse_job
 from resumer.model import Task
 from tests.helpers import write_job

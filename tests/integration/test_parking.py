@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from resumer.errors import QueryError
-from resumer.fakeapi import FakeTree
+from resumer.faketree import FakeTree
 from resumer.jobfile import job_from_dict
 from resumer.model import Task
 from resumer.policyset import Policies

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from resumer import api
 from resumer.crashpoints import ENV_VAR
-from resumer.fakeapi import FakeTree
+from resumer.faketree import FakeTree
 from resumer.jobfile import parse_job
 from tests.helpers import fake_api, resumer, write_job
 

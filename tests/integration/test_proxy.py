@@ -20,7 +20,8 @@ import pytest
 
 from resumer import api
 from resumer.errors import ConfigError
-from resumer.fakeapi import FakeAPI, FakeTree
+from resumer.fakeapi import FakeAPI
+from resumer.faketree import FakeTree
 from tests.helpers import crawl_in_process, write_request_job
 
 TREE = FakeTree(seed=9, roots=3, fanout=(3, 2))

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from resumer import api
-from resumer.fakeapi import FakeTree, Faults
+from resumer.fakeapi import Faults
+from resumer.faketree import FakeTree
 from resumer.store import Store
 from tests.helpers import export_json, fake_api, resumer, write_job
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from resumer import api
-from resumer.fakeapi import FakeTree
+from resumer.faketree import FakeTree
 from tests.helpers import fake_api, write_job
 
 TREE = FakeTree(seed=3, roots=5, fanout=(4, 3, 3))

@@ -19,7 +19,8 @@ import trustme
 
 from resumer import api
 from resumer.errors import ConfigError
-from resumer.fakeapi import FakeAPI, FakeTree
+from resumer.fakeapi import FakeAPI
+from resumer.faketree import FakeTree
 from tests.helpers import crawl_in_process, resumer, write_request_job
 
 TREE = FakeTree(seed=5, roots=3, fanout=(3, 2))

@@ -19,7 +19,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine
 
 from resumer.crashpoints import ENV_VAR
-from resumer.fakeapi import FakeTree
+from resumer.faketree import FakeTree
 from resumer.store import MIGRATIONS_DIR, SCHEMA_REVISION
 from tests.helpers import export_json, fake_api, resumer, write_job
 

@@ -31,7 +31,7 @@ import pytest
 from resumer import api
 from resumer.alerts import Alerts, Figures, Rules
 from resumer.errors import CheckpointError, RunError
-from resumer.fakeapi import FakeTree
+from resumer.faketree import FakeTree
 from resumer.jobfile import job_from_dict
 from resumer.metrics import Metrics
 from resumer.model import Item, Parked, Result, Task

@@ -388,7 +388,7 @@ def test_a_repeated_cursor_is_an_error_not_a_loop() -> None:
 
 
 def test_a_connection_is_opened_only_when_every_one_is_busy() -> None:
-    from resumer.fakeapi import FakeTree
+    from resumer.faketree import FakeTree
     from tests.helpers import fake_api
 
     with fake_api(FakeTree(roots=2, fanout=(3,)), latency=0.01) as server:

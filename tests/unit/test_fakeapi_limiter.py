@@ -5,7 +5,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from resumer.fakeapi import FakeAPI, FakeTree, Faults, LeakyBucket, rate_limit_headers
+from resumer.fakeapi import FakeAPI, Faults
+from resumer.fakelimiter import LeakyBucket, rate_limit_headers
+from resumer.faketree import FakeTree
 
 EPOCH = 1_700_000_000.5  # a Unix time for the X-RateLimit-Reset header
 

@@ -18,7 +18,7 @@ from typing import Any, cast
 
 import pytest
 
-from resumer.fakeapi import FakeTree
+from resumer.faketree import FakeTree
 from resumer.jobfile import job_from_dict
 from resumer.model import Result
 from resumer.policyset import Policies
