@@ -48,7 +48,9 @@ from resumer.model import Failure, Item, LiveFigures, Release, Result, Task
 from resumer.policies import NodeLabel, Stopped
 from resumer.policyset import Policies
 from resumer.settings import Job
-from resumer.store import Counts, Health, PriorityOf, Store, Tally, Transaction, inherit
+from resumer.store import Store
+from resumer.tally import Counts, Tally
+from resumer.transaction import Health, PriorityOf, Transaction, inherit
 from resumer.workers import QueryClient, Workers, internal_error, is_item, masked
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,9 @@ import pytest
 
 from resumer.errors import CheckpointError
 from resumer.model import STATUSES, Children, Failure, Item, Release, Task
-from resumer.store import SCHEMA_REVISION, SOURCE_NODE, Health, Store
+from resumer.schema import SCHEMA_REVISION
+from resumer.store import SOURCE_NODE, Store
+from resumer.transaction import Health
 
 LEAF = 4
 
@@ -172,7 +174,7 @@ def test_the_known_schema_revision_is_alembics_head() -> None:
     from alembic.config import Config
     from alembic.script import ScriptDirectory
 
-    from resumer.store import MIGRATIONS_DIR, SCHEMA_REVISION
+    from resumer.schema import MIGRATIONS_DIR, SCHEMA_REVISION
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
@@ -200,7 +202,7 @@ def test_an_older_checkpoint_is_upgraded_in_place_keeping_its_work(store: Store)
 
 
 def test_a_new_checkpoint_has_the_schema_the_migrations_build(tmp_path: Path) -> None:
-    """A new checkpoint is created from store.HEAD_SCHEMA, without Alembic: it must be
+    """A new checkpoint is created from schema.HEAD_SCHEMA, without Alembic: it must be
     what running every migration on an empty database gives."""
     created = Store.create(tmp_path / "created.db", "job text", "job.toml", "/jobs")
     created.close()
@@ -226,7 +228,7 @@ def _alembic(path: Path, action: str, revision: str) -> None:
     from alembic.config import Config
     from sqlalchemy import create_engine
 
-    from resumer.store import MIGRATIONS_DIR
+    from resumer.schema import MIGRATIONS_DIR
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
@@ -272,7 +274,7 @@ def test_the_moves_of_each_transaction_keep_a_tally_equal_to_the_counts(store: S
     and the counts the store keeps equal a count of the table."""
     import random
 
-    from resumer.store import Tally
+    from resumer.tally import Tally
 
     rng = random.Random(7)
     load_roots(store, *(f"R{i}" for i in range(6)))
@@ -309,7 +311,8 @@ def test_the_moves_of_each_transaction_keep_a_tally_equal_to_the_counts(store: S
 
 
 def test_the_source_list_is_stored_in_chunks_all_in_order(store: Store) -> None:
-    from resumer.store import SOURCE_CHUNK, Tally
+    from resumer.tally import Tally
+    from resumer.transaction import SOURCE_CHUNK
 
     tally = Tally(store.counts())
     count = 2 * SOURCE_CHUNK + 5
