@@ -149,18 +149,15 @@ class Transaction:
         row = cur.execute("SELECT status, priority FROM nodes WHERE id = ?", (node,)).fetchone()
         if row is None or row[0] != "running":
             return 0
-        weight = row[1]
         now = time.time()
-        leaves = leaf_level <= 1
-        status, done_at = ("complete", now) if leaves else ("pending", None)
-        weigh = None if priority is inherit else priority
+        kin = _Kin.of(node, 1, leaf_level=leaf_level, now=now, weight=row[1], priority=priority)
         iterator, count = iter(items), 0
         while chunk := list(itertools.islice(iterator, SOURCE_CHUNK)):
             values: list[object] = []
-            _child_values(values, node, 1, chunk, status, done_at, weight, weigh, first=count)
+            _child_values(values, kin, chunk, first=count)
             _insert_children(cur, values)
             count += len(chunk)
-        done = leaves or not count
+        done = kin.status == "complete" or not count
         cur.execute(
             "UPDATE nodes SET status = ?, open_children = ?, attempts = attempts + ?,"
             " completed_at = ? WHERE id = ?",
@@ -172,7 +169,7 @@ class Transaction:
                 node,
             ),
         )
-        self.moves[1, status] += count
+        self.moves[1, kin.status] += count
         return count
 
     def save(
@@ -188,18 +185,27 @@ class Transaction:
         UPDATE per kind of outcome, multi-row INSERTs for the children), so a
         commit of many results costs a handful of statements, not a few per node.
         """
+        # Failures and releases first: a node that one of them ends in this batch is no longer
+        # running when the children come, so it takes none.
+        self._fail_or_release(results)
+        now = time.time()
+        queried = [
+            stored
+            for outcome, by_node in _by_outcome(results, leaf_level).items()
+            for stored in self._mark_queried(outcome, by_node, now)
+        ]
+        self._add_children(queried, leaf_level, now, priority)
+        self._complete_upward(
+            Counter(q.parent for q in queried if q.complete and q.parent is not None), now
+        )
+        return {q.result.level + 1 for q in queried if not q.complete}
+
+    def _fail_or_release(self, results: Iterable[Result]) -> None:
+        """Apply the failures (the node is ``failed``) and the releases (``pending`` again,
+        to be queried later), in their order, to the nodes still running."""
         cur = self._cur
-        outcomes: dict[tuple[str, int, int], dict[int, Children]] = {}
         for result in results:
-            if isinstance(result, Children):
-                done = result.level + 1 >= leaf_level or not result.items
-                key = (
-                    ("complete", 0, result.attempts)
-                    if done
-                    else ("waiting", len(result.items), result.attempts)
-                )
-                outcomes.setdefault(key, {})[result.node] = result
-            elif isinstance(result, Failure):
+            if isinstance(result, Failure):
                 cur.execute(
                     "UPDATE nodes SET status = 'failed', last_error = ?,"
                     " attempts = attempts + ? WHERE id = ? AND status = 'running'",
@@ -213,72 +219,133 @@ class Transaction:
                     (result.attempts, result.node),
                 )
                 self._moved(result.level, "running", "pending", cur.rowcount)
-        fed: set[int] = set()
-        completed: Counter[int] = Counter()  # parent -> children completed in this batch
-        children: list[object] = []  # INSERT values, _COLUMNS per child
-        now = time.time()
+
+    def _mark_queried(
+        self, outcome: _Outcome, by_node: dict[int, Children], now: float
+    ) -> list[_Queried]:
+        """Give the nodes of ``by_node`` still ``running`` the status of ``outcome``
+        (one statement for them all); return those, with their parent and priority."""
+        # The ids go in as one JSON array: one statement shape whatever their number, so
+        # SQLite's statement cache never fills with near-copies.
+        rows = self._cur.execute(
+            "UPDATE nodes SET status = ?, open_children = ?, attempts = attempts + ?,"
+            " completed_at = CASE WHEN ? = 'complete' THEN ? END"
+            " WHERE status = 'running' AND id IN (SELECT value FROM json_each(?))"
+            " RETURNING id, parent_id, priority",
+            (*outcome, outcome.status, now, json.dumps(list(by_node))),
+        ).fetchall()
+        complete = outcome.status == "complete"
+        for node, _, _ in rows:
+            self._moved(by_node[node].level, "running", outcome.status)
+        return [_Queried(by_node[node], parent, weight, complete) for node, parent, weight in rows]
+
+    def _add_children(
+        self, queried: Iterable[_Queried], leaf_level: int, now: float, priority: PriorityOf
+    ) -> None:
+        """Insert the children of the nodes just marked queried, in multi-row statements."""
+        values: list[object] = []  # INSERT values, _COLUMNS per child
+        for q in queried:
+            result = q.result
+            kin = _Kin.of(
+                result.node,
+                result.level + 1,
+                leaf_level=leaf_level,
+                now=now,
+                weight=q.weight,
+                priority=priority,
+            )
+            _child_values(values, kin, result.items)
+            self.moves[kin.level, kin.status] += len(result.items)
+        _insert_children(self._cur, values)
+
+    def _complete_upward(self, completed: Counter[int], now: float) -> None:
+        """Count completed children off their parents (one statement per parent, not per
+        child), and carry on upward with every parent that this completes."""
+        while completed:
+            above: Counter[int] = Counter()
+            for parent, count in completed.items():
+                row = self._cur.execute(
+                    "UPDATE nodes SET open_children = open_children - ?,"
+                    " completed_at = CASE WHEN open_children = ? AND status = 'waiting'"
+                    " THEN ? ELSE completed_at END,"
+                    " status = CASE WHEN open_children = ? AND status = 'waiting'"
+                    " THEN 'complete' ELSE status END"
+                    " WHERE id = ? RETURNING status, parent_id, level",
+                    (count, count, now, count, parent),
+                ).fetchall()
+                if row and row[0][0] == "complete":  # it was waiting for these last ones
+                    _, grandparent, level = row[0]
+                    self._moved(level, "waiting", "complete")
+                    if grandparent is not None:
+                        above[grandparent] += 1
+            completed = above
+
+
+class _Outcome(NamedTuple):
+    """How a query ends for a node that got its children: the results of a batch that
+    share one are stored by one UPDATE."""
+
+    status: str  # complete (leaves' parents, no children) or waiting (for its children)
+    open_children: int
+    attempts: int
+
+
+class _Queried(NamedTuple):
+    """A node whose result was applied (it was still running)."""
+
+    result: Children
+    parent: int | None
+    weight: int  # its priority, which its children inherit by default
+    complete: bool
+
+
+class _Kin(NamedTuple):
+    """What a node's new children share."""
+
+    parent: int
+    level: int
+    status: str  # complete at the leaf level, else pending
+    done_at: float | None
+    weight: int  # the parent's priority
+    weigh: PriorityOf | None  # the priority rule; None: children take ``weight``
+
+    @classmethod
+    def of(
+        cls,
+        parent: int,
+        level: int,
+        *,
+        leaf_level: int,
+        now: float,
+        weight: int,
+        priority: PriorityOf,
+    ) -> _Kin:
+        leaves = level >= leaf_level
+        status, done_at = ("complete", now) if leaves else ("pending", None)
         weigh = None if priority is inherit else priority  # no call per child when unweighted
-        moves = self.moves
-        for (status, open_children, attempts), by_node in outcomes.items():
-            marked = _mark_queried(cur, status, open_children, attempts, by_node, now)
-            for node, parent, weight in marked:
-                result = by_node[node]
-                child_level = result.level + 1
-                leaves = child_level >= leaf_level
-                child_status, done_at = ("complete", now) if leaves else ("pending", None)
-                moves[result.level, "running"] -= 1
-                moves[result.level, status] += 1
-                moves[child_level, child_status] += len(result.items)
-                _child_values(
-                    children, node, child_level, result.items, child_status, done_at, weight, weigh
-                )
-                if status == "complete":
-                    if parent is not None:
-                        completed[parent] += 1
-                else:
-                    fed.add(child_level)
-        _insert_children(cur, children)
-        _complete_upward(cur, completed, now, moves)
-        return fed
+        return cls(parent, level, status, done_at, weight, weigh)
 
 
-def _child_values(
-    out: list[object],
-    node: int,
-    level: int,
-    items: Iterable[Item],
-    status: str,
-    done_at: float | None,
-    weight: int,
-    weigh: PriorityOf | None,
-    first: int = 0,
-) -> None:
-    """Append the INSERT values of ``node``'s children (positions from ``first``) to ``out``.
-    ``weigh``: the priority rule, or None when children take their parent's ``weight``."""
+def _by_outcome(results: Iterable[Result], leaf_level: int) -> dict[_Outcome, dict[int, Children]]:
+    """The results that give children, grouped by how their node's query ends."""
+    outcomes: dict[_Outcome, dict[int, Children]] = {}
+    for result in results:
+        if isinstance(result, Children):
+            if result.level + 1 >= leaf_level or not result.items:
+                outcome = _Outcome("complete", 0, result.attempts)
+            else:
+                outcome = _Outcome("waiting", len(result.items), result.attempts)
+            outcomes.setdefault(outcome, {})[result.node] = result
+    return outcomes
+
+
+def _child_values(out: list[object], kin: _Kin, items: Iterable[Item], first: int = 0) -> None:
+    """Append the INSERT values of ``kin.parent``'s children (positions from ``first``)
+    to ``out``."""
+    node, level, status, done_at, weight, weigh = kin
     for position, (item_id, name, kind, payload) in enumerate(items, start=first):
         out += (node, level, position, item_id, name, kind, payload, status)
         out += (weight if weigh is None else weigh(level, item_id, kind, weight), done_at)
-
-
-def _mark_queried(
-    cur: sqlite3.Cursor,
-    status: str,
-    open_children: int,
-    attempts: int,
-    by_node: dict[int, Children],
-    now: float,
-) -> list[tuple[int, int | None, int]]:
-    """Set the status of the nodes still ``running``; return (node, parent, priority) of
-    those."""
-    # The ids go in as one JSON array: one statement shape whatever their number, so
-    # SQLite's statement cache never fills with near-copies.
-    return cur.execute(
-        "UPDATE nodes SET status = ?, open_children = ?, attempts = attempts + ?,"
-        " completed_at = CASE WHEN ? = 'complete' THEN ? END"
-        " WHERE status = 'running' AND id IN (SELECT value FROM json_each(?))"
-        " RETURNING id, parent_id, priority",
-        (status, open_children, attempts, status, now, json.dumps(list(by_node))),
-    ).fetchall()
 
 
 def _insert_children(cur: sqlite3.Cursor, values: list[object]) -> None:
@@ -305,29 +372,3 @@ def _insert_sql(rows: int) -> str:
         "INSERT INTO nodes (parent_id, level, position, item_id, name, type, payload, status,"
         f" priority, completed_at) VALUES {values}"
     )
-
-
-def _complete_upward(
-    cur: sqlite3.Cursor, completed: Counter[int], now: float, moves: Moves
-) -> None:
-    """Count completed children off their parents (one statement per parent, not per
-    child), and carry on upward with every parent that this completes."""
-    while completed:
-        above: Counter[int] = Counter()
-        for parent, count in completed.items():
-            row = cur.execute(
-                "UPDATE nodes SET open_children = open_children - ?,"
-                " completed_at = CASE WHEN open_children = ? AND status = 'waiting'"
-                " THEN ? ELSE completed_at END,"
-                " status = CASE WHEN open_children = ? AND status = 'waiting'"
-                " THEN 'complete' ELSE status END"
-                " WHERE id = ? RETURNING status, parent_id, level",
-                (count, count, now, count, parent),
-            ).fetchall()
-            if row and row[0][0] == "complete":  # it was waiting for these last ones
-                _, grandparent, level = row[0]
-                moves[level, "waiting"] -= 1
-                moves[level, "complete"] += 1
-                if grandparent is not None:
-                    above[grandparent] += 1
-        completed = above
