@@ -14,10 +14,11 @@ sizes, no transaction is ever open during an HTTP call, and the run ends exactly
 when no node is pending and nothing is outstanding.
 
 Owns: one run's life (``begin``, the ``step`` loop, the shutdown), the level-1
-load, what has been claimed and not stored, the tally, the health and alert
-records, and how a run ends (``Outcome``). Must not: query (the workers do, with
-the policies of ``policyset.py``), hold a transaction while waiting for results,
-or install signal handlers (``signals.py``, for the CLI).
+load, what has been claimed and not stored, the health and alert records, and how
+a run ends (``Outcome``); the live counts are the store's (``Store.live_counts``).
+Must not: query (the workers do, with the policies of ``policyset.py``), hold a
+transaction while waiting for results, or install signal handlers (``signals.py``,
+for the CLI).
 
 Nothing hangs: any exception a query meets in a worker (the client's, a
 policy's, a ``KeyboardInterrupt`` raised by code) fails that node as an
@@ -36,7 +37,6 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 from resumer import crashpoints
@@ -49,7 +49,7 @@ from resumer.policies import NodeLabel, Stopped
 from resumer.policyset import Policies
 from resumer.settings import Job
 from resumer.store import Store
-from resumer.tally import Counts, Tally
+from resumer.tally import Counts
 from resumer.transaction import Health, PriorityOf, Transaction, inherit
 from resumer.workers import QueryClient, Workers, internal_error, is_item, masked
 
@@ -128,17 +128,16 @@ class Runner:
         self._retries_recorded = 0
         self._paces: deque[tuple[float, int]] = deque()
         self._rate: float | None = None  # queries a second over RATE_WINDOW, as last measured
-        self._tally = Tally(store.counts())  # the one scan of the table in a run
 
     def counts(self) -> Counts:
         """Nodes per level and status, as ``Store.counts`` would say (without its scan):
         for the live display and the metrics, from any thread."""
-        return self._tally.counts()
+        return self.store.live_counts()
 
     def live_figures(self) -> LiveFigures:
         """How the run fares now, with the overall progress and the ETA that ``status``
         would give (the same estimate and pace): for the live view and the metrics."""
-        counts = self._tally.counts()
+        counts = self.store.live_counts()
         breaker, limit, send_rate = self.policies.health()
         depth = self.leaf_level
         remaining = remaining_queries(counts, depth)
@@ -162,13 +161,6 @@ class Runner:
         self.workers.wake()
 
     # -- the run ---------------------------------------------------------------
-
-    @contextmanager
-    def _transaction(self) -> Iterator[Transaction]:
-        """A write transaction whose moves reach the tally once it has committed."""
-        with self.store.transaction() as tx:
-            yield tx
-        self._tally.apply(tx.moves)
 
     def run(self) -> Outcome:
         """Run until the work runs out or a stop is requested.
@@ -211,7 +203,7 @@ class Runner:
         they are not yet. ``run`` calls it; a test may call it, then drive ``step`` itself
         (and the workers, ``Workers.work_one``, without starting their threads)."""
         started = time.time()
-        with self._transaction() as tx:
+        with self.store.transaction() as tx:
             reset = tx.reset_running()
         if reset:
             log.info("resume: %d node(s) left running by an earlier run are pending again", reset)
@@ -220,7 +212,7 @@ class Runner:
             if self.store.source_status() == "pending":
                 self._load_roots()
             self._maybe_pending = self.store.pending_levels() & set(self._levels)
-            self._failed = sum(c["failed"] for c in self._tally.counts().values())
+            self._failed = sum(c["failed"] for c in self.store.live_counts().values())
             self._last_progress = self.clock()
         except BaseException:
             self._abort()
@@ -245,7 +237,7 @@ class Runner:
         results = self.workers.collect(SAVE_BATCH, wait=not self._hungry_levels())
         fed: set[int] = set()
         claimed: dict[int, list[Task]] = {}
-        with self._transaction() as tx:
+        with self.store.transaction() as tx:
             if results:
                 fed = tx.save(results, self.leaf_level, self._priority_of)
             self._account(results, fed)
@@ -284,7 +276,7 @@ class Runner:
         if now - self._health_at < HEALTH_EVERY:
             return
         self._health_at = now
-        self.policies.pacer.expect(remaining_queries(self._tally.counts(), self.leaf_level))
+        self.policies.pacer.expect(remaining_queries(self.store.live_counts(), self.leaf_level))
         self._paces.append((now, self._queried))
         while len(self._paces) > 2 and now - self._paces[0][0] > RATE_WINDOW:
             self._paces.popleft()
@@ -345,21 +337,21 @@ class Runner:
             log.error("the source failed: %s", error)
             self._store_source(Failure(task.node, 0, error, 1, "source"))
             return
-        with self._transaction() as tx:
+        with self.store.transaction() as tx:
             count = tx.save_source(
                 task.node, _checked_roots(items), 1, self.leaf_level, self._priority_of
             )
         log.info("loaded %d level-1 node(s) from the source", count)
 
     def _store_source(self, result: Failure | Release) -> None:
-        with self._transaction() as tx:
+        with self.store.transaction() as tx:
             tx.save([result], self.leaf_level, self._priority_of)
 
     def _save(self, results: list[Result]) -> None:
         """Store results in a transaction of their own (used while shutting down)."""
         if not results:
             return
-        with self._transaction() as tx:
+        with self.store.transaction() as tx:
             fed = tx.save(results, self.leaf_level, self._priority_of)
             self._account(results, fed)
 
@@ -443,7 +435,7 @@ class Runner:
             self._save_unless_failed(self.workers.collect(SAVE_BATCH, wait=True))
         while batch := self.workers.collect(SAVE_BATCH, wait=False):
             self._save_unless_failed(batch)
-        with self._transaction() as tx:
+        with self.store.transaction() as tx:
             unfinished = tx.reset_running()
         if unfinished:
             log.info("%d claimed node(s) not finished go back to pending", unfinished)
@@ -461,7 +453,7 @@ class Runner:
             self._save_error = error
 
     def _outcome(self, stopped: bool) -> Outcome:
-        failed = sum(c["failed"] for c in self._tally.counts().values())
+        failed = sum(c["failed"] for c in self.store.live_counts().values())
         source_error = self.store.source_error() if self.store.source_status() == "failed" else None
         return Outcome(
             source_error=source_error,

@@ -107,6 +107,28 @@ class JobRecord:
     run_seconds: float
 
 
+# The checkpoint's own invariants, each a query that finds the nodes breaking it (at most
+# 11: ten to show, one to say there are more), and what it means.
+INVARIANTS = (
+    (
+        "SELECT n.id FROM nodes AS n WHERE n.status IN ('waiting', 'complete') AND n.open_children"
+        " != (SELECT count(*) FROM nodes AS c WHERE c.parent_id = n.id AND c.status != 'complete')"
+        " LIMIT 11",
+        "open-children counter differs from the children not complete",
+    ),
+    (
+        "SELECT n.id FROM nodes AS n WHERE n.status = 'complete' AND EXISTS"
+        " (SELECT 1 FROM nodes AS c WHERE c.parent_id = n.id AND c.status != 'complete') LIMIT 11",
+        "complete node with a child not complete",
+    ),
+    (
+        "SELECT n.id FROM nodes AS n WHERE n.status IN ('pending', 'running', 'failed') AND EXISTS"
+        " (SELECT 1 FROM nodes AS c WHERE c.parent_id = n.id) LIMIT 11",
+        "node not yet queried that has children",
+    ),
+)
+
+
 def create_schema(cur: sqlite3.Cursor) -> None:
     """The head schema in an empty database, stamped as Alembic would."""
     for statement in HEAD_SCHEMA:

@@ -33,15 +33,16 @@ import sqlite3
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
 from resumer import crashpoints
 from resumer.errors import CheckpointError
-from resumer.model import STATUSES, Result, Task
+from resumer.model import Result, Task
 from resumer.schema import (
+    INVARIANTS,
     SCHEMA_REVISION,
     JobRecord,
     check_new,
@@ -58,7 +59,7 @@ from resumer.sqlitefile import (
     translate_sqlite,
     writable,
 )
-from resumer.tally import Counts
+from resumer.tally import Counts, Tally, gather
 from resumer.transaction import Health, PriorityOf, Transaction, inherit
 
 log = logging.getLogger(__name__)
@@ -109,6 +110,9 @@ class Store:
         self._read_only = read_only
         self._connections = Connections(path, read_only=read_only)
         self._scratch: Path | None = None  # a temporary folder of ours, removed at close
+        # The live counts: read from the kept ones when opened, then moved by every
+        # transaction that commits (``transaction``), so no one counts the table.
+        self._tally = Tally({})
 
     # -- opening -------------------------------------------------------------
 
@@ -150,6 +154,7 @@ class Store:
                 check_revision(path, store.revision())
             if not store._has_job():
                 raise CheckpointError(f"{path}: this database holds no resumer job")
+            store._tally = Tally(store.counts())
         except BaseException:
             store.close()
             raise
@@ -235,19 +240,24 @@ class Store:
         a lock: SQLite has one writer anyway, and a pool checkout per transaction
         cost more than the small transactions of a fast crawl.
         """
-        with self._write_lock:
+        with self._write_lock, self._begun() as cur:
+            yield cur
+
+    @contextmanager
+    def _begun(self) -> Iterator[sqlite3.Cursor]:
+        """``_write`` without its lock, which the caller holds."""
+        try:
+            conn = self._write_connection()
+            cur = conn.cursor()
+            cur.execute("BEGIN IMMEDIATE")
             try:
-                conn = self._write_connection()
-                cur = conn.cursor()
-                cur.execute("BEGIN IMMEDIATE")
-                try:
-                    yield cur
-                    conn.commit()
-                except BaseException:
-                    roll_back(conn)  # a failed COMMIT (a full disk) may leave it open
-                    raise
-            except sqlite3.Error as error:
-                raise translate_sqlite(self.path, error) from error
+                yield cur
+                conn.commit()
+            except BaseException:
+                roll_back(conn)  # a failed COMMIT (a full disk) may leave it open
+                raise
+        except sqlite3.Error as error:
+            raise translate_sqlite(self.path, error) from error
 
     def _write_connection(self) -> sqlite3.Connection:
         if self._raw is None:
@@ -298,11 +308,16 @@ class Store:
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
         """Many writes in one IMMEDIATE transaction (group commit); the counts per level
-        and status move with them, in the same transaction."""
-        with self._write() as cur:
-            tx = Transaction(cur)
-            yield tx
-            tx.count_moves()
+        and status move with them, in the same transaction, and the live counts
+        (``live_counts``) once it has committed."""
+        with self._write_lock:
+            with self._begun() as cur:
+                tx = Transaction(cur)
+                yield tx
+                tx.count_moves()
+            # Still under the lock: the live counts take the commits in their order,
+            # so a reader never sees a node leave a status before it entered it.
+            self._tally.apply(tx.moves)
 
     def reset_running(self) -> int:
         """Nodes a dead or stopped run left ``running`` go back to ``pending``."""
@@ -350,7 +365,7 @@ class Store:
             rows = [r[0] for r in cur.execute("PRAGMA integrity_check").fetchall()]
             if rows != ["ok"]:
                 problems += [f"SQLite: {row}" for row in rows[:20]]
-            for sql, what in _INVARIANTS:
+            for sql, what in INVARIANTS:
                 found = cur.execute(sql).fetchall()
                 if found:
                     ids = ", ".join(str(row[0]) for row in found[:10])
@@ -369,16 +384,22 @@ class Store:
 
     # -- reads ---------------------------------------------------------------
 
+    def live_counts(self) -> Counts:
+        """``counts`` as this store's own commits left them, without reading the database:
+        cheap, and safe from any thread (the live display, the metrics). Another process
+        writing the same checkpoint is not seen: ``counts`` reads it."""
+        return self._tally.counts()
+
     def counts(self) -> Counts:
         """Nodes per level (1..) and status; every status present, zeros included. Read
         from the counts the writes keep (no scan: constant time whatever the tree)."""
         with self._read() as cur:
-            return _counts(cur.execute("SELECT level, status, n FROM counts WHERE n != 0"))
+            return gather(cur.execute("SELECT level, status, n FROM counts WHERE n != 0"))
 
     def counted(self) -> Counts:
         """``counts``, by counting the nodes themselves (a scan: for ``check``)."""
         with self._read() as cur:
-            return _counts(
+            return gather(
                 cur.execute(
                     "SELECT level, status, count(*) FROM nodes WHERE level > 0"
                     " GROUP BY level, status"
@@ -474,33 +495,6 @@ class Reader:
             (node, after, limit),
         ).fetchall()
         return [NodeRow._make(row) for row in rows]
-
-
-_INVARIANTS = (
-    (
-        "SELECT n.id FROM nodes AS n WHERE n.status IN ('waiting', 'complete') AND n.open_children"
-        " != (SELECT count(*) FROM nodes AS c WHERE c.parent_id = n.id AND c.status != 'complete')"
-        " LIMIT 11",
-        "open-children counter differs from the children not complete",
-    ),
-    (
-        "SELECT n.id FROM nodes AS n WHERE n.status = 'complete' AND EXISTS"
-        " (SELECT 1 FROM nodes AS c WHERE c.parent_id = n.id AND c.status != 'complete') LIMIT 11",
-        "complete node with a child not complete",
-    ),
-    (
-        "SELECT n.id FROM nodes AS n WHERE n.status IN ('pending', 'running', 'failed') AND EXISTS"
-        " (SELECT 1 FROM nodes AS c WHERE c.parent_id = n.id) LIMIT 11",
-        "node not yet queried that has children",
-    ),
-)
-
-
-def _counts(rows: Iterable[tuple[int, str, int]]) -> Counts:
-    counts: Counts = {}
-    for level, status, n in rows:
-        counts.setdefault(level, dict.fromkeys(STATUSES, 0))[status] = n
-    return counts
 
 
 __all__ = [

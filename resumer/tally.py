@@ -3,14 +3,16 @@
 Owns: ``Counts`` (the shape every count takes), ``Moves`` (what a transaction changed)
 and ``Tally`` (counts kept in memory, safe to read from any thread).
 
-No SQL here, nor any connection: ``resumer.transaction`` records the moves, and
-``resumer.store`` writes them to the kept counts.
+No SQL here, nor any connection: ``resumer.transaction`` records the moves (and
+writes them to the kept counts, in the same transaction); ``resumer.store`` keeps the
+one live ``Tally`` and applies them to it once the transaction has committed.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Iterable
 
 from resumer.model import STATUSES
 
@@ -46,3 +48,11 @@ class Tally:
         """A copy, in the shape of ``Store.counts``."""
         with self._lock:
             return {level: dict(self._counts[level]) for level in sorted(self._counts)}
+
+
+def gather(rows: Iterable[tuple[int, str, int]]) -> Counts:
+    """Counts from (level, status, n) rows; every status present, zeros included."""
+    counts: Counts = {}
+    for level, status, n in rows:
+        counts.setdefault(level, dict.fromkeys(STATUSES, 0))[status] = n
+    return counts
