@@ -35,7 +35,8 @@ from resumer.jobfile import parse_job
 from resumer.model import STATUSES, LiveFigures
 from resumer.reports import JobStatus, Node
 from resumer.settings import Job
-from resumer.store import Counts, FailedNode, Store
+from resumer.store import FailedNode, Store
+from resumer.tally import Counts
 
 if TYPE_CHECKING:
     from resumer.runner import Outcome

@@ -24,10 +24,11 @@ from resumer.http import pool_for
 from resumer.jobfile import load_job, parse_job
 from resumer.policyset import Policies
 from resumer.runner import Outcome, Runner
+from resumer.schema import check_new, inspect
 from resumer.settings import Job
 from resumer.signals import install_signal_handlers
 from resumer.sources import read_source_file
-from resumer.store import Store, check_new, inspect
+from resumer.store import Store
 from resumer.template import Template
 from resumer.tls import ssl_context
 

@@ -14,10 +14,11 @@ sizes, no transaction is ever open during an HTTP call, and the run ends exactly
 when no node is pending and nothing is outstanding.
 
 Owns: one run's life (``begin``, the ``step`` loop, the shutdown), the level-1
-load, what has been claimed and not stored, the tally, the health and alert
-records, and how a run ends (``Outcome``). Must not: query (the workers do, with
-the policies of ``policyset.py``), hold a transaction while waiting for results,
-or install signal handlers (``signals.py``, for the CLI).
+load, what has been claimed and not stored, the health and alert records, and how
+a run ends (``Outcome``); the live counts are the store's (``Store.live_counts``).
+Must not: query (the workers do, with the policies of ``policyset.py``), hold a
+transaction while waiting for results, or install signal handlers (``signals.py``,
+for the CLI).
 
 Nothing hangs: any exception a query meets in a worker (the client's, a
 policy's, a ``KeyboardInterrupt`` raised by code) fails that node as an
@@ -35,7 +36,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 from resumer import crashpoints
@@ -56,7 +56,9 @@ from resumer.model import Failure, Item, LiveFigures, Release, Result, Task
 from resumer.policies import NodeLabel, Stopped
 from resumer.policyset import Policies
 from resumer.settings import Job
-from resumer.store import Counts, Health, PriorityOf, Store, Tally, Transaction, inherit
+from resumer.store import Store
+from resumer.tally import Counts
+from resumer.transaction import Health, PriorityOf, Transaction, inherit
 from resumer.workers import QueryClient, Workers, internal_error, is_item, masked
 
 log = logging.getLogger(__name__)
@@ -135,17 +137,16 @@ class Runner:
         self._retries_recorded = 0
         self._paces = Window(RATE_WINDOW)
         self._rate: float | None = None  # queries a second over RATE_WINDOW, as last measured
-        self._tally = Tally(store.counts())  # the one scan of the table in a run
 
     def counts(self) -> Counts:
         """Nodes per level and status, as ``Store.counts`` would say (without its scan):
         for the live display and the metrics, from any thread."""
-        return self._tally.counts()
+        return self.store.live_counts()
 
     def live_figures(self) -> LiveFigures:
         """How the run fares now, with the overall progress and the ETA that ``status``
         would give (the same estimate and pace): for the live view and the metrics."""
-        counts = self._tally.counts()
+        counts = self.store.live_counts()
         breaker, limit, send_rate = self.policies.health()
         depth = self.leaf_level
         remaining = remaining_queries(counts, depth)
@@ -169,13 +170,6 @@ class Runner:
         self.workers.wake()
 
     # -- the run ---------------------------------------------------------------
-
-    @contextmanager
-    def _transaction(self) -> Iterator[Transaction]:
-        """A write transaction whose moves reach the tally once it has committed."""
-        with self.store.transaction() as tx:
-            yield tx
-        self._tally.apply(tx.moves)
 
     def run(self) -> Outcome:
         """Run until the work runs out or a stop is requested.
@@ -218,7 +212,7 @@ class Runner:
         they are not yet. ``run`` calls it; a test may call it, then drive ``step`` itself
         (and the workers, ``Workers.work_one``, without starting their threads)."""
         started = time.time()
-        with self._transaction() as tx:
+        with self.store.transaction() as tx:
             reset = tx.reset_running()
         if reset:
             log.info("resume: %d node(s) left running by an earlier run are pending again", reset)
@@ -227,7 +221,7 @@ class Runner:
             if self.store.source_status() == "pending":
                 self._load_roots()
             self._maybe_pending = self.store.pending_levels() & set(self._levels)
-            self._failed = sum(c["failed"] for c in self._tally.counts().values())
+            self._failed = sum(c["failed"] for c in self.store.live_counts().values())
             self._last_progress = self.clock()
         except BaseException:
             self._abort()
@@ -252,7 +246,7 @@ class Runner:
         results = self.workers.collect(SAVE_BATCH, wait=not self._hungry_levels())
         fed: set[int] = set()
         claimed: dict[int, list[Task]] = {}
-        with self._transaction() as tx:
+        with self.store.transaction() as tx:
             if results:
                 fed = tx.save(results, self.leaf_level, self._priority_of)
             self._account(results, fed)
@@ -291,7 +285,7 @@ class Runner:
         if now - self._health_at < HEALTH_EVERY:
             return
         self._health_at = now
-        self.policies.pacer.expect(remaining_queries(self._tally.counts(), self.leaf_level))
+        self.policies.pacer.expect(remaining_queries(self.store.live_counts(), self.leaf_level))
         rates = self._paces.rates(now, {0: self._queried})
         rate = self._rate = rates[0] if rates is not None else None
         breaker, limit, send_rate = self.policies.health()
@@ -348,21 +342,21 @@ class Runner:
             log.error("the source failed: %s", error)
             self._store_source(Failure(task.node, 0, error, 1, "source"))
             return
-        with self._transaction() as tx:
+        with self.store.transaction() as tx:
             count = tx.save_source(
                 task.node, _checked_roots(items), 1, self.leaf_level, self._priority_of
             )
         log.info("loaded %d level-1 node(s) from the source", count)
 
     def _store_source(self, result: Failure | Release) -> None:
-        with self._transaction() as tx:
+        with self.store.transaction() as tx:
             tx.save([result], self.leaf_level, self._priority_of)
 
     def _save(self, results: list[Result]) -> None:
         """Store results in a transaction of their own (used while shutting down)."""
         if not results:
             return
-        with self._transaction() as tx:
+        with self.store.transaction() as tx:
             fed = tx.save(results, self.leaf_level, self._priority_of)
             self._account(results, fed)
 
@@ -446,7 +440,7 @@ class Runner:
             self._save_unless_failed(self.workers.collect(SAVE_BATCH, wait=True))
         while batch := self.workers.collect(SAVE_BATCH, wait=False):
             self._save_unless_failed(batch)
-        with self._transaction() as tx:
+        with self.store.transaction() as tx:
             unfinished = tx.reset_running()
         if unfinished:
             log.info("%d claimed node(s) not finished go back to pending", unfinished)
@@ -464,7 +458,7 @@ class Runner:
             self._save_error = error
 
     def _outcome(self, stopped: bool) -> Outcome:
-        failed = sum(c["failed"] for c in self._tally.counts().values())
+        failed = sum(c["failed"] for c in self.store.live_counts().values())
         source_error = self.store.source_error() if self.store.source_status() == "failed" else None
         return Outcome(
             source_error=source_error,

@@ -20,7 +20,7 @@ from sqlalchemy import create_engine
 
 from resumer.crashpoints import ENV_VAR
 from resumer.faketree import FakeTree
-from resumer.store import MIGRATIONS_DIR, SCHEMA_REVISION
+from resumer.schema import MIGRATIONS_DIR, SCHEMA_REVISION
 from tests.helpers import export_json, fake_api, resumer, write_job
 
 TREE = FakeTree(seed=31, roots=6, fanout=(5, 4, 3))

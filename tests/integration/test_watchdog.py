@@ -38,8 +38,9 @@ from resumer.model import Item, Parked, Result, Task
 from resumer.policyset import Policies
 from resumer.runner import Runner
 from resumer.settings import Job
-from resumer.store import Store, Transaction
+from resumer.store import Store
 from resumer.template import Redactor
+from resumer.transaction import Transaction
 from resumer.workers import Workers
 from tests.seam import RUN_LIMIT, TreeClient, run_bounded
 

@@ -24,7 +24,8 @@ from resumer.model import Result
 from resumer.policyset import Policies
 from resumer.runner import QUEUE_DEPTH, Runner
 from resumer.settings import Job
-from resumer.store import Store, Transaction
+from resumer.store import Store
+from resumer.transaction import Transaction
 from tests.seam import TreeClient
 
 TREE = FakeTree(seed=21, roots=5, fanout=(3, 3), even=True)  # levels 1 and 2 are queried

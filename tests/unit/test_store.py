@@ -11,7 +11,9 @@ import pytest
 
 from resumer.errors import CheckpointError
 from resumer.model import STATUSES, Children, Failure, Item, Release, Task
-from resumer.store import SCHEMA_REVISION, SOURCE_NODE, Health, Store
+from resumer.schema import SCHEMA_REVISION
+from resumer.store import SOURCE_NODE, Store
+from resumer.transaction import Health
 
 LEAF = 4
 
@@ -172,7 +174,7 @@ def test_the_known_schema_revision_is_alembics_head() -> None:
     from alembic.config import Config
     from alembic.script import ScriptDirectory
 
-    from resumer.store import MIGRATIONS_DIR, SCHEMA_REVISION
+    from resumer.schema import MIGRATIONS_DIR, SCHEMA_REVISION
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
@@ -200,7 +202,7 @@ def test_an_older_checkpoint_is_upgraded_in_place_keeping_its_work(store: Store)
 
 
 def test_a_new_checkpoint_has_the_schema_the_migrations_build(tmp_path: Path) -> None:
-    """A new checkpoint is created from store.HEAD_SCHEMA, without Alembic: it must be
+    """A new checkpoint is created from schema.HEAD_SCHEMA, without Alembic: it must be
     what running every migration on an empty database gives."""
     created = Store.create(tmp_path / "created.db", "job text", "job.toml", "/jobs")
     created.close()
@@ -226,7 +228,7 @@ def _alembic(path: Path, action: str, revision: str) -> None:
     from alembic.config import Config
     from sqlalchemy import create_engine
 
-    from resumer.store import MIGRATIONS_DIR
+    from resumer.schema import MIGRATIONS_DIR
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
@@ -266,17 +268,17 @@ def _downgrade_to_first(path: Path) -> None:
     assert "breaker_state" not in columns
 
 
-def test_the_moves_of_each_transaction_keep_a_tally_equal_to_the_counts(store: Store) -> None:
+def test_the_moves_of_each_transaction_keep_the_live_counts_equal_to_the_counts(
+    store: Store,
+) -> None:
     """A random crawl of claims, children, leaves, failures, releases, late repeats and
-    resets, failed nodes retried: after every transaction, the tally kept from its moves
-    and the counts the store keeps equal a count of the table."""
+    resets, failed nodes retried: after every transaction, the live counts the store
+    keeps from its moves and the counts it keeps in the table equal a count of the
+    table."""
     import random
-
-    from resumer.store import Tally
 
     rng = random.Random(7)
     load_roots(store, *(f"R{i}" for i in range(6)))
-    tally = Tally(store.counts())
     done: list[Children] = []
     retried, seen = 0, set()
     for step in range(60):
@@ -300,29 +302,27 @@ def test_the_moves_of_each_transaction_keep_a_tally_equal_to_the_counts(store: S
                 tx.reset_running()
             if step in (30, 40):
                 retried += tx.retry_failed()
-        tally.apply(tx.moves)
-        # the tally, the counts the store keeps, and a real count of the nodes agree
-        assert tally.counts() == store.counts() == store.counted(), f"step {step}"
+        # the live counts, the counts the store keeps, and a real count of the nodes agree
+        assert store.live_counts() == store.counts() == store.counted(), f"step {step}"
         seen |= {status for c in store.counts().values() for status, n in c.items() if n}
     assert seen == set(STATUSES)  # every status was met
     assert retried  # and some failed nodes were put back
 
 
 def test_the_source_list_is_stored_in_chunks_all_in_order(store: Store) -> None:
-    from resumer.store import SOURCE_CHUNK, Tally
+    from resumer.transaction import SOURCE_CHUNK
 
-    tally = Tally(store.counts())
     count = 2 * SOURCE_CHUNK + 5
     (source,) = store.claim(0, 1)
     items = (item(f"R{n}") for n in range(count))  # a generator, as a source file gives
     with store.transaction() as tx:
         assert tx.save_source(source.node, items, 1, LEAF) == count
-    tally.apply(tx.moves)
     with sqlite3.connect(store.path) as db:
         rows = db.execute("SELECT item_id, position FROM nodes WHERE level = 1 ORDER BY id")
         assert [r for r in rows] == [(f"R{n}", n) for n in range(count)]
     assert open_children(store, "") == count
-    assert tally.counts() == store.counts() == {1: {**dict.fromkeys(STATUSES, 0), "pending": count}}
+    expected = {1: {**dict.fromkeys(STATUSES, 0), "pending": count}}
+    assert store.live_counts() == store.counts() == expected
     with store.transaction() as tx:  # a second time: the job's node is no longer running
         assert tx.save_source(source.node, iter([item("X")]), 1, LEAF) == 0
     assert "X" not in statuses(store)
@@ -334,3 +334,25 @@ def test_a_source_list_at_the_leaf_level_completes_the_job(store: Store) -> None
         tx.save_source(source.node, [item("A"), item("B")], 1, leaf_level=1)
     assert statuses(store) == {"A": "complete", "B": "complete"}
     assert store.source_status() == "complete"
+
+
+def test_every_write_moves_the_live_counts_once_it_has_committed(store: Store) -> None:
+    a, b, c = load_roots(store, "A", "B", "C")  # Store.claim and Store.save
+    store.save([Children(a.node, 1, [item("A.1")], 1), Failure(b.node, 1, "x", 1)], LEAF)
+    assert store.live_counts() == store.counted()
+    with pytest.raises(RuntimeError), store.transaction() as tx:
+        tx.save([Release(c.node, 1, 1)], LEAF)
+        raise RuntimeError("rolled back")
+    assert store.live_counts() == store.counted()  # C is still running, as the table says
+    assert store.retry_failed() == 1
+    assert store.reset_running() == 1
+    assert store.live_counts() == store.counted()
+    assert store.live_counts()[1] == {**dict.fromkeys(STATUSES, 0), "pending": 2, "waiting": 1}
+
+
+def test_a_reopened_checkpoint_starts_its_live_counts_from_the_kept_ones(store: Store) -> None:
+    (a,) = load_roots(store, "A")
+    store.save([Children(a.node, 1, [item("A.1"), item("A.2")], 1)], LEAF)
+    again = Store.open(store.path)
+    assert again.live_counts() == store.live_counts() == store.counted()
+    again.close()
