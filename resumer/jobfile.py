@@ -206,13 +206,7 @@ class _Validator:
             return None
         values = self.section("auth", raw, AUTH_SCHEMA)
         kind = values["type"]
-        for key in raw:
-            if key != "type" and key not in AUTH_KEYS[kind]:
-                owner = next(t for t, keys in AUTH_KEYS.items() if key in keys)
-                mine = ", ".join(AUTH_KEYS[kind])
-                raise self.fail(
-                    "auth", key, f'is for type = "{owner}", not "{kind}" (its keys: {mine})'
-                )
+        self.keys_of_choice("auth", raw, ("type", kind), AUTH_KEYS)
         for key in AUTH_REQUIRED[kind]:
             if not values[key]:
                 raise self.fail("auth", key, f'missing; type = "{kind}" needs it')
@@ -228,6 +222,26 @@ class _Validator:
                 "request", "headers.Authorization", "[auth] sends it: drop one of the two"
             )
         return AuthSettings(**values)
+
+    def keys_of_choice(
+        self,
+        section: str,
+        raw: Mapping[str, Any],
+        chosen: tuple[str, str],
+        keys_of: Mapping[str, Any],
+    ) -> None:
+        """A section whose choice key (``type``, ``mode``), set to a value, picks which other
+        keys it may have (``keys_of[value]``): another value's key is refused, naming both."""
+        choice, value = chosen
+        for key in raw:
+            if key != choice and key not in keys_of[value]:
+                owner = next(v for v, keys in keys_of.items() if key in keys)
+                mine = ", ".join(keys_of[value]) or f"none besides {choice}"
+                raise self.fail(
+                    section,
+                    key,
+                    f'is for {choice} = "{owner}", not "{value}" (the keys of "{value}": {mine})',
+                )
 
     def bearer(self, token: str | None, command: str | None) -> None:
         if (token is None) == (command is None):
@@ -273,15 +287,7 @@ class _Validator:
             return None
         values = self.section("response.pagination", raw, PAGINATION_SCHEMA)
         mode = values["mode"]
-        for key in raw:
-            if key != "mode" and key not in PAGINATION_KEYS[mode]:
-                owner = next(m for m, keys in PAGINATION_KEYS.items() if key in keys)
-                mine = ", ".join(PAGINATION_KEYS[mode]) or "none besides mode"
-                raise self.fail(
-                    "response.pagination",
-                    key,
-                    f'is for mode = "{owner}", not "{mode}" (the keys of "{mode}": {mine})',
-                )
+        self.keys_of_choice("response.pagination", raw, ("mode", mode), PAGINATION_KEYS)
         for key in ("page_param", "cursor_path", "cursor_param", *PAGINATION_KEYS[mode]):
             if values[key] == "" and key != "size_param":  # size_param "": the size is not sent
                 raise self.fail("response.pagination", key, "expected a non-empty string")
