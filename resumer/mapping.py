@@ -51,7 +51,40 @@ def as_text(value: Any) -> str:
 
 _MISSING = object()
 # One encoder for every payload: json.dumps with options builds a new one per call.
-_encode_payload = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
+def _payload_encoder() -> Callable[[dict[str, Any]], str]:
+    """``_encoder.encode`` for an item (a dict), without the C encoder that ``encode``
+    builds anew for each call (half its cost on a small item): the C encoder is built
+    once here, without the circular-reference check (a decoded JSON body has no
+    cycles; a cycle would end in a RecursionError, which ``Mapper.items`` reports). The
+    plain ``encode`` where this Python has no C encoder or one with another signature."""
+    try:
+        from _json import make_encoder
+
+        chunks = make_encoder(
+            None,
+            _encoder.default,
+            json.encoder.encode_basestring,  # ensure_ascii=False's string encoder
+            None,
+            ":",
+            ",",
+            False,
+            False,
+            True,
+        )
+    except (ImportError, TypeError):
+        return _encoder.encode
+
+    def encode(item: dict[str, Any]) -> str:
+        return "".join(chunks(item, 0))
+
+    sample = {"a": [1, 2.5, None, True, 'é\u2028"x'], "b": {"c": float("nan")}, "": ""}
+    return encode if encode(sample) == _encoder.encode(sample) else _encoder.encode
+
+
+_encode_payload = _payload_encoder()
 
 
 def _getter(path: str) -> Callable[[dict[str, Any]], Any]:
