@@ -18,7 +18,6 @@ import csv
 import errno
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import NamedTuple, TextIO
 from urllib.parse import quote
 
 from resumer.errors import ConfigError
+from resumer.files import whole_or_nothing
 from resumer.store import SOURCE_NODE, NodeRow, Reader, Store
 
 FORMATS = ("json", "jsonl", "csv")
@@ -154,15 +154,11 @@ def output_file(path: Path) -> Iterator[TextIO]:
             with _opened_directly(path) as handle:
                 yield handle
             return
-        fd, temporary = tempfile.mkstemp(dir=path.absolute().parent, prefix=f".{path.name}.")
-        try:
-            with open(fd, "w", encoding="utf-8", newline="") as handle:
-                yield handle
-            os.chmod(temporary, 0o666 & ~_umask())  # mkstemp's 0600 is not what `>` would give
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        with (
+            whole_or_nothing(path, mode=0o666) as temporary,
+            temporary.open("w", encoding="utf-8", newline="") as handle,
+        ):
+            yield handle
     except OSError as error:
         reason = "no process reads from it" if error.errno == errno.ENXIO else error.strerror
         raise ConfigError(f"{path}: cannot write the export ({reason or error})") from error
@@ -173,9 +169,3 @@ def _opened_directly(path: Path) -> TextIO:
     fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
     os.set_blocking(fd, True)
     return open(fd, "w", encoding="utf-8", newline="")
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import sqlite3
 import tempfile
@@ -40,6 +39,7 @@ from typing import NamedTuple
 
 from resumer import crashpoints
 from resumer.errors import CheckpointError
+from resumer.files import whole_or_nothing
 from resumer.model import Result, Task
 from resumer.schema import (
     INVARIANTS,
@@ -341,18 +341,16 @@ class Store:
     def backup(self, dest: Path) -> None:
         """Copy the checkpoint to ``dest`` with SQLite's online backup (safe while a run
         writes): written beside ``dest`` and renamed, so ``dest`` is never half a copy."""
-        partial = dest.with_name(f".{dest.name}.partial")
         try:
-            target = sqlite3.connect(partial)
-            try:
-                with self._read() as cur:
-                    cur.connection.backup(target)
-                target.execute("PRAGMA journal_mode = DELETE")  # one self-contained file
-            finally:
-                target.close()
-            os.replace(partial, dest)
+            with whole_or_nothing(dest) as partial:
+                target = sqlite3.connect(partial)
+                try:
+                    with self._read() as cur:
+                        cur.connection.backup(target)
+                    target.execute("PRAGMA journal_mode = DELETE")  # one self-contained file
+                finally:
+                    target.close()
         except (OSError, sqlite3.Error, CheckpointError) as error:
-            partial.unlink(missing_ok=True)
             # The copy is written inside a read of the checkpoint, whose translation
             # would blame the checkpoint for the copy's full disk: say the cause itself.
             cause = error.__cause__ if isinstance(error, CheckpointError) else error

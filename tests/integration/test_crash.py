@@ -17,7 +17,7 @@ from subprocess import Popen
 import pytest
 
 from resumer.crashpoints import ENV_VAR
-from resumer.fakeapi import Stats
+from resumer.fakestats import Stats
 from resumer.faketree import FakeTree
 from tests.helpers import export_json, fake_api, kill9, resumer, spawn, write_job
 
