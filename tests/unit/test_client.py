@@ -1,25 +1,20 @@
-"""One query over HTTP (respx): request shapes, response mapping, error classes."""
+"""One query over HTTP (respx): request shapes, error classes, status classification, pages."""
 
 from __future__ import annotations
 
 import json
 import threading
-from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 import respx
 
 from resumer.client import Client
-from resumer.errors import ConfigError, QueryError
+from resumer.errors import QueryError
 from resumer.http import ClientPool
 from resumer.jobfile import parse_job
-from resumer.mapping import Mapper
 from resumer.model import Item, Task
 from resumer.policies import CallOutcome, ConcurrencyLimiter, Gate
-from resumer.settings import Response
-from resumer.sources import read_source_file
 
 BASE = "http://127.0.0.1:9"
 TASK = Task(node=5, level=2, id="A 1/x", name="Alpha", type="core", parent_id="P1")
@@ -157,74 +152,6 @@ def test_secrets_never_appear_in_error_messages() -> None:
     assert "***" in str(caught.value)
 
 
-def mapper(**kwargs: str) -> Mapper:
-    fields: dict[str, Any] = {"items": "", "id": "id", "name": "name", "type": "type", **kwargs}
-    return Mapper(Response(**fields))
-
-
-def test_mapping_turns_numbers_into_their_json_text_and_keeps_the_payload() -> None:
-    (item,) = mapper().items([{"id": 7, "name": "n", "type": 1.5, "extra": [1]}])
-    assert item == Item("7", "n", "1.5", '{"id":7,"name":"n","type":1.5,"extra":[1]}')
-
-
-def test_mapping_follows_dotted_paths() -> None:
-    body = {"result": {"list": [{"meta": {"key": "k1"}, "label": "L"}]}}
-    (item,) = mapper(items="result.list", id="meta.key", name="label").items(body)
-    assert (item.id, item.name, item.type) == ("k1", "L", "")
-
-
-@pytest.mark.parametrize(
-    ("body", "message"),
-    [
-        ([{"name": "no id"}], "item 0 has no usable id field 'id'"),
-        ([{"id": None}], "item 0 has no usable id field"),
-        (["plain"], "item 0 is a string, expected an object"),
-        ({"id": 1}, "the body is an object, expected a list"),
-    ],
-)
-def test_malformed_items_are_refused(body: object, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        mapper().items(body)
-
-
-def test_csv_source_reads_rows_as_string_payloads(tmp_path: Path) -> None:
-    source = tmp_path / "roots.csv"
-    source.write_text("id,name,type,owner\nA1,Alpha,core,ann\nA2,Beta,misc,bob\n")
-    items = list(read_source_file(source, mapper().response))
-    assert [i.id for i in items] == ["A1", "A2"]
-    assert json.loads(items[0].payload) == {
-        "id": "A1",
-        "name": "Alpha",
-        "type": "core",
-        "owner": "ann",
-    }
-
-
-def test_json_and_jsonl_sources_use_the_response_fields(tmp_path: Path) -> None:
-    (tmp_path / "r.json").write_text('[{"key": 1, "name": "a"}]')
-    (tmp_path / "r.jsonl").write_text('{"key": 1, "name": "a"}\n\n{"key": 2}\n')
-    response = mapper(id="key").response
-    assert [i.id for i in read_source_file(tmp_path / "r.json", response)] == ["1"]
-    assert [i.id for i in read_source_file(tmp_path / "r.jsonl", response)] == ["1", "2"]
-
-
-@pytest.mark.parametrize(
-    ("name", "content", "message"),
-    [
-        ("r.csv", "name,type\nA,b\n", "r.csv:1: expected a header row with id,name,type"),
-        ("r.csv", "id,name,type\n,x,y\n", "r.csv:2: empty id"),
-        ("r.json", "{", "not valid JSON"),
-        ("r.jsonl", '{"id": 1}\n{"name": 2}\n', "r.jsonl:2: item 2 has no usable id"),
-    ],
-)
-def test_bad_source_files_name_the_file_and_line(
-    tmp_path: Path, name: str, content: str, message: str
-) -> None:
-    (tmp_path / name).write_text(content)
-    with pytest.raises(ConfigError, match=message):
-        list(read_source_file(tmp_path / name, mapper().response))
-
-
 class RecordingGate(Gate):
     """A gate that notes how each call was classified."""
 
@@ -288,36 +215,6 @@ def test_a_503_is_a_throttle_while_the_server_still_accepts_calls() -> None:
         True,
         True,
     )
-
-
-def test_rate_limit_headers_are_read_in_every_common_form() -> None:
-    from resumer.policies import RateLimits
-    from resumer.ratelimits import parse_rate_limits
-
-    def read(headers: dict[str, str]) -> RateLimits | None:
-        return parse_rate_limits(httpx.Headers(headers), now=1_700_000_000.0)
-
-    ietf = {"RateLimit-Limit": "100", "RateLimit-Remaining": "40", "RateLimit-Reset": "5"}
-    assert read(ietf) == RateLimits(remaining=40, reset=5, limit=100)
-    github = {"X-RateLimit-Limit": "5000", "X-RateLimit-Remaining": "9"}
-    github["X-RateLimit-Reset"] = "1700000030"  # a Unix time
-    assert read(github) == RateLimits(remaining=9, reset=30, limit=5000)
-    draft = {"RateLimit": '"default";r=7;t=2', "RateLimit-Policy": '"default";q=60;w=10'}
-    assert read(draft) == RateLimits(remaining=7, reset=2, limit=60, window=10)
-    older = {"RateLimit": "limit=10, remaining=3, reset=4"}
-    assert read(older) == RateLimits(remaining=3, reset=4, limit=10)
-    assert read({"Content-Type": "application/json"}) is None
-    assert read({"RateLimit-Remaining": "soon"}) is None
-
-
-def test_retry_after_reads_seconds_and_http_dates() -> None:
-    from resumer.ratelimits import parse_retry_after
-
-    assert parse_retry_after("7") == 7.0
-    assert parse_retry_after("Wed, 21 Oct 2015 07:28:30 GMT", now=1445412500.0) == 10.0
-    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412500.0) == 0.0
-    assert parse_retry_after("soon") is None
-    assert parse_retry_after(None) is None
 
 
 def paged_client(pagination: str, method: str = "GET") -> Client:
@@ -385,48 +282,3 @@ def test_a_repeated_cursor_is_an_error_not_a_loop() -> None:
     respx.get(url__startswith=f"{BASE}/children").respond(json=page_of("a", following="same"))
     with pytest.raises(QueryError, match="repeated"):
         paged_client('mode = "cursor"\ncursor_path = "data.next"\n').query(TASK, 5.0)
-
-
-def test_a_connection_is_opened_only_when_every_one_is_busy() -> None:
-    from resumer.faketree import FakeTree
-    from tests.helpers import fake_api
-
-    with fake_api(FakeTree(roots=2, fanout=(3,)), latency=0.01) as server:
-        http = ClientPool(timeout=10.0)
-        statuses = [http.request("GET", f"{server.url}/features").status_code for _ in range(5)]
-        assert (http.size, server.stats.connections) == (1, 1)  # one after the other: one
-
-        def calls() -> None:
-            for _ in range(5):
-                statuses.append(http.request("GET", f"{server.url}/features").status_code)
-
-        threads = [threading.Thread(target=calls) for _ in range(3)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        made = http.size
-        http.close()
-        connections = server.stats.connections
-    assert statuses == [200] * 20
-    assert connections == made <= 3  # never more than the calls at once
-
-
-def test_every_client_made_sends_the_fixed_headers() -> None:
-    http = ClientPool(timeout=10.0)
-    http.headers["Authorization"] = "Bearer t"
-    seen: list[str | None] = []
-
-    def answer(request: httpx.Request) -> httpx.Response:
-        seen.append(request.headers.get("Authorization"))
-        if len(seen) == 1:  # while this call holds the first client, a second one is made
-            http.request("GET", f"{BASE}/x")
-        return httpx.Response(200, json=[])
-
-    with respx.mock:
-        respx.get(f"{BASE}/x").mock(side_effect=answer)
-        http.request("GET", f"{BASE}/x")
-    made = http.size
-    http.close()
-    assert made == 2
-    assert seen == ["Bearer t", "Bearer t"]

@@ -3,11 +3,15 @@ what ``httpx.Client`` would have sent, and takes the client's way where it must.
 
 from __future__ import annotations
 
+import threading
+
 import httpx
 import pytest
 import respx
 
+from resumer.faketree import FakeTree
 from resumer.http import ClientPool, _Urls
+from tests.helpers import fake_api
 
 BASE = "http://127.0.0.1:9"
 
@@ -108,3 +112,45 @@ def test_a_transport_error_carries_its_request() -> None:
             http.request("GET", f"{BASE}/c?id=1")
     http.close()
     assert str(raised.value.request.url) == f"{BASE}/c?id=1"
+
+
+def test_a_connection_is_opened_only_when_every_one_is_busy() -> None:
+    with fake_api(FakeTree(roots=2, fanout=(3,)), latency=0.01) as server:
+        http = ClientPool(timeout=10.0)
+        statuses = [http.request("GET", f"{server.url}/features").status_code for _ in range(5)]
+        assert (http.size, server.stats.connections) == (1, 1)  # one after the other: one
+
+        def calls() -> None:
+            for _ in range(5):
+                statuses.append(http.request("GET", f"{server.url}/features").status_code)
+
+        threads = [threading.Thread(target=calls) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        made = http.size
+        http.close()
+        connections = server.stats.connections
+    assert statuses == [200] * 20
+    assert connections == made <= 3  # never more than the calls at once
+
+
+def test_every_client_made_sends_the_fixed_headers() -> None:
+    http = ClientPool(timeout=10.0)
+    http.headers["Authorization"] = "Bearer t"
+    seen: list[str | None] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("Authorization"))
+        if len(seen) == 1:  # while this call holds the first client, a second one is made
+            http.request("GET", f"{BASE}/x")
+        return httpx.Response(200, json=[])
+
+    with respx.mock:
+        respx.get(f"{BASE}/x").mock(side_effect=answer)
+        http.request("GET", f"{BASE}/x")
+    made = http.size
+    http.close()
+    assert made == 2
+    assert seen == ["Bearer t", "Bearer t"]
