@@ -6,7 +6,6 @@ one place; a user's mistake never shows a traceback.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import sys
@@ -29,12 +28,11 @@ from resumer.errors import (
     ConfigError,
     ResumerError,
 )
+from resumer.fakecli import fake_api
 from resumer.jobfile import load_job
-from resumer.messages import one_line
+from resumer.terminal import err, fail, out
 
 if TYPE_CHECKING:
-    from rich.console import Console
-
     from resumer.runner import Outcome
 
 
@@ -69,51 +67,29 @@ LogFormat = Annotated[
 ]
 
 
-@functools.cache
-def _console(stderr: bool) -> Console:
-    """stdout's or stderr's console, made on first use: importing rich costs a command that
-    prints only JSON (``status --json``) a noticeable share of its time."""
-    from rich.console import Console
-
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
-
-
-def out() -> Console:
-    return _console(False)
-
-
-def err() -> Console:
-    return _console(True)
-
-
-def _fail(message: str, status: int) -> NoReturn:
-    err().print(f"resumer: error: {one_line(message)}", markup=False, emoji=False, soft_wrap=True)
-    raise typer.Exit(status)
-
-
 @contextmanager
 def _errors() -> Iterator[None]:
     """Map every ResumerError to one line and an exit status."""
     try:
         yield
     except (ConfigError, CheckpointError, AuthError) as exc:  # AuthError: a refused 401
-        _fail(str(exc), EXIT_USAGE)
+        fail(str(exc), EXIT_USAGE)
     except ResumerError as exc:
-        _fail(str(exc), EXIT_FAILED)
+        fail(str(exc), EXIT_FAILED)
 
 
 def _logging(level: str, log_file: Path | None, log_format: str = "text") -> None:
     if level.upper() not in logs.LEVELS:
-        _fail(f"--log-level: expected one of {', '.join(logs.LEVELS)}, got {level!r}", EXIT_USAGE)
+        fail(f"--log-level: expected one of {', '.join(logs.LEVELS)}, got {level!r}", EXIT_USAGE)
     if log_format not in logs.FORMATS:
-        _fail(
+        fail(
             f"--log-format: expected one of {', '.join(logs.FORMATS)}, got {log_format!r}",
             EXIT_USAGE,
         )
     try:
         logs.configure(level, log_file, out(), log_format)
     except OSError as exc:
-        _fail(f"--log-file: cannot write {log_file} ({exc.strerror})", EXIT_USAGE)
+        fail(f"--log-file: cannot write {log_file} ({exc.strerror})", EXIT_USAGE)
 
 
 def _progress(snapshot: Callable[[], Any], leaf_level: int, health: api.HealthProbe) -> Any:
@@ -179,11 +155,11 @@ def init(
     from resumer.jobschema import template
 
     if path.exists() and not force:
-        _fail(f"{path}: already exists; choose another path or add --force", EXIT_USAGE)
+        fail(f"{path}: already exists; choose another path or add --force", EXIT_USAGE)
     try:
         path.write_text(template(), encoding="utf-8")
     except OSError as exc:
-        _fail(f"{path}: cannot write ({exc.strerror})", EXIT_USAGE)
+        fail(f"{path}: cannot write ({exc.strerror})", EXIT_USAGE)
     err().print(
         f"wrote {path}; edit [source] and [request], then: resumer start {path}", markup=False
     )
@@ -231,7 +207,7 @@ def probe(
         out().print(probe_table(report))
     for report in reports:
         if report.problem:
-            _fail(f"level {report.level}: {report.problem}", EXIT_FAILED)
+            fail(f"level {report.level}: {report.problem}", EXIT_FAILED)
     out().print(f"every level mapped items: {job_file} looks right")
 
 
@@ -393,120 +369,7 @@ def demo(
     raise typer.Exit(status_code)
 
 
-@app.command("fake-api")
-def fake_api(
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port (0 picks a free one).", min=0, max=65535)] = 8808,
-    seed: Annotated[int, typer.Option(help="Seed of the tree and of the faults.")] = 0,
-    roots: Annotated[int, typer.Option(help="Level-1 features.", min=0)] = 10,
-    fanout: Annotated[str, typer.Option(help="Children per node, per level: 5,5,5.")] = "5,5,5",
-    latency: Annotated[float, typer.Option(help="Seconds before each answer.", min=0)] = 0.0,
-    even: Annotated[
-        bool, typer.Option("--even", help="Exactly FANOUT children everywhere.")
-    ] = False,
-    error_rate: Annotated[
-        float, typer.Option(help="Share of calls answered 500.", min=0.0, max=1.0)
-    ] = 0.0,
-    throttle_rate: Annotated[
-        float, typer.Option(help="Share of calls answered 429 with Retry-After.", min=0.0, max=1.0)
-    ] = 0.0,
-    slow_rate: Annotated[
-        float, typer.Option(help="Share of calls answered after --slow-delay.", min=0.0, max=1.0)
-    ] = 0.0,
-    drop_rate: Annotated[
-        float, typer.Option(help="Share of calls whose connection is closed.", min=0.0, max=1.0)
-    ] = 0.0,
-    outage: Annotated[
-        str | None, typer.Option(help="START:END seconds after start: every call answers 503.")
-    ] = None,
-    max_inflight: Annotated[
-        int, typer.Option(help="Beyond K calls at once: 429 and slower answers.", min=0)
-    ] = 0,
-    page_size: Annotated[int, typer.Option(help="Paginate children by this many.", min=0)] = 0,
-    retry_after: Annotated[float, typer.Option(help="Seconds sent with 429s.", min=0)] = 1.0,
-    slow_delay: Annotated[float, typer.Option(help="Seconds a slow answer takes.", min=0)] = 30.0,
-    rate_limit: Annotated[
-        float,
-        typer.Option(
-            help="Children calls a second, as nginx limit_req nodelay (0 = off).",
-            metavar="R",
-            min=0,
-        ),
-    ] = 0.0,
-    burst: Annotated[
-        int, typer.Option(help="Calls beyond --rate-limit let through at once.", metavar="B", min=0)
-    ] = 10,
-    throttle_status: Annotated[
-        int, typer.Option(help="Status of a call over --rate-limit: 429 or 503.", metavar="STATUS")
-    ] = 429,
-    limit_retry_after: Annotated[
-        float,
-        typer.Option(
-            help="Retry-After seconds sent with a refusal (0 = none).", metavar="SECONDS", min=0
-        ),
-    ] = 1.0,
-    rate_headers: Annotated[
-        str,
-        typer.Option(
-            help="Rate-limit headers: none, ratelimit, x-ratelimit or draft.", metavar="STYLE"
-        ),
-    ] = "none",
-    require_auth: Annotated[
-        bool,
-        typer.Option("--require-auth", help="Data calls need a token from POST /token (else 401)."),
-    ] = False,
-    token_ttl: Annotated[
-        float, typer.Option(help="Seconds a token from /token is accepted.", min=0.001)
-    ] = 3600.0,
-    client_id: Annotated[str, typer.Option(help="The client id /token accepts.")] = "resumer",
-    client_secret: Annotated[
-        str, typer.Option(help="The client secret /token accepts.")
-    ] = "s3cret",
-) -> None:
-    """Serve the fake feature API (the demo's) until stopped."""
-    from resumer.fakeapi import FakeAPI, Faults, parse_outage
-    from resumer.fakeauth import FakeAuth
-    from resumer.fakelimiter import parse_rate_headers, parse_throttle_status
-    from resumer.faketree import FakeTree, parse_fanout
-
-    try:
-        shape = parse_fanout(fanout)
-        window = parse_outage(outage) if outage else None
-        status = parse_throttle_status(throttle_status)
-        style = parse_rate_headers(rate_headers)
-    except ValueError as exc:
-        _fail(str(exc), EXIT_USAGE)
-    faults = Faults(
-        error_rate=error_rate,
-        throttle_rate=throttle_rate,
-        slow_rate=slow_rate,
-        drop_rate=drop_rate,
-        outage=window,
-        max_inflight=max_inflight,
-        retry_after=retry_after,
-        slow_delay=slow_delay,
-        page_size=page_size,
-        rate_limit=rate_limit,
-        burst=burst,
-        throttle_status=status,
-        limit_retry_after=limit_retry_after or None,
-        rate_headers=style,
-    )
-    tree = FakeTree(seed=seed, roots=roots, fanout=shape, even=even)
-    auth = FakeAuth(
-        client_id=client_id, client_secret=client_secret, ttl=token_ttl, required=require_auth
-    )
-    server = FakeAPI(tree, host, port, latency, faults=faults, auth=auth)
-
-    def ready(running: FakeAPI) -> None:
-        print(f"serving the fake feature API on {running.url}", flush=True)
-
-    try:
-        server.serve_forever(on_ready=ready)
-    except KeyboardInterrupt:
-        pass
-    except OSError as exc:
-        _fail(f"cannot listen on {host}:{port} ({exc.strerror})", EXIT_USAGE)
+app.command("fake-api")(fake_api)
 
 
 def main() -> None:
