@@ -4,7 +4,8 @@ For every call, in this order (``gate.Gate``): the stop flag → the breaker
 (waits while open) → the pacer (the send rate, and any pause the server asked
 for) → a concurrency slot → HTTP. Around a whole query, the retry policy (``retry.Retrier``).
 
-This package knows nothing of the database or of the job file's layout.
+This package knows nothing of the database or of the job file's layout; its
+defaults are the job file's (``settings.DEFAULT_*``), named once.
 """
 
 from __future__ import annotations

@@ -64,6 +64,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from resumer.policies.retry import Stopped
+from resumer.settings import DEFAULT_BACKOFF_MAX, DEFAULT_BURST, DEFAULT_PACING, DEFAULT_RATE
 
 log = logging.getLogger(__name__)
 
@@ -167,10 +168,10 @@ class Pacer:
     def __init__(
         self,
         *,
-        ceiling: float = 0.0,
-        burst: int = 1,
-        adaptive: bool = True,
-        max_pause: float = 30.0,
+        ceiling: float = DEFAULT_RATE,
+        burst: int = DEFAULT_BURST,
+        adaptive: bool = DEFAULT_PACING,
+        max_pause: float = DEFAULT_BACKOFF_MAX,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.max_pause = max_pause  # seconds: the longest a Retry-After pauses every call

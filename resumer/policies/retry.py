@@ -27,6 +27,12 @@ from tenacity import (
 )
 
 from resumer.errors import QueryError, Stopped, Throttled  # defined there, imported from here too
+from resumer.settings import (
+    DEFAULT_ATTEMPTS,
+    DEFAULT_BACKOFF_INITIAL,
+    DEFAULT_BACKOFF_MAX,
+    DEFAULT_BACKOFF_MULTIPLIER,
+)
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +76,10 @@ class RetryPolicy:
     42
     """
 
-    attempts: int = 5  # calls in all, the first included
-    initial: float = 0.5  # seconds: the first backoff's upper bound
-    maximum: float = 30.0  # seconds: the largest wait, Retry-After included
-    multiplier: float = 2.0
+    attempts: int = DEFAULT_ATTEMPTS  # calls in all, the first included
+    initial: float = DEFAULT_BACKOFF_INITIAL  # seconds: the first backoff's upper bound
+    maximum: float = DEFAULT_BACKOFF_MAX  # seconds: the largest wait, Retry-After included
+    multiplier: float = DEFAULT_BACKOFF_MULTIPLIER
 
     def bind(self, stop: threading.Event, sleep: Callable[[float], bool] | None = None) -> Retrier:
         """A retrier whose waits end early (raising ``Stopped``) when ``stop`` is set.
