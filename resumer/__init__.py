@@ -29,8 +29,7 @@ if TYPE_CHECKING:  # what the lazy names below resolve to, for mypy and editors
     from resumer.api import start as run
     from resumer.errors import ResumerError
     from resumer.jobfile import job_from_dict, load_job
-    from resumer.reports import JobStatus, Node
-    from resumer.runner import Outcome
+    from resumer.reports import JobStatus, Node, Outcome
     from resumer.settings import Job
 
 _EXPORTS = {
@@ -43,7 +42,7 @@ _EXPORTS = {
     "status": ("resumer.api", "status"),
     "Node": ("resumer.reports", "Node"),
     "JobStatus": ("resumer.reports", "JobStatus"),
-    "Outcome": ("resumer.runner", "Outcome"),
+    "Outcome": ("resumer.reports", "Outcome"),
     "ResumerError": ("resumer.errors", "ResumerError"),
 }
 __all__ = [

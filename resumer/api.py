@@ -14,15 +14,14 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
 from resumer import lock
-from resumer.backups import last_backup_advice
-from resumer.errors import CheckpointError, ConfigError, DamagedError
+from resumer.backups import naming_backups
+from resumer.errors import CheckpointError, ConfigError
 from resumer.estimate import eta_seconds, remaining_queries
 from resumer.exporter import (
     FORMATS,
@@ -31,35 +30,20 @@ from resumer.exporter import (
     write_export,
     write_rows,
 )
-from resumer.jobfile import parse_job
-from resumer.model import STATUSES, LiveFigures
-from resumer.reports import JobStatus, Node
+from resumer.jobfile import stored_job
+from resumer.model import STATUSES
+from resumer.reports import JobStatus, Node, Outcome, ProgressFactory, no_progress
 from resumer.settings import Job
 from resumer.store import FailedNode, Store
-from resumer.tally import Counts
-
-if TYPE_CHECKING:
-    from resumer.runner import Outcome
 
 log = logging.getLogger(__name__)
-
-HealthProbe = Callable[[], LiveFigures]  # how the run fares now: for the live view
-# Builds the progress display around a run, given a counts snapshot, the leaf level and
-# the run's health (breaker state, in-flight limit, send rate).
-ProgressFactory = Callable[[Callable[[], Counts], int, HealthProbe], AbstractContextManager[Any]]
-
-
-def _no_progress(
-    _snapshot: Callable[[], Counts], _leaf: int, _health: HealthProbe
-) -> AbstractContextManager[Any]:
-    return contextlib.nullcontext()
 
 
 def start(
     job_file: Path | Job,
     db: Path,
     *,
-    progress: ProgressFactory = _no_progress,
+    progress: ProgressFactory = no_progress,
     handle_signals: bool = False,
     metrics_port: int | None = None,
 ) -> Outcome:
@@ -79,15 +63,19 @@ def start(
 def resume(
     db: Path,
     *,
-    progress: ProgressFactory = _no_progress,
+    progress: ProgressFactory = no_progress,
     handle_signals: bool = False,
     retry_failed: bool = False,
     metrics_port: int | None = None,
 ) -> Outcome:
     """Continue the job stored in ``db`` from its checkpoint.
 
-    ``retry_failed`` first puts failed nodes back to pending.
+    ``retry_failed`` first puts failed nodes back to pending. A job with nothing left to
+    query (complete, or finished with failed nodes) is not run: its ``Outcome`` says so
+    (``already_finished``), and the checkpoint is left as it was.
     """
+    if not retry_failed and (finished := _already_finished(db)) is not None:
+        return finished
     from resumer import crawl
 
     return crawl.resume(
@@ -99,20 +87,16 @@ def resume(
     )
 
 
-def stored_job(store: Store, *, lenient: bool = False) -> Job:
-    """The job stored in ``store``; ``lenient`` to read one that an earlier resumer
-    accepted (checks added since are not applied: ``jobfile.parse_job``)."""
-    record = store.job()
-    return parse_job(record.text, record.origin, Path(record.base_dir), lenient=lenient)
-
-
-@contextlib.contextmanager
-def _naming_backups(db: Path) -> Iterator[None]:
-    """A damaged checkpoint's message names the last backup to resume from."""
-    try:
-        yield
-    except DamagedError as error:
-        raise DamagedError(f"{error}; {last_backup_advice(db)}") from error
+def _already_finished(db: Path) -> Outcome | None:
+    """The outcome of a job with nothing left to query; None if it has work (or runs)."""
+    info = status(db)
+    if info.state not in ("complete", "failed"):
+        return None
+    complete = info.state == "complete"
+    failed = 0 if complete else info.failed
+    return Outcome(
+        stopped=False, complete=complete, failed=failed, queries=0, already_finished=True
+    )
 
 
 def backup(db: Path, dest: Path) -> None:
@@ -157,7 +141,7 @@ def check(db: Path) -> list[str]:
 @contextlib.contextmanager
 def opened(db: Path) -> Iterator[Store]:
     """A checkpoint opened for reading (no migration, no lock)."""
-    with _naming_backups(db):
+    with naming_backups(db):
         store = Store.open(db, migrate=False)
     try:
         yield store

@@ -7,13 +7,15 @@ consistent snapshot while the run keeps writing.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
-from resumer.errors import ResumerError
+from resumer.errors import DamagedError, ResumerError
 from resumer.store import Store
 
 log = logging.getLogger(__name__)
@@ -91,3 +93,12 @@ class PeriodicBackup:
                 log.warning("backup failed, the crawl goes on: %s", why)
                 continue
             log.info("backup written to %s in %.1fs", dest, time.monotonic() - began)
+
+
+@contextlib.contextmanager
+def naming_backups(db: Path) -> Iterator[None]:
+    """A damaged checkpoint's message names the last backup to resume from."""
+    try:
+        yield
+    except DamagedError as error:
+        raise DamagedError(f"{error}; {last_backup_advice(db)}") from error

@@ -33,7 +33,7 @@ from resumer.jobfile import load_job
 from resumer.terminal import err, fail, out
 
 if TYPE_CHECKING:
-    from resumer.runner import Outcome
+    from resumer.reports import HealthProbe, Outcome
 
 
 DEFAULT_DB = Path("resumer.db")
@@ -92,7 +92,7 @@ def _logging(level: str, log_file: Path | None, log_format: str = "text") -> Non
         fail(f"--log-file: cannot write {log_file} ({exc.strerror})", EXIT_USAGE)
 
 
-def _progress(snapshot: Callable[[], Any], leaf_level: int, health: api.HealthProbe) -> Any:
+def _progress(snapshot: Callable[[], Any], leaf_level: int, health: HealthProbe) -> Any:
     from resumer.display import Progress
 
     return Progress(snapshot, leaf_level, out(), health)

@@ -14,16 +14,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from resumer import api, lock, logs
+from resumer import lock, logs
 from resumer.alerts import Alerts, Rules
-from resumer.api import ProgressFactory, _naming_backups, _no_progress, stored_job
-from resumer.backups import PeriodicBackup
+from resumer.backups import PeriodicBackup, naming_backups
 from resumer.client import Client
 from resumer.errors import ConfigError
 from resumer.http import pool_for
-from resumer.jobfile import load_job, parse_job
+from resumer.jobfile import load_job, parse_job, stored_job
 from resumer.policyset import Policies
-from resumer.runner import Outcome, Runner
+from resumer.reports import Outcome, ProgressFactory, no_progress
+from resumer.runner import Runner
 from resumer.schema import check_new, inspect
 from resumer.settings import Job
 from resumer.signals import install_signal_handlers
@@ -42,7 +42,7 @@ def start(
     job_file: Path | Job,
     db: Path,
     *,
-    progress: ProgressFactory = _no_progress,
+    progress: ProgressFactory = no_progress,
     handle_signals: bool = False,
     metrics_port: int | None = None,
 ) -> Outcome:
@@ -60,9 +60,9 @@ def start(
         _check_source_file(job.source.file)
         for _ in read_source_file(job.source.file, job.response):
             pass  # a bad source file is refused now, not mid-run
-    with _naming_backups(db):
+    with naming_backups(db):
         check_new(db)  # before the lock file: a refused database leaves nothing beside it
-    with lock.JobLock(db), _naming_backups(db):
+    with lock.JobLock(db), naming_backups(db):
         store = Store.create(db, job.text, job.origin, str(job.base_dir))
         try:
             log.info("job %s: started in %s", job.origin, db)
@@ -74,24 +74,20 @@ def start(
 def resume(
     db: Path,
     *,
-    progress: ProgressFactory = _no_progress,
+    progress: ProgressFactory = no_progress,
     handle_signals: bool = False,
     retry_failed: bool = False,
     metrics_port: int | None = None,
 ) -> Outcome:
     """Continue the job stored in ``db`` from its checkpoint.
 
-    ``retry_failed`` first puts failed nodes back to pending. A job with nothing left to
-    query (complete, or finished with failed nodes) is not run: its ``Outcome`` says so
-    (``already_finished``), and the checkpoint is left as it was.
+    ``retry_failed`` first puts failed nodes back to pending.
     """
-    if not retry_failed and (finished := _already_finished(db)) is not None:
-        return finished
-    with _naming_backups(db):
+    with naming_backups(db):
         record = inspect(db, write=True)  # read-only: a refused file is left as it was
     # A job that cannot run is refused before the lock file, or an upgrade, is written.
     parse_job(record.text, record.origin, Path(record.base_dir)).environment()
-    with lock.JobLock(db), _naming_backups(db):
+    with lock.JobLock(db), naming_backups(db):
         store = Store.open(db)
         try:
             job = stored_job(store)
@@ -103,18 +99,6 @@ def resume(
             return _run(job, store, progress, handle_signals, metrics_port)
         finally:
             store.close()
-
-
-def _already_finished(db: Path) -> Outcome | None:
-    """The outcome of a job with nothing left to query; None if it has work (or runs)."""
-    info = api.status(db)
-    if info.state not in ("complete", "failed"):
-        return None
-    complete = info.state == "complete"
-    failed = 0 if complete else info.failed
-    return Outcome(
-        stopped=False, complete=complete, failed=failed, queries=0, already_finished=True
-    )
 
 
 def _check_source_file(path: Path) -> None:

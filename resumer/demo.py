@@ -11,6 +11,7 @@ from rich.console import Console
 from resumer import api
 from resumer.fakeapi import FakeAPI
 from resumer.faketree import FakeTree
+from resumer.reports import ProgressFactory
 
 DEMO_TREE = FakeTree(seed=42, roots=8, fanout=(6, 5, 4))
 DEMO_LATENCY = 0.02  # seconds per answer, so the progress is visible
@@ -42,7 +43,7 @@ workers = 12
 """
 
 
-def run_demo(console: Console, progress: api.ProgressFactory) -> int:
+def run_demo(console: Console, progress: ProgressFactory) -> int:
     """Crawl the demo tree end to end; return the run's exit status."""
     folder = Path(tempfile.mkdtemp(prefix="resumer-demo-"))
     job_file = folder / "job.toml"

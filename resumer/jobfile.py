@@ -18,7 +18,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from resumer.checks import (
     header_name_problem,
@@ -70,6 +70,9 @@ from resumer.settings import (
 )
 from resumer.template import Template, TemplateError
 from resumer.tomlwriter import to_toml
+
+if TYPE_CHECKING:
+    from resumer.store import Store
 
 MAX_JOB_FILE = 10_000_000  # characters: a job file is read whole, so it is bounded
 SOURCE_SUFFIXES = (".csv", ".json", ".jsonl")
@@ -507,3 +510,10 @@ class _Validator:
             attempts = values.get("attempts") or default_attempts
             levels[number] = Level(workers=values["workers"], timeout=timeout, attempts=attempts)
         return MappingProxyType(levels)
+
+
+def stored_job(store: Store, *, lenient: bool = False) -> Job:
+    """The job stored in ``store``; ``lenient`` to read one that an earlier resumer
+    accepted (checks added since are not applied: ``parse_job``)."""
+    record = store.job()
+    return parse_job(record.text, record.origin, Path(record.base_dir), lenient=lenient)

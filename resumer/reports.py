@@ -1,4 +1,5 @@
-"""What the Python API hands back: an exported node, and a job's status.
+"""What the Python API hands back and takes: an exported node, a job's status, how a run
+ended (``Outcome``), and the type of the progress hook a run calls.
 
 Typed and frozen, so a library user's code type-checks and cannot change them;
 ``JobStatus.as_json`` gives exactly the document ``resumer status --json``
@@ -11,13 +12,18 @@ prints. Plain data: nothing here reads the database (``api`` does).
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, fields
 from types import MappingProxyType
 from typing import Any
 
+from resumer.errors import EXIT_FAILED, EXIT_OK, EXIT_STOPPED
 from resumer.exporter import FlatNode
+from resumer.model import LiveFigures
+from resumer.tally import Counts
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,3 +92,34 @@ class JobStatus:
                 "totals": MappingProxyType(dict(document["totals"])),
             }
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How a run ended."""
+
+    stopped: bool  # a stop was requested before the work ran out
+    complete: bool  # every node is complete
+    failed: int  # nodes failed for good
+    queries: int  # results stored by this run
+    source_error: str | None = None  # why the level-1 list could not be loaded
+    already_finished: bool = False  # nothing was left to query: no run was started
+
+    @property
+    def exit_status(self) -> int:
+        if self.stopped:
+            return EXIT_STOPPED
+        return EXIT_OK if self.complete else EXIT_FAILED
+
+
+HealthProbe = Callable[[], LiveFigures]  # how the run fares now: for the live view
+# Builds the progress display around a run, given a counts snapshot, the leaf level and
+# the run's health (breaker state, in-flight limit, send rate).
+ProgressFactory = Callable[[Callable[[], Counts], int, HealthProbe], AbstractContextManager[Any]]
+
+
+def no_progress(
+    _snapshot: Callable[[], Counts], _leaf: int, _health: HealthProbe
+) -> AbstractContextManager[Any]:
+    """The progress hook that shows nothing (a library caller's default)."""
+    return contextlib.nullcontext()

@@ -36,14 +36,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 
 from resumer import crashpoints
 from resumer.alerts import Alerts, Figures
 from resumer.errors import (
-    EXIT_FAILED,
-    EXIT_OK,
-    EXIT_STOPPED,
     AuthError,
     QueryError,
     ResumerError,
@@ -55,6 +51,7 @@ from resumer.logs import node_context
 from resumer.model import Failure, Item, LiveFigures, Release, Result, Task
 from resumer.policies import NodeLabel, Stopped
 from resumer.policyset import Policies
+from resumer.reports import Outcome
 from resumer.settings import Job
 from resumer.store import Store
 from resumer.tally import Counts
@@ -68,24 +65,6 @@ SAVE_BATCH = 1024  # results committed per transaction at most
 RATE_WINDOW = 60.0  # seconds behind the queries-a-second figure that `status` shows
 ALERT_EVERY = 0.05  # seconds between two evaluations of the alert rules
 HEALTH_EVERY = 0.5  # seconds between two checks of the health recorded for `status`
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """How a run ended."""
-
-    stopped: bool  # a stop was requested before the work ran out
-    complete: bool  # every node is complete
-    failed: int  # nodes failed for good
-    queries: int  # results stored by this run
-    source_error: str | None = None  # why the level-1 list could not be loaded
-    already_finished: bool = False  # nothing was left to query: no run was started
-
-    @property
-    def exit_status(self) -> int:
-        if self.stopped:
-            return EXIT_STOPPED
-        return EXIT_OK if self.complete else EXIT_FAILED
 
 
 class Runner:

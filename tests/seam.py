@@ -11,7 +11,8 @@ import pytest
 
 from resumer.faketree import FakeTree
 from resumer.model import Item, Task
-from resumer.runner import Outcome, Runner
+from resumer.reports import Outcome
+from resumer.runner import Runner
 
 RUN_LIMIT = 8.0  # seconds any run may take (each takes well under one)
 

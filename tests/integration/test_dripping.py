@@ -23,7 +23,7 @@ import pytest
 
 from resumer import api
 from resumer.http import ClientPool
-from resumer.runner import Outcome
+from resumer.reports import Outcome
 from tests.helpers import write_job
 
 DRIP = 0.3  # seconds between two bytes of a dripped answer
