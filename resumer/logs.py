@@ -139,6 +139,7 @@ CONTEXT = ContextFilter()
 
 
 GUARDED = ("resumer", "httpx", "httpcore")  # loggers whose records may quote a secret
+_GUARDED_CHILDREN = tuple(f"{name}." for name in GUARDED)
 
 
 def protect(secrets: Iterable[str]) -> None:
@@ -146,12 +147,10 @@ def protect(secrets: Iterable[str]) -> None:
     (``configure``), and through a library user's own, since the filter also sits on
     every logger of resumer's (and httpx's, which logs URLs) that exists by then."""
     REDACT.protect(secrets)
-    manager = logging.Logger.manager
-    for name in [*GUARDED, *list(manager.loggerDict)]:
-        if name in GUARDED or name.startswith(tuple(f"{root}." for root in GUARDED)):
-            logger = logging.getLogger(name)
-            if REDACT not in logger.filters:
-                logger.addFilter(REDACT)
+    names = [*GUARDED, *list(logging.Logger.manager.loggerDict)]
+    for name in names:
+        if name in GUARDED or name.startswith(_GUARDED_CHILDREN):
+            logging.getLogger(name).addFilter(REDACT)  # once: addFilter skips a repeat
 
 
 def set_job(name: str) -> None:

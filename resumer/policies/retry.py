@@ -150,6 +150,8 @@ class Retrier:
         except QueryError as error:
             if not error.transient or left <= 1:
                 raise
+            if park and error.throttled:  # the usual parking: no tenacity round for it
+                raise Throttled(error, self.delay(error, made + 1)) from error
             first = error
         retrying = self._parking if park else self._retrying
         if made:

@@ -17,6 +17,7 @@ from resumer.faketree import FakeTree
 from resumer.jobfile import job_from_dict
 from resumer.model import Task
 from resumer.policyset import Policies
+from resumer.reports import Outcome
 from resumer.runner import Runner
 from resumer.settings import Job
 from resumer.store import Store
@@ -91,12 +92,16 @@ def attempts_of(db: Path) -> dict[str, int]:
     return dict(rows)
 
 
+def crawl(store: Store, attempts: int, client: ThrottlingClient) -> Outcome:
+    """The job run on ``store`` through the seam, on the client's clock."""
+    job = make_job(attempts)
+    clock = client.clock
+    return run_bounded(Runner(job, store, client, Policies(job, clock=clock), clock=clock))
+
+
 def test_the_worker_goes_on_while_a_throttled_node_waits(store: Store) -> None:
-    clock = Clock()
-    job = make_job(5)
-    client = ThrottlingClient(clock, {"F1": 1}, retry_after=1.5)
-    runner = Runner(job, store, client, Policies(job, clock=clock), clock=clock)
-    outcome = run_bounded(runner)
+    client = ThrottlingClient(Clock(), {"F1": 1}, retry_after=1.5)
+    outcome = crawl(store, 5, client)
     assert (outcome.exit_status, outcome.failed) == (0, 0)
     # One worker: F1 refused, then F2 while F1 waits out its 1.5 s, then F1 again.
     first_retry = client.queried.index("F1", 1)
@@ -109,11 +114,8 @@ def test_a_node_throttled_on_every_attempt_goes_back_to_pending_not_failed(
 ) -> None:
     """Parked rounds share the node's attempts: after ``attempts`` refusals it is released
     (the server keeps saying "too many": not the node's fault) and claimed again."""
-    clock = Clock()
-    job = make_job(3)
-    client = ThrottlingClient(clock, {"F3": 4}, retry_after=0.0)
-    runner = Runner(job, store, client, Policies(job, clock=clock), clock=clock)
-    outcome = run_bounded(runner)
+    client = ThrottlingClient(Clock(), {"F3": 4}, retry_after=0.0)
+    outcome = crawl(store, 3, client)
     assert (outcome.exit_status, outcome.failed) == (0, 0)
     assert client.queried.count("F3") == 5  # 4 refusals, then the answer
     assert attempts_of(store.path)["F3"] == 5
