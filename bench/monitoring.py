@@ -39,7 +39,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from resumer.monitoring import PANELS, RULES
+from resumer.ops.monitoring import PANELS, RULES
 
 SCRAPE_JOB = "resumer-bench"
 

@@ -11,40 +11,35 @@ The Python API (the CLI is built on it)::
         print(node.level, node.path, node.payload["name"])
     print(status(Path("features.db")).state)
 
-Names are imported on first use, so ``import resumer`` stays cheap; for type
-checkers they are the real, typed functions and classes (the package ships
-``py.typed``).
+The names below are the whole public API (``__all__``; a test holds it to what the
+package really exports). They load the read side only: a run imports httpx and the
+rest when it starts. The package is laid out by concept, imports running one way
+(``tests/unit/test_layout.py`` holds them to it)::
+
+    cli/         the commands (typer, rich): parse, call ``api``, print
+    api.py       the library's entry points, which the names below are
+    crawler/     a crawl: coordinator, worker threads, signals, probe, estimates
+    results.py   what a run and the read side hand back: Node, JobStatus, Outcome
+    query/       one node's query: request, pages, what an answer means, mapping
+    http/        the connection pool, deadlines, TLS, auth, rate-limit headers
+    ops/         logs, metrics, alerts, dashboards
+    job/         the job file: settings, keys, loading, templates, the bound job
+    policies/    retry, breaker, pacer, concurrency limit, the gate
+    checkpoint/  SQLite: the store, transactions, tables and migrations, export
+    fake/        the fake API (demo, tests, benchmarks)
+    errors.py, model.py   the error tree; the plain data every layer shares
 """
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from resumer.api import export, resume, run, status
+from resumer.errors import ResumerError
+from resumer.job.loader import job_from_dict, load_job
+from resumer.job.settings import Job
+from resumer.results import JobStatus, Node, Outcome
 
 __version__ = "0.1.0"
 
-if TYPE_CHECKING:  # what the lazy names below resolve to, for mypy and editors
-    from resumer.api import nodes as export
-    from resumer.api import resume, status
-    from resumer.api import start as run
-    from resumer.errors import ResumerError
-    from resumer.jobfile import job_from_dict, load_job
-    from resumer.reports import JobStatus, Node, Outcome
-    from resumer.settings import Job
-
-_EXPORTS = {
-    "Job": ("resumer.settings", "Job"),
-    "load_job": ("resumer.jobfile", "load_job"),
-    "job_from_dict": ("resumer.jobfile", "job_from_dict"),
-    "run": ("resumer.api", "start"),
-    "resume": ("resumer.api", "resume"),
-    "export": ("resumer.api", "nodes"),
-    "status": ("resumer.api", "status"),
-    "Node": ("resumer.reports", "Node"),
-    "JobStatus": ("resumer.reports", "JobStatus"),
-    "Outcome": ("resumer.reports", "Outcome"),
-    "ResumerError": ("resumer.errors", "ResumerError"),
-}
 __all__ = [
     "Job",
     "JobStatus",
@@ -59,10 +54,3 @@ __all__ = [
     "run",
     "status",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'resumer' has no attribute {name!r}")
-    module, attribute = _EXPORTS[name]
-    return getattr(import_module(module), attribute)

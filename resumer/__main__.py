@@ -1,3 +1,3 @@
-from resumer.cli import main
+from resumer.cli.app import main
 
 main()

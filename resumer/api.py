@@ -1,9 +1,10 @@
-"""The library's entry points: start, resume, status and export a job.
+"""The library's entry points: run, resume, status and export a job (``resumer`` exports
+these under the same names).
 
 The CLI is a thin layer over these functions; they raise ``ResumerError``s
 and print nothing. A run's progress display is the caller's (``progress``).
 
->>> outcome = start(Path("job.toml"), Path("jobs.db"))   # doctest: +SKIP
+>>> outcome = run(Path("job.toml"), Path("jobs.db"))     # doctest: +SKIP
 >>> outcome.exit_status                                    # doctest: +SKIP
 0
 """
@@ -19,27 +20,27 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from resumer import lock
-from resumer.backups import naming_backups
-from resumer.errors import CheckpointError, ConfigError
-from resumer.estimate import eta_seconds, remaining_queries
-from resumer.exporter import (
+from resumer.checkpoint import lock
+from resumer.checkpoint.backups import naming_backups
+from resumer.checkpoint.export import (
     FORMATS,
     flat_nodes,
     output_file,
     write_export,
     write_rows,
 )
-from resumer.jobfile import stored_job
+from resumer.checkpoint.store import FailedNode, Store
+from resumer.crawler.estimate import eta_seconds, remaining_queries
+from resumer.errors import CheckpointError, ConfigError
+from resumer.job.loader import stored_job
+from resumer.job.settings import Job
 from resumer.model import STATUSES
-from resumer.reports import JobStatus, Node, Outcome, ProgressFactory, no_progress
-from resumer.settings import Job
-from resumer.store import FailedNode, Store
+from resumer.results import JobStatus, Node, Outcome, ProgressFactory, no_progress
 
 log = logging.getLogger(__name__)
 
 
-def start(
+def run(
     job_file: Path | Job,
     db: Path,
     *,
@@ -53,7 +54,7 @@ def start(
     job file needs is checked before the database is created, so a refused job
     file leaves no database behind.
     """
-    from resumer import crawl  # the run side: only a run loads httpx and the rest
+    from resumer.crawler import crawl  # the run side: only a run loads httpx and the rest
 
     return crawl.start(
         job_file, db, progress=progress, handle_signals=handle_signals, metrics_port=metrics_port
@@ -76,7 +77,7 @@ def resume(
     """
     if not retry_failed and (finished := _already_finished(db)) is not None:
         return finished
-    from resumer import crawl
+    from resumer.crawler import crawl
 
     return crawl.resume(
         db,
@@ -158,7 +159,7 @@ def status(db: Path) -> JobStatus:
 def _status_document(db: Path) -> dict[str, Any]:
     """The ``status --json`` document (the contracted keys first)."""
     with opened(db) as store:
-        job = stored_job(store, lenient=True)
+        job = stored_job(store.job(), lenient=True)
         counts = store.counts()
         record = store.job()
         source = store.source_status()
@@ -223,11 +224,11 @@ def failed(db: Path) -> Iterator[FailedNode]:
         yield from store.failed_nodes()
 
 
-def nodes(db: Path, *, partial: bool = False, level: int | None = None) -> Iterator[Node]:
+def export(db: Path, *, partial: bool = False, level: int | None = None) -> Iterator[Node]:
     """The exported nodes of ``db``, one at a time, depth-first in API order (constant
     memory); each payload as a Python object.
 
-    >>> for node in nodes(Path("features.db"), level=2):   # doctest: +SKIP
+    >>> for node in export(Path("features.db"), level=2):   # doctest: +SKIP
     ...     print(node.path, node.payload["name"])
     """
     with opened(db) as store:
@@ -235,7 +236,7 @@ def nodes(db: Path, *, partial: bool = False, level: int | None = None) -> Itera
             yield Node.of(row)
 
 
-def export(
+def export_to(
     db: Path,
     out: TextIO,
     *,
@@ -265,7 +266,7 @@ def export_file(
     fmt: str = "json",
     level: int | None = None,
 ) -> int:
-    """``export`` into the file at ``path``, never left half-written: the export goes to
+    """``export_to`` the file at ``path``, never left half-written: the export goes to
     a temporary file beside it, renamed over it once whole (a device such as /dev/null,
     or a pipe, is written directly). Nothing is created when ``db`` or ``path`` is
     refused; a failed write leaves no file behind."""

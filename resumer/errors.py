@@ -1,7 +1,7 @@
 """The one exception hierarchy of resumer.
 
 Every error a user can cause or meet is one of these; the CLI maps each class
-to a message and an exit status in one place (``cli.py``). Classes defined in
+to a message and an exit status in one place (``cli/app.py``). Classes defined in
 another module are named with it; the others live here::
 
     ResumerError
@@ -13,8 +13,8 @@ another module are named with it; the others live here::
     ├── QueryError         one query failed; ``transient`` says if a retry may help
     ├── AuthError          a 401, or no token: the run stops, nothing failed  → exit 2
     │   └── TlsError       a certificate refused (theirs or ours): the same   → exit 2
-    ├── MappingError       (mapping.py) a body lacks the [response] shape: the node's QueryError
-    ├── TemplateError      a template string is malformed: jobfile.py makes it a ConfigError
+    ├── MappingError       (query/mapping.py) a body lacks the [response] shape: its QueryError
+    ├── TemplateError      a template string is malformed: job/loader.py: a ConfigError
     ├── Stopped            a stop came while a query waited: the node goes back to pending
     ├── Throttled          a throttled query handed back: the node is parked, its worker goes on
     └── RunError           the run could not go on (an internal error)        → exit 1
@@ -98,7 +98,7 @@ class AuthError(ResumerError):
     Never a node's fault: the runner puts the node back to pending, stops the run
     as a Ctrl-C would (everything checkpointed, nothing failed) and raises this
     error once the run is shut down; the message says what was refused and how
-    to resume. Raised by ``auth`` and ``client``; the CLI exits 2.
+    to resume. Raised by ``http.auth`` and ``query.client``; the CLI exits 2.
     """
 
 
@@ -112,7 +112,7 @@ class TlsError(AuthError):
 class TemplateError(ResumerError, ValueError):
     """A template string is malformed; the message says what is wrong.
 
-    Raised by ``template.Template.compile`` (and importable from there); the
+    Raised by ``job.template.Template.compile`` (and importable from there); the
     job loader turns it into a ``ConfigError`` naming the file and the key.
     Still a ``ValueError``, as it was before it joined this tree.
     """

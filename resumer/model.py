@@ -80,7 +80,7 @@ class LiveFigures(NamedTuple):
     in_flight: int  # calls in flight now
     send_rate: float | None  # calls a second the pacer allows (None: no limit)
     done: int  # queries finished
-    remaining: float  # queries still to make (an estimate: ``estimate.remaining_queries``)
+    remaining: float  # queries still to make (an estimate: ``crawler.estimate.remaining_queries``)
     queries_per_second: float | None  # over the last minute (None: not known yet)
     eta: float | None  # seconds left at that pace (None: not known)
 

@@ -12,7 +12,7 @@ from hypothesis.database import DirectoryBasedExampleDatabase
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 # The fuzz tests' profiles: ``ci`` (few examples, derandomized, no database) by default,
-# ``long`` by hand: HYPOTHESIS_PROFILE=long python -m pytest -o timeout=0 tests/unit/test_fuzz_*.py
+# ``long`` by hand: HYPOTHESIS_PROFILE=long python -m pytest -o timeout=0 tests/unit -k fuzz
 _SLOW_DATA = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example]
 settings.register_profile(
     "ci", max_examples=60, deadline=None, derandomize=True, database=None, print_blob=True,

@@ -13,8 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from resumer.fakeapi import FakeAPI
-from resumer.faketree import FakeTree
+from resumer.fake.server import FakeAPI
+from resumer.fake.tree import FakeTree
 
 
 def job_text(url: str, *, max_depth: int = 4, extra: str = "", **sections: str) -> str:
@@ -52,9 +52,9 @@ def crawl_in_process(job: Path) -> Any:
     from resumer import api
 
     db = job.parent / "r.db"
-    assert api.start(job, db).exit_status == 0
+    assert api.run(job, db).exit_status == 0
     out = io.StringIO()
-    api.export(db, out)
+    api.export_to(db, out)
     return json.loads(out.getvalue())
 
 

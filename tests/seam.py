@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from resumer.faketree import FakeTree
+from resumer.crawler.runner import Runner
+from resumer.fake.tree import FakeTree
 from resumer.model import Item, Task
-from resumer.reports import Outcome
-from resumer.runner import Runner
+from resumer.results import Outcome
 
 RUN_LIMIT = 8.0  # seconds any run may take (each takes well under one)
 

@@ -63,8 +63,13 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from resumer.policies.defaults import (
+    DEFAULT_BACKOFF_MAX,
+    DEFAULT_BURST,
+    DEFAULT_PACING,
+    DEFAULT_RATE,
+)
 from resumer.policies.retry import Stopped
-from resumer.settings import DEFAULT_BACKOFF_MAX, DEFAULT_BURST, DEFAULT_PACING, DEFAULT_RATE
 
 log = logging.getLogger(__name__)
 

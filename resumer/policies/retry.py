@@ -27,7 +27,7 @@ from tenacity import (
 )
 
 from resumer.errors import QueryError, Stopped, Throttled  # defined there, imported from here too
-from resumer.settings import (
+from resumer.policies.defaults import (
     DEFAULT_ATTEMPTS,
     DEFAULT_BACKOFF_INITIAL,
     DEFAULT_BACKOFF_MAX,

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from resumer import api
-from resumer.fakeapi import Faults
-from resumer.faketree import FakeTree
+from resumer.fake.server import Faults
+from resumer.fake.tree import FakeTree
 from tests.helpers import fake_api, write_job
 
 TREE = FakeTree(seed=16, roots=8, fanout=(6, 5, 4))
@@ -71,7 +71,7 @@ def test_a_rule_fires_once_in_an_outage_and_resolves_once_after(
             f'[alerts]\n{settings}\nwebhook = "{url}"\n'
         )
         job = write_job(tmp_path, server.url, extra=extra)
-        assert api.start(job, tmp_path / "r.db").exit_status == 0
+        assert api.run(job, tmp_path / "r.db").exit_status == 0
     assert changes(received, rule) == ["firing", "resolved"]
     document = received[0]
     assert set(document) == {"alert", "state", "value", "threshold", "job", "time", "message"}
@@ -83,7 +83,7 @@ def test_failed_nodes_fire_and_resolve_once_the_failures_are_retried(tmp_path: P
     with webhook() as (url, received), fake_api(TREE, broken=broken) as server:
         extra = f'[alerts]\nfailed_nodes = 2\nwebhook = "{url}"\n'
         job = write_job(tmp_path, server.url, extra=extra)
-        assert api.start(job, tmp_path / "r.db").exit_status == 1
+        assert api.run(job, tmp_path / "r.db").exit_status == 1
         again = api.resume(tmp_path / "r.db")  # still failed: no second "firing"
         server.broken = frozenset()
         healed = api.resume(tmp_path / "r.db", retry_failed=True)

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from resumer import api
-from resumer.fakeauth import FakeAuth
-from resumer.faketree import FakeTree
+from resumer.fake.auth import FakeAuth
+from resumer.fake.tree import FakeTree
 from tests.helpers import fake_api, resumer, spawn, write_job
 
 SMALL = FakeTree(seed=2, roots=3, fanout=(3, 2, 2))
@@ -37,7 +37,7 @@ def oauth2(url: str) -> str:
 
 def exported(db: Path) -> object:
     out = io.StringIO()
-    api.export(db, out)
+    api.export_to(db, out)
     return json.loads(out.getvalue())
 
 
@@ -86,7 +86,7 @@ def test_one_second_tokens_over_a_crawl_of_seconds_no_stampede_no_leak(tmp_path:
     assert requests >= 3  # renewed as the tokens expired: the test would not see a stampede
     assert auth.refused == 0  # renewed before expiry: no call was refused on the way
     out = io.StringIO()
-    api.export(db, out)
+    api.export_to(db, out)
     export_text = out.getvalue()
     assert json.loads(export_text) == tree.expected_export(4)
     secrets = [SECRET, *auth.issued]
@@ -178,7 +178,7 @@ def test_a_token_command_gives_the_bearer_token(tmp_path: Path) -> None:
     with fake_api(SMALL, auth=auth) as server:
         extra = f'[auth]\ntype = "bearer"\ntoken_command = "{sys.executable} {script}"\n'
         job = write_job(tmp_path, server.url, extra=extra)
-        outcome = api.start(job, tmp_path / "r.db")
+        outcome = api.run(job, tmp_path / "r.db")
     assert outcome.exit_status == 0
     assert runs.read_text().count("run") == 1  # one run for every thread
     assert exported(tmp_path / "r.db") == SMALL.expected_export(4)
@@ -204,7 +204,7 @@ def test_basic_credentials_crawl_and_never_reach_the_checkpoint(
     with fake_api(SMALL, auth=auth) as server:
         extra = '[auth]\ntype = "basic"\nusername = "ann"\npassword = "${API_PASSWORD}"\n'
         job = write_job(tmp_path, server.url, extra=extra)
-        outcome = api.start(job, tmp_path / "r.db")
+        outcome = api.run(job, tmp_path / "r.db")
     assert outcome.exit_status == 0
     assert exported(tmp_path / "r.db") == SMALL.expected_export(4)
     encoded = base64.b64encode(b"ann:b4sic-pass").decode()

@@ -6,8 +6,8 @@ import sqlite3
 from pathlib import Path
 
 from resumer import api
-from resumer.backups import backups_of
-from resumer.faketree import FakeTree
+from resumer.checkpoint.backups import backups_of
+from resumer.fake.tree import FakeTree
 from tests.helpers import export_json, fake_api, kill9, resumer, spawn, write_job
 
 TREE = FakeTree(seed=12, roots=6, fanout=(5, 4, 3))
@@ -67,7 +67,7 @@ def test_a_truncated_checkpoint_is_refused_naming_the_last_backup(tmp_path: Path
         assert resumer("start", job, "--db", "r.db", cwd=tmp_path).returncode == 0
     db = tmp_path / "r.db"
     with api.opened(db) as store:
-        from resumer.backups import make_backup
+        from resumer.checkpoint.backups import make_backup
 
         newest = make_backup(store, db, keep=2)
     size = db.stat().st_size
@@ -86,7 +86,7 @@ def test_a_truncated_checkpoint_is_refused_naming_the_last_backup(tmp_path: Path
 def test_periodic_backups_keep_the_newest_and_each_is_whole(tmp_path: Path) -> None:
     with fake_api(TREE, latency=0.02) as server:
         job = write_job(tmp_path, server.url, extra='[backup]\nevery = "0.2s"\nkeep = 2\n')
-        assert api.start(job, tmp_path / "r.db").exit_status == 0
+        assert api.run(job, tmp_path / "r.db").exit_status == 0
     kept = backups_of(tmp_path / "r.db")
     assert 1 <= len(kept) <= 2
     for copy in kept:

@@ -29,8 +29,8 @@ from typing import Any
 
 import pytest
 
+from resumer.checkpoint.store import Store
 from resumer.model import Item
-from resumer.store import Store
 from tests.helpers import cli_env
 
 CASE_TIMEOUT = 30.0  # seconds for one command; a hang fails its case, not the run

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from resumer.faketree import FakeTree
+from resumer.fake.tree import FakeTree
 from tests.helpers import export_json, fake_api, resumer, spawn, write_csv_roots, write_job
 
 TREE = FakeTree(seed=11, roots=4, fanout=(3, 3, 2))

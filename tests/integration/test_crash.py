@@ -16,9 +16,9 @@ from subprocess import Popen
 
 import pytest
 
-from resumer.crashpoints import ENV_VAR
-from resumer.fakestats import Stats
-from resumer.faketree import FakeTree
+from resumer._crashpoints import ENV_VAR
+from resumer.fake.stats import Stats
+from resumer.fake.tree import FakeTree
 from tests.helpers import export_json, fake_api, kill9, resumer, spawn, write_job
 
 TREE = FakeTree(seed=21, roots=6, fanout=(5, 4, 3))

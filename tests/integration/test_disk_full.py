@@ -28,12 +28,12 @@ from typing import Any
 import pytest
 
 from resumer import api
-from resumer.backups import PeriodicBackup
-from resumer.crashpoints import MAX_PAGES_VAR
+from resumer._crashpoints import MAX_PAGES_VAR
+from resumer.checkpoint.backups import PeriodicBackup
+from resumer.crawler.runner import QUEUE_DEPTH
 from resumer.errors import CheckpointError, ConfigError, DamagedError, WriteError
-from resumer.faketree import FakeTree
-from resumer.logs import LogFile
-from resumer.runner import QUEUE_DEPTH
+from resumer.fake.tree import FakeTree
+from resumer.ops.logs import LogFile
 from tests.helpers import fake_api, resumer, write_job
 
 TREE = FakeTree(seed=12, roots=4, fanout=(4, 3, 5), even=True)
@@ -46,7 +46,7 @@ CLAIMED_AT_MOST = (2 + 3 + 4) * (QUEUE_DEPTH + 1)  # the workers of tests.helper
 
 def exported(db: Path) -> Any:
     out = io.StringIO()
-    api.export(db, out)
+    api.export_to(db, out)
     return json.loads(out.getvalue())
 
 
@@ -58,7 +58,7 @@ def crawled(tmp_path: Path, tree: FakeTree = TREE) -> Path:
     """A complete checkpoint of ``tree`` at tmp_path/r.db, everything in its main file."""
     with fake_api(tree) as server:
         job = write_job(tmp_path, server.url)
-        assert api.start(job, tmp_path / "r.db").exit_status == 0
+        assert api.run(job, tmp_path / "r.db").exit_status == 0
     return tmp_path / "r.db"
 
 
@@ -142,7 +142,7 @@ def test_a_disk_that_fills_mid_crawl_stops_the_run_and_resume_completes_in_place
         job = write_job(tmp_path, server.url)
         monkeypatch.setenv(MAX_PAGES_VAR, str(FULL_AT))  # SQLite says SQLITE_FULL beyond
         with pytest.raises(WriteError) as raised:
-            api.start(job, db)
+            api.run(job, db)
         monkeypatch.delenv(MAX_PAGES_VAR)
         message = str(raised.value)
         assert message == (

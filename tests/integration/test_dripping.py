@@ -22,8 +22,8 @@ import httpx
 import pytest
 
 from resumer import api
-from resumer.http import ClientPool
-from resumer.reports import Outcome
+from resumer.http.pool import ClientPool
+from resumer.results import Outcome
 from tests.helpers import write_job
 
 DRIP = 0.3  # seconds between two bytes of a dripped answer
@@ -160,10 +160,10 @@ def test_a_redirect_to_a_dripping_endpoint_ends_within_the_same_timeout() -> Non
 
 
 def crawl(job: Path, db: Path, bound: float) -> tuple[Outcome | None, float]:
-    """``api.start`` in a thread, waited for at most ``bound`` seconds."""
+    """``api.run`` in a thread, waited for at most ``bound`` seconds."""
     done: list[Outcome] = []
     began = time.monotonic()
-    thread = threading.Thread(target=lambda: done.append(api.start(job, db)), daemon=True)
+    thread = threading.Thread(target=lambda: done.append(api.run(job, db)), daemon=True)
     thread.start()
     thread.join(bound)
     return (done[0] if done else None), time.monotonic() - began

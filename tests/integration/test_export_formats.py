@@ -12,10 +12,10 @@ from urllib.parse import unquote
 import pytest
 
 from resumer import api
+from resumer.checkpoint.store import Store
 from resumer.errors import ConfigError
-from resumer.faketree import FakeTree
+from resumer.fake.tree import FakeTree
 from resumer.model import Children, Item
-from resumer.store import Store
 from tests.helpers import fake_api, resumer, write_job
 
 TREE = FakeTree(seed=17, roots=5, fanout=(4, 3, 2))
@@ -25,13 +25,13 @@ TREE = FakeTree(seed=17, roots=5, fanout=(4, 3, 2))
 def crawled(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("crawl")
     with fake_api(TREE) as server:
-        assert api.start(write_job(folder, server.url), folder / "r.db").exit_status == 0
+        assert api.run(write_job(folder, server.url), folder / "r.db").exit_status == 0
     return folder / "r.db"
 
 
 def export(db: Path, fmt: str, **options: Any) -> str:
     out = io.StringIO(newline="")
-    api.export(db, out, fmt=fmt, **options)
+    api.export_to(db, out, fmt=fmt, **options)
     return out.getvalue()
 
 

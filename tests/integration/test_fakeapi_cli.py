@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from resumer.cli import app
+from resumer.cli.app import app
 
 
 @pytest.mark.parametrize(

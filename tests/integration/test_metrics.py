@@ -11,8 +11,8 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from resumer import api
-from resumer.faketree import FakeTree
-from resumer.monitoring import expressions
+from resumer.fake.tree import FakeTree
+from resumer.ops.monitoring import expressions
 from tests.helpers import fake_api, write_job
 
 TREE = FakeTree(seed=15, roots=8, fanout=(6, 5, 4))
@@ -51,7 +51,7 @@ def test_a_scrape_mid_run_has_the_documented_series_with_sane_values(tmp_path: P
 
         scraper = threading.Thread(target=scrape_mid_run)
         scraper.start()
-        outcome = api.start(job, tmp_path / "r.db", metrics_port=port)
+        outcome = api.run(job, tmp_path / "r.db", metrics_port=port)
         scraper.join(60)
     assert outcome.failed == 1
     (text,) = scraped

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from resumer import api
-from resumer.fakeapi import Faults
-from resumer.faketree import FakeTree
-from resumer.store import Store
+from resumer.checkpoint.store import Store
+from resumer.fake.server import Faults
+from resumer.fake.tree import FakeTree
 from tests.helpers import fake_api, write_job
 
 TREE = FakeTree(seed=21, roots=8, fanout=(8, 8, 4), even=True)  # 584 queries
@@ -37,7 +37,7 @@ def test_a_default_job_finds_the_limit_and_completes_with_few_refusals(
     with fake_api(TREE, faults=faults) as server:
         job = write_job(tmp_path, server.url)
         with caplog.at_level(logging.INFO, logger="resumer"):
-            outcome = api.start(job, tmp_path / "r.db")
+            outcome = api.run(job, tmp_path / "r.db")
         statuses = dict(server.stats.statuses)
     assert (outcome.exit_status, outcome.failed) == (0, 0)
     assert statuses.get(status, 0) > 0  # the limit was met ...
@@ -50,7 +50,7 @@ def test_rate_limit_headers_pace_ahead_of_time(tmp_path: Path) -> None:
     faults = Faults(rate_limit=RATE, burst=10, rate_headers="ratelimit")
     with fake_api(TREE, faults=faults) as server:
         job = write_job(tmp_path, server.url)
-        outcome = api.start(job, tmp_path / "r.db")
+        outcome = api.run(job, tmp_path / "r.db")
         statuses = dict(server.stats.statuses)
     assert (outcome.exit_status, outcome.failed) == (0, 0)
     assert throttled_share(statuses) <= 0.02
@@ -60,7 +60,7 @@ def test_adaptive_false_keeps_the_fixed_bucket(tmp_path: Path) -> None:
     faults = Faults(rate_limit=RATE, burst=10, limit_retry_after=None)
     with fake_api(TREE, faults=faults) as server:
         job = write_job(tmp_path, server.url, extra="[rate]\nper_second = 100\nadaptive = false\n")
-        outcome = api.start(job, tmp_path / "r.db")
+        outcome = api.run(job, tmp_path / "r.db")
         statuses = dict(server.stats.statuses)
     assert outcome.exit_status == 0
     assert statuses.get(429, 0) == 0  # 100/s is under the server's 200/s: never refused
@@ -70,7 +70,7 @@ def test_the_checkpoint_records_the_send_rate_and_why_for_status(tmp_path: Path)
     faults = Faults(rate_limit=RATE, burst=10)
     with fake_api(TREE, faults=faults, latency=0.002) as server:
         job = write_job(tmp_path, server.url)
-        assert api.start(job, tmp_path / "r.db").exit_status == 0
+        assert api.run(job, tmp_path / "r.db").exit_status == 0
     store = Store.open(tmp_path / "r.db", migrate=False)
     health = store.health()
     store.close()
@@ -80,7 +80,7 @@ def test_the_checkpoint_records_the_send_rate_and_why_for_status(tmp_path: Path)
 
 
 def test_metrics_expose_resumer_send_rate() -> None:
-    from resumer.metrics import Metrics
+    from resumer.ops.metrics import Metrics
 
     metrics = Metrics(
         counts=dict,

@@ -14,12 +14,13 @@ import pytest
 import respx
 
 from resumer import api
-from resumer.client import Client
 from resumer.errors import ConfigError, QueryError
-from resumer.fakeapi import FakeAPI, Faults
-from resumer.faketree import FakeTree
-from resumer.jobfile import parse_job
+from resumer.fake.server import FakeAPI, Faults
+from resumer.fake.tree import FakeTree
+from resumer.job.bound import bind
+from resumer.job.loader import parse_job
 from resumer.model import Task
+from resumer.query.client import Client
 from tests.helpers import write_job
 
 TREE = FakeTree(seed=21, roots=4, fanout=(5, 3, 2))
@@ -29,7 +30,7 @@ TASK = Task(1, 1, "A", "Alpha", "core", "")
 
 def exported(db: Path) -> Any:
     out = io.StringIO()
-    api.export(db, out)
+    api.export_to(db, out)
     return json.loads(out.getvalue())
 
 
@@ -51,7 +52,7 @@ def test_each_mode_crawls_the_whole_tree(
         request = f'[request]\nurl = "{server.url}/children"\nmethod = "{method}"\n'
         response = f'[response]\nitems = "data.items"\n[response.pagination]\n{pagination}\n'
         job = write_job(tmp_path, server.url, request=request, response=response)
-        assert api.start(job, tmp_path / "r.db").exit_status == 0
+        assert api.run(job, tmp_path / "r.db").exit_status == 0
         calls = server.stats.received
     assert exported(tmp_path / "r.db") == TREE.expected_export(4)
     assert calls == 1 + expected_pages(pagination)  # the source, then each node's pages
@@ -71,7 +72,7 @@ def client_for(pagination: str) -> Client:
         f'[source]\nurl = "{BASE}/f"\n[request]\nurl = "{BASE}/children"\n'
         f'[response]\nitems = "items"\n[response.pagination]\n{pagination}\n'
     )
-    return Client(parse_job(text, "job.toml"), {}, httpx.Client())
+    return Client(bind(parse_job(text, "job.toml"), {}), httpx.Client())
 
 
 def page(*ids: str, **extra: Any) -> dict[str, Any]:

@@ -12,15 +12,15 @@ from typing import Any
 
 import pytest
 
+from resumer.checkpoint.store import Store
+from resumer.crawler.policyset import Policies
+from resumer.crawler.runner import Runner
 from resumer.errors import QueryError
-from resumer.faketree import FakeTree
-from resumer.jobfile import job_from_dict
+from resumer.fake.tree import FakeTree
+from resumer.job.loader import job_from_dict
+from resumer.job.settings import Job
 from resumer.model import Task
-from resumer.policyset import Policies
-from resumer.reports import Outcome
-from resumer.runner import Runner
-from resumer.settings import Job
-from resumer.store import Store
+from resumer.results import Outcome
 from tests.seam import TreeClient, run_bounded
 
 TREE = FakeTree(seed=5, roots=3, fanout=(2,), even=True)  # three level-1 queries: F1 F2 F3

@@ -6,9 +6,9 @@ import sqlite3
 from pathlib import Path
 
 from resumer import api
-from resumer.crashpoints import ENV_VAR
-from resumer.faketree import FakeTree
-from resumer.jobfile import parse_job
+from resumer._crashpoints import ENV_VAR
+from resumer.fake.tree import FakeTree
+from resumer.job.loader import parse_job
 from tests.helpers import fake_api, resumer, write_job
 
 TREE = FakeTree(seed=13, roots=10, fanout=(3, 3, 2), even=True)
@@ -28,7 +28,7 @@ def completion_order(db: Path) -> list[str]:
 def test_high_priority_roots_complete_before_the_others(tmp_path: Path) -> None:
     with fake_api(TREE, latency=0.003) as server:
         job = write_job(tmp_path, server.url, crawl=CRAWL, levels=ONE_AT_A_TIME, extra=PRIORITY)
-        assert api.start(job, tmp_path / "r.db").exit_status == 0
+        assert api.run(job, tmp_path / "r.db").exit_status == 0
     order = completion_order(tmp_path / "r.db")
     assert order[:2] == ["F7", "F3"]
     with sqlite3.connect(tmp_path / "r.db") as conn:
@@ -41,7 +41,7 @@ def test_high_priority_roots_complete_before_the_others(tmp_path: Path) -> None:
 def test_without_priorities_the_source_order_rules(tmp_path: Path) -> None:
     with fake_api(TREE, latency=0.003) as server:
         job = write_job(tmp_path, server.url, crawl=CRAWL, levels=ONE_AT_A_TIME)
-        assert api.start(job, tmp_path / "r.db").exit_status == 0
+        assert api.run(job, tmp_path / "r.db").exit_status == 0
     assert completion_order(tmp_path / "r.db")[0] == "F1"
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from resumer.faketree import FakeTree
+from resumer.fake.tree import FakeTree
 from tests.helpers import fake_api, resumer
 
 TREE = FakeTree(seed=19, roots=5, fanout=(4, 4, 3), even=True)

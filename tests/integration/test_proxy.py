@@ -20,8 +20,8 @@ import pytest
 
 from resumer import api
 from resumer.errors import ConfigError
-from resumer.fakeapi import FakeAPI
-from resumer.faketree import FakeTree
+from resumer.fake.server import FakeAPI
+from resumer.fake.tree import FakeTree
 from tests.helpers import crawl_in_process, write_request_job
 
 TREE = FakeTree(seed=9, roots=3, fanout=(3, 2))
@@ -183,7 +183,7 @@ def test_a_wrong_proxy_password_is_masked_in_the_errors(
     wrong = "wr0ng-s3cret"
     address = guarded.url.replace("http://", f"http://crawler:{wrong}@")
     job = write_proxy_job(tmp_path, origin.url, address)
-    assert api.start(job, tmp_path / "r.db").exit_status != 0
+    assert api.run(job, tmp_path / "r.db").exit_status != 0
     assert guarded.refused >= 1 and origin.stats.received == 0
     logged = "\n".join(record.getMessage() for record in caplog.records)
     assert "407" in logged and "crawler:***" in logged and wrong not in logged
@@ -203,7 +203,7 @@ def test_a_bad_proxy_url_is_refused_at_load_without_its_password(
 ) -> None:
     job = write_proxy_job(tmp_path, "http://127.0.0.1:9", proxy)
     with pytest.raises(ConfigError) as refused:
-        api.start(job, tmp_path / "r.db")
+        api.run(job, tmp_path / "r.db")
     message = str(refused.value)
     assert "request.proxy" in message and problem in message
     assert "pw-123" not in message and "me:***@" in message

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import resumer
-from resumer.faketree import FakeTree
+from resumer.fake.tree import FakeTree
 from tests.helpers import fake_api, write_job
 from tests.helpers import resumer as cli
 

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from resumer import api
-from resumer.fakeapi import Faults
-from resumer.faketree import FakeTree
-from resumer.store import Store
+from resumer.checkpoint.store import Store
+from resumer.fake.server import Faults
+from resumer.fake.tree import FakeTree
 from tests.helpers import export_json, fake_api, resumer, write_job
 
 TREE = FakeTree(seed=8, roots=8, fanout=(6, 5, 4))  # about 300 queries
@@ -40,7 +40,7 @@ def crawl_section(concurrency: int = 8, extra: str = "") -> str:
 
 def exported(db: Path) -> Any:
     out = io.StringIO()
-    api.export(db, out)
+    api.export_to(db, out)
     return json.loads(out.getvalue())
 
 
@@ -60,7 +60,7 @@ def test_a_mix_of_faults_still_gives_the_whole_tree_once(tmp_path: Path) -> None
     with fake_api(TREE, faults=faults) as server:
         request = f'[request]\nurl = "{server.url}/children"\ntimeout = 0.2\n'
         job = write_job(tmp_path, server.url, request=request, extra=FAST_RETRY + AT_RANDOM)
-        outcome = api.start(job, tmp_path / "r.db")
+        outcome = api.run(job, tmp_path / "r.db")
         assert server.stats.wait_until_idle(timeout=10)  # the slow answers are counted
         statuses = server.stats.statuses
     assert (outcome.exit_status, outcome.failed) == (0, 0)
@@ -80,7 +80,7 @@ def test_an_outage_opens_the_breaker_fails_nothing_and_calls_only_probes(
         )
         job = write_job(tmp_path, server.url, crawl=crawl_section(concurrency), extra=extra)
         with caplog.at_level(logging.WARNING, logger="resumer"):
-            outcome = api.start(job, tmp_path / "r.db")
+            outcome = api.run(job, tmp_path / "r.db")
         events = list(server.stats.events or [])
     assert (outcome.exit_status, outcome.failed) == (0, 0)
     assert exported(tmp_path / "r.db") == TREE.expected_export(4)
@@ -102,7 +102,7 @@ def test_the_rate_limit_holds_in_every_second_after_the_burst(tmp_path: Path) ->
     with fake_api(tree) as server:
         server.stats.keep_events()
         job = write_job(tmp_path, server.url, extra="[rate]\nper_second = 50\nburst = 5\n")
-        assert api.start(job, tmp_path / "r.db").exit_status == 0
+        assert api.run(job, tmp_path / "r.db").exit_status == 0
         times = sorted(t for t, _, _ in server.stats.events or [])
     assert len(times) == 1 + 5 + 25 + 75
     steady = times[5:]
@@ -117,7 +117,7 @@ def test_no_call_for_a_node_before_its_retry_after(tmp_path: Path) -> None:
         server.stats.keep_events()
         retry = "[retry]\nattempts = 12\ninitial = 0.01\nmax = 1.0\n"  # max caps Retry-After
         job = write_job(tmp_path, server.url, extra=retry + AT_RANDOM)
-        assert api.start(job, tmp_path / "r.db").exit_status == 0
+        assert api.run(job, tmp_path / "r.db").exit_status == 0
         events = list(server.stats.events or [])
     calls: dict[str, list[tuple[float, int]]] = defaultdict(list)
     for arrived, target, status in events:
@@ -142,7 +142,7 @@ def overloaded_crawl(
     with fake_api(tree, latency=0.02, faults=Faults(max_inflight=k)) as server:
         server.stats.keep_events()
         job = write_job(folder, server.url, crawl=crawl, levels=levels, extra=FAST_RETRY + rate)
-        assert api.start(job, folder / "r.db").exit_status == 0
+        assert api.run(job, folder / "r.db").exit_status == 0
         statuses = [status for _, _, status in server.stats.events or []]
         concurrency = list(server.stats.concurrency or [])
     store = Store.open(folder / "r.db", migrate=False)
@@ -186,7 +186,7 @@ def test_pages_with_failures_on_middle_pages_store_children_once_in_order(
         server.stats.keep_events()
         response = f'[response]\nitems = "data.items"\n{pagination}'
         job = write_job(tmp_path, server.url, response=response, extra=FAST_RETRY)
-        assert api.start(job, tmp_path / "r.db").exit_status == 0
+        assert api.run(job, tmp_path / "r.db").exit_status == 0
         events = list(server.stats.events or [])
     assert exported(tmp_path / "r.db") == TREE.expected_export(4)
     middle = [t for _, t, status in events if status == 500 and ("page=2" in t or "cursor=c2" in t)]

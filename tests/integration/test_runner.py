@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from resumer import api
-from resumer.faketree import FakeTree
+from resumer.fake.tree import FakeTree
 from tests.helpers import fake_api, write_job
 
 TREE = FakeTree(seed=3, roots=5, fanout=(4, 3, 3))
@@ -16,7 +16,7 @@ TREE = FakeTree(seed=3, roots=5, fanout=(4, 3, 3))
 
 def exported(db: Path, partial: bool = False) -> Any:
     out = io.StringIO()
-    api.export(db, out, partial=partial)
+    api.export_to(db, out, partial=partial)
     return json.loads(out.getvalue())
 
 
@@ -25,7 +25,7 @@ def test_the_export_equals_the_fake_apis_tree_and_each_node_is_queried_once(
 ) -> None:
     with fake_api(TREE, latency=0.002) as server:
         job = write_job(tmp_path, server.url)
-        outcome = api.start(job, tmp_path / "r.db")
+        outcome = api.run(job, tmp_path / "r.db")
         calls = server.stats.snapshot()
     assert (outcome.exit_status, outcome.complete, outcome.failed) == (0, True, 0)
     assert exported(tmp_path / "r.db") == TREE.expected_export(4)
@@ -39,7 +39,7 @@ def test_http_concurrency_caps_calls_in_flight_across_levels(tmp_path: Path) -> 
     levels = "[levels.1]\nworkers = 4\n[levels.2]\nworkers = 4\n[levels.3]\nworkers = 4\n"
     with fake_api(tree, latency=0.01) as server:
         job = write_job(tmp_path, server.url, crawl=crawl, levels=levels)
-        assert api.start(job, tmp_path / "r.db").exit_status == 0
+        assert api.run(job, tmp_path / "r.db").exit_status == 0
         peak, connections = server.stats.max_in_flight, server.stats.connections
     assert peak == 3  # 12 workers, but never more than 3 calls at once (and the cap is used)
     assert connections <= 3  # nor more connections
@@ -49,7 +49,7 @@ def test_failed_nodes_keep_ancestors_waiting_and_the_rest_goes_on(tmp_path: Path
     broken = frozenset({"F2.1", "F3"})
     with fake_api(TREE, broken=broken) as server:
         job = write_job(tmp_path, server.url)
-        outcome = api.start(job, tmp_path / "r.db")
+        outcome = api.run(job, tmp_path / "r.db")
     assert (outcome.exit_status, outcome.failed) == (1, 2)
     complete_roots = [t["id"] for t in exported(tmp_path / "r.db")]
     assert complete_roots == ["F1", "F4", "F5"]
@@ -64,7 +64,7 @@ def test_failed_nodes_keep_ancestors_waiting_and_the_rest_goes_on(tmp_path: Path
 def test_max_depth_one_stores_the_roots_as_leaves(tmp_path: Path) -> None:
     with fake_api(TREE) as server:
         job = write_job(tmp_path, server.url, max_depth=1)
-        assert api.start(job, tmp_path / "r.db").exit_status == 0
+        assert api.run(job, tmp_path / "r.db").exit_status == 0
         assert sum(server.stats.snapshot().values()) == 0
     assert exported(tmp_path / "r.db") == TREE.expected_export(1)
 
@@ -74,7 +74,7 @@ def test_the_live_counts_equal_the_checkpoints_after_a_run(tmp_path: Path) -> No
     from a scan of the table: after a run with failures they must be the table's."""
     import contextlib
 
-    from resumer.store import Store
+    from resumer.checkpoint.store import Store
 
     snapshots: list[Any] = []
 
@@ -84,7 +84,7 @@ def test_the_live_counts_equal_the_checkpoints_after_a_run(tmp_path: Path) -> No
 
     with fake_api(TREE, broken=frozenset({"F2.1", "F3"})) as server:
         job = write_job(tmp_path, server.url)
-        assert api.start(job, tmp_path / "r.db", progress=progress).exit_status == 1
+        assert api.run(job, tmp_path / "r.db", progress=progress).exit_status == 1
     store = Store.open(tmp_path / "r.db", migrate=False)
     expected = store.counts()
     store.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from resumer.faketree import FakeTree
+from resumer.fake.tree import FakeTree
 from tests.helpers import fake_api, resumer, spawn, write_job
 
 TREE = FakeTree(seed=14, roots=8, fanout=(6, 5, 4))

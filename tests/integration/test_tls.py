@@ -19,8 +19,8 @@ import trustme
 
 from resumer import api
 from resumer.errors import ConfigError
-from resumer.fakeapi import FakeAPI
-from resumer.faketree import FakeTree
+from resumer.fake.server import FakeAPI
+from resumer.fake.tree import FakeTree
 from tests.helpers import crawl_in_process, resumer, write_request_job
 
 TREE = FakeTree(seed=5, roots=3, fanout=(3, 2))
@@ -81,7 +81,7 @@ def test_a_private_ca_is_trusted_with_ssl_cert_file(
 def test_verify_false_crawls_and_warns_at_start(
     tmp_path: Path, https: FakeAPI, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="resumer.tls"):
+    with caplog.at_level(logging.WARNING, logger="resumer.http.tls"):
         assert crawl(write_tls_job(tmp_path, https.url, "verify = false\n")) == (
             TREE.expected_export(DEPTH)
         )
@@ -180,5 +180,5 @@ def test_a_file_that_is_not_pem_is_refused_before_the_database(tmp_path: Path) -
     (tmp_path / "client.pem").write_text("not a certificate\n")
     job = write_tls_job(tmp_path, "https://127.0.0.1:9", 'client_cert = "client.pem"\n')
     with pytest.raises(ConfigError, match=r"\[request.tls\] client_cert"):
-        api.start(job, tmp_path / "r.db")
+        api.run(job, tmp_path / "r.db")
     assert not (tmp_path / "r.db").exists()

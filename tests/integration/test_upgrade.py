@@ -18,9 +18,9 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine
 
-from resumer.crashpoints import ENV_VAR
-from resumer.faketree import FakeTree
-from resumer.schema import MIGRATIONS_DIR, SCHEMA_REVISION
+from resumer._crashpoints import ENV_VAR
+from resumer.checkpoint.tables import MIGRATIONS_DIR, SCHEMA_REVISION
+from resumer.fake.tree import FakeTree
 from tests.helpers import export_json, fake_api, resumer, write_job
 
 TREE = FakeTree(seed=31, roots=6, fanout=(5, 4, 3))

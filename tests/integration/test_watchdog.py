@@ -29,19 +29,19 @@ import httpx
 import pytest
 
 from resumer import api
-from resumer.alerts import Alerts, Figures, Rules
+from resumer.checkpoint.store import Store
+from resumer.checkpoint.transaction import Transaction
+from resumer.crawler.policyset import Policies
+from resumer.crawler.runner import Runner
+from resumer.crawler.workers import Workers
 from resumer.errors import CheckpointError, RunError
-from resumer.faketree import FakeTree
-from resumer.jobfile import job_from_dict
-from resumer.metrics import Metrics
+from resumer.fake.tree import FakeTree
+from resumer.job.loader import job_from_dict
+from resumer.job.settings import Job
+from resumer.job.template import Redactor
 from resumer.model import Item, Parked, Result, Task
-from resumer.policyset import Policies
-from resumer.runner import Runner
-from resumer.settings import Job
-from resumer.store import Store
-from resumer.template import Redactor
-from resumer.transaction import Transaction
-from resumer.workers import Workers
+from resumer.ops.alerts import Alerts, Figures, Rules
+from resumer.ops.metrics import Metrics
 from tests.seam import RUN_LIMIT, TreeClient, run_bounded
 
 TREE = FakeTree(seed=21, roots=5, fanout=(3, 3), even=True)  # levels 1 and 2 are queried
@@ -166,7 +166,7 @@ def statuses(db: Path) -> dict[str, int]:
 
 def exported(db: Path) -> Any:
     out = io.StringIO()
-    api.export(db, out)
+    api.export_to(db, out)
     return json.loads(out.getvalue())
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from resumer.jobfile import parse_job
+from resumer.job.loader import parse_job
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 BLOCKS = re.findall(r"```toml\n(.*?)```", README.read_text(encoding="utf-8"), re.S)

@@ -1,0 +1,259 @@
+"""What people see: the status table and the live progress of a run (rich).
+
+Rendering only: the figures come in as plain dicts from the caller (a
+``snapshot`` function), so this module never touches the database or HTTP.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from rich.console import Console, Group
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from resumer.crawler.estimate import Window, queried
+from resumer.model import STATUSES, LiveFigures
+
+log = logging.getLogger(__name__)
+
+LevelCounts = Mapping[int, Mapping[str, int]]
+Snapshot = Callable[[], LevelCounts]
+
+LIVE_REFRESH = 1.0  # seconds between two live redraws
+LOG_EVERY = 10.0  # seconds between two progress lines when output is not a terminal
+RATE_WINDOW = 30.0  # seconds of history behind the rate shown
+
+
+def format_duration(seconds: float) -> str:
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
+
+
+def status_table(info: Mapping[str, Any]) -> Group:
+    """The ``resumer status`` view: the job's state and timings, then a table per level."""
+    state = info["state"]
+    style = {"complete": "green", "failed": "red", "running": "cyan"}.get(state, "yellow")
+    header = Text.assemble(("state: ", "bold"), (state, style))
+    if info.get("pid"):
+        header.append(f" (process {info['pid']})")
+    lines = [header]
+    timing = f"started: {_when(info.get('started_at'))}"
+    timing += f"   elapsed: {format_duration(info.get('elapsed_seconds') or 0)}"
+    if info.get("finished_at"):
+        timing += f"   finished: {_when(info['finished_at'])}"
+    lines.append(Text(timing))
+    if state == "running":
+        rate = info.get("queries_per_second")
+        pace = f"{rate:,.1f} queries/s over the last minute" if rate is not None else "pace: -"
+        lines.append(Text(f"{pace}   retries: {info.get('retries', 0):,}"))
+        eta = info.get("eta_seconds_estimate")
+        remaining = info.get("remaining_queries_estimate", 0)
+        left = format_duration(eta) if eta is not None else "unknown"
+        lines.append(
+            Text(
+                f"ETA ~{left} for ~{remaining:,} queries left (an estimate: from the known "
+                "frontier, the mean fan-out per level so far and the current rate)"
+            )
+        )
+    if info.get("breaker"):
+        health = health_text(info["breaker"], info.get("concurrency_limit"), info.get("send_rate"))
+        if info.get("send_rate_reason"):
+            health += f" ({info['send_rate_reason']})"
+        lines.append(Text(health))
+    if info.get("failed"):
+        lines.append(Text(f"failed: {info['failed']:,} (see: resumer failed)", style="red"))
+    if info.get("source_error"):
+        lines.append(Text(f"source failed: {info['source_error']}", style="red"))
+    table = Table(show_edge=False, header_style="bold")
+    table.add_column("level", justify="right")
+    for status in (*STATUSES, "total"):
+        table.add_column(status, justify="right")
+    for level, counts in sorted(info["levels"].items(), key=lambda kv: int(kv[0])):
+        table.add_row(str(level), *(f"{counts[s]:,}" for s in (*STATUSES, "total")))
+    totals = info["totals"]
+    table.add_row("all", *(f"{totals[s]:,}" for s in (*STATUSES, "total")), style="bold")
+    return Group(*lines, table)
+
+
+def probe_table(report: Any) -> Table:
+    """``resumer probe``: the calls that brought one level's items."""
+    source = report.level == 1
+    title = f"level {report.level}: {report.mapped} item(s) mapped " + (
+        "from the source" if source else f"by querying level {report.level - 1}"
+    )
+    table = Table(title=title, title_justify="left", show_edge=False, header_style="bold")
+    for name in ("request", "status", "ms", "items", "first items (id / name / type) or error"):
+        table.add_column(name, overflow="fold")
+    for call in report.calls:
+        shown = "; ".join(f"{i.id} / {i.name} / {i.type}" for i in call.items[:3])
+        table.add_row(
+            call.request,
+            str(call.status or "-"),
+            f"{call.seconds * 1000:.0f}",
+            str(len(call.items)),
+            Text(call.error, style="red") if call.error else Text(shown),
+        )
+    return table
+
+
+def _when(iso: str | None) -> str:
+    if not iso:
+        return "-"
+    return datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def health_text(breaker: str | None, limit: int | None, send_rate: float | None = None) -> str:
+    """The policies' state in one line: breaker, in-flight limit, send rate."""
+    pace = f"{send_rate:,.1f} calls/s" if send_rate is not None else "no limit"
+    shown = limit if limit is not None else "?"
+    return f"breaker {breaker or '?'}, in-flight limit {shown}, send rate {pace}"
+
+
+def overall_text(figures: LiveFigures, elapsed: float) -> str:
+    """The live view's overall line: queries done of the estimated total, elapsed, ETA
+    (the estimate ``status`` gives), and how the run fares (send rate, in flight, breaker)."""
+    total = max(figures.estimated_total, figures.done)
+    share = f" ({figures.done / total:.0%})" if total else ""
+    eta = format_duration(figures.eta) if figures.eta is not None else "unknown"
+    pace = f"{figures.send_rate:,.1f} calls/s" if figures.send_rate is not None else "no limit"
+    return (
+        f"queries {figures.done:,} of ~{round(total):,}{share}   elapsed {format_duration(elapsed)}"
+        f"   ETA ~{eta}   send rate {pace}   in flight {figures.in_flight}/{figures.limit}"
+        f"   breaker {figures.breaker}"
+    )
+
+
+def failed_table(nodes: Iterable[Any]) -> Table:
+    """``resumer failed``: one row per failed node."""
+    table = Table(show_edge=False, header_style="bold")
+    for name in ("level", "id", "name", "attempts", "last error"):
+        table.add_column(name, overflow="fold")
+    for node in nodes:
+        table.add_row(str(node.level), node.id, node.name, str(node.attempts), node.error)
+    return table
+
+
+class _Rates:
+    """Queries finished per second over a sliding window, per level."""
+
+    def __init__(self) -> None:
+        self._window = Window(RATE_WINDOW)
+
+    def update(self, now: float, counts: LevelCounts) -> dict[int, float]:
+        done = {level: queried(c) for level, c in counts.items()}
+        rates = self._window.rates(now, done)
+        return rates if rates is not None else dict.fromkeys(done, 0.0)
+
+
+def progress_view(counts: LevelCounts, rates: Mapping[int, float], leaf_level: int) -> Table:
+    table = Table(show_edge=False, header_style="bold", box=None)
+    for name, justify in (("level", "right"), ("", "left"), ("done", "right")):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    table.add_column("rate", justify="right")
+    table.add_column("failed", justify="right")
+    for level in sorted(counts):
+        c = counts[level]
+        known = sum(c.values())
+        done = queried(c) if level < leaf_level else c.get("complete", 0)
+        rate = f"{rates.get(level, 0.0):,.0f}/s" if level < leaf_level else "leaves"
+        failed = c.get("failed", 0)
+        table.add_row(
+            str(level),
+            ProgressBar(total=max(known, 1), completed=done, width=30),
+            f"{done:,}/{known:,}",
+            rate,
+            Text(f"{failed:,}", style="red" if failed else ""),
+        )
+    return table
+
+
+class Progress:
+    """Shows a run's progress until closed: a live table on a terminal, log lines otherwise.
+
+    >>> with Progress(store.counts, leaf_level=4, console=Console()):  # doctest: +SKIP
+    ...     runner.run()
+    """
+
+    def __init__(
+        self,
+        snapshot: Snapshot,
+        leaf_level: int,
+        console: Console,
+        figures: Callable[[], LiveFigures] | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.snapshot = snapshot
+        self.leaf_level = leaf_level
+        self.console = console
+        self.figures = figures
+        self.clock = clock
+        self._began = clock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="progress", daemon=True)
+        self._rates = _Rates()
+
+    def __enter__(self) -> Progress:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        try:
+            if self.console.is_terminal:
+                self._live()
+            else:
+                self._log_lines()
+        except Exception:  # the display must never bring a crawl down
+            log.debug("progress display stopped", exc_info=True)
+
+    def view(self) -> Table:
+        """The live view now: a bar per level, and the overall line under them."""
+        counts = self.snapshot()
+        table = progress_view(counts, self._rates.update(self.clock(), counts), self.leaf_level)
+        if self.figures is not None:
+            table.caption = overall_text(self.figures(), self.clock() - self._began)
+            table.caption_justify = "left"
+        return table
+
+    def _live(self) -> None:
+        from rich.live import Live
+
+        with Live(self.view(), console=self.console, auto_refresh=False) as live:
+            while not self._stop.wait(LIVE_REFRESH):
+                live.update(self.view(), refresh=True)
+            live.update(self.view(), refresh=True)
+
+    def _log_lines(self) -> None:
+        self._rates.update(self.clock(), self.snapshot())  # so the first line has a rate
+        while not self._stop.wait(LOG_EVERY):
+            counts = self.snapshot()
+            rates = self._rates.update(self.clock(), counts)
+            parts = []
+            for level in sorted(counts):
+                c = counts[level]
+                done = queried(c) if level < self.leaf_level else c.get("complete", 0)
+                parts.append(f"level {level} {done}/{sum(c.values())}")
+            failed = sum(c.get("failed", 0) for c in counts.values())
+            health = ""
+            if self.figures is not None:
+                health = f"; {overall_text(self.figures(), self.clock() - self._began)}"
+            log.info(
+                "progress: %s; %.0f queries/s; %d failed%s",
+                ", ".join(parts),
+                sum(rates.values()),
+                failed,
+                health,
+            )

@@ -1,0 +1,123 @@
+"""``resumer probe``: try a job file against the real API before a night-long crawl.
+
+Loads the roots, then queries a few nodes per level down to the leaf level,
+recording for each call the request (secrets masked), status, latency, how
+many items it mapped and the first few. Nothing is stored: no database is
+created. The caller renders the reports.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import httpx
+
+from resumer.errors import QueryError
+from resumer.http.tls import ssl_context
+from resumer.job.bound import bind
+from resumer.job.settings import Job
+from resumer.model import Item, Task
+from resumer.query.client import Client
+
+SAMPLES = 3  # mapped items shown per call
+
+
+@dataclass
+class Call:
+    """One probe call."""
+
+    request: str  # method and URL, secrets masked
+    status: int | None
+    seconds: float
+    items: list[Item] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass
+class LevelReport:
+    level: int
+    calls: list[Call] = field(default_factory=list)
+    problem: str | None = None  # why this level mapped nothing
+
+    @property
+    def mapped(self) -> int:
+        return sum(len(call.items) for call in self.calls)
+
+
+class _Recorder:
+    """httpx event hooks noting the last request and status."""
+
+    def __init__(self) -> None:
+        self.request = ""
+        self.status: int | None = None
+
+    def on_request(self, request: httpx.Request) -> None:
+        self.request, self.status = f"{request.method} {request.url}", None
+
+    def on_response(self, response: httpx.Response) -> None:
+        self.status = response.status_code
+
+
+def probe(job: Job, per_level: int) -> list[LevelReport]:
+    """Reports for level 1 (the roots) and each queried level below it; ``ConfigError``
+    when the job cannot run (an undefined ``${VAR}``, a certificate file)."""
+    bound = bind(job)
+    recorder = _Recorder()
+    hooks = {"request": [recorder.on_request], "response": [recorder.on_response]}
+    with httpx.Client(
+        timeout=job.request.timeout,
+        event_hooks=hooks,  # type: ignore[arg-type]
+        verify=ssl_context(job.request.tls, origin=job.origin),  # as a run would call
+        proxy=bound.proxy,
+    ) as http:
+        client = Client(bound, http)
+        roots = LevelReport(1)
+        began = time.monotonic()
+        try:
+            items = list(client.load_roots())
+            error = None
+        except QueryError as exc:
+            items, error = [], str(exc)
+        source = recorder.request or f"file {job.source.file}"
+        roots.calls.append(
+            Call(
+                client.redactor.redact(source),
+                recorder.status,
+                time.monotonic() - began,
+                items,
+                error,
+            )
+        )
+        if not items:
+            roots.problem = error or "the source has no level-1 nodes"
+        reports = [roots]
+        frontier = [Task(0, 1, i.id, i.name, i.type, "") for i in items[:per_level]]
+        for level in job.queried_levels:
+            report = LevelReport(level + 1)
+            children: list[Task] = []
+            for task in frontier:
+                began = time.monotonic()
+                try:
+                    found, error = client.query(task, job.level(level).timeout), None
+                except QueryError as exc:
+                    found, error = [], str(exc)
+                request = client.redactor.redact(recorder.request)
+                report.calls.append(
+                    Call(request, recorder.status, time.monotonic() - began, found, error)
+                )
+                children += [Task(0, level + 1, c.id, c.name, c.type, task.id) for c in found]
+            if not report.mapped:
+                errors = [call.error for call in report.calls if call.error]
+                report.problem = (
+                    errors[0]
+                    if errors
+                    else (
+                        f"no children among the first {len(frontier)} node(s) of level {level}"
+                        if frontier
+                        else f"nothing to query: level {level} has no node to probe"
+                    )
+                )
+            reports.append(report)
+            frontier = children[:per_level]
+        return reports

@@ -1,0 +1,152 @@
+"""The fake API's rate limiter: nginx's ``limit_req ... nodelay``, and the rate-limit
+headers that describe it.
+
+``Faults.rate_limit`` puts nginx's ``limit_req ... nodelay`` in front of the
+children endpoints (only them): one leaky bucket (``LeakyBucket``) for every
+client, which lets ``burst + 1`` calls through at once and then one every
+``1 / rate`` seconds, and refuses the rest at once with ``throttle_status``
+(429 or 503) and, if set, ``Retry-After``. ``FakeAPI.set_rate`` and
+``POST /_rate`` change it while serving; the bucket keeps what it holds.
+
+Rate-limit headers (``Faults.rate_headers``) describe that bucket on every
+children answer, refusals included, as a window that ends *reset* seconds
+from now: *remaining* is how many calls it would still take if they came
+spread over that window, ``floor(burst - excess + rate * reset)``, and the
+*limit* is the same for an empty bucket. So a client that spreads *remaining*
+over *reset* (as RFC-style clients do) paces at about ``rate``, and the window
+never "restarts". ``"ratelimit"`` sends ``RateLimit-Limit``, ``-Remaining`` and
+``-Reset: 1`` (seconds); ``"x-ratelimit"`` the same as ``X-RateLimit-*`` with
+the reset as a Unix time (the whole second after the next); ``"draft"`` the IETF
+draft's ``RateLimit-Policy: "default";q=limit;w=1`` and
+``RateLimit: "default";r=remaining;t=1``. No headers while the limit is off.
+
+Owns: the bucket, its decisions and its headers. Must not: serve HTTP (``server``).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from typing import NamedTuple
+
+THROTTLE_STATUSES = (429, 503)
+RATE_HEADER_STYLES = ("ratelimit", "x-ratelimit", "draft")
+_SLACK = 1e-9  # requests: float noise must not refuse a call paced at exactly 1 / rate
+
+
+class Decision(NamedTuple):
+    """One call through a ``LeakyBucket``: taken or not, and the bucket at that moment."""
+
+    accepted: bool
+    excess: float  # requests in the bucket now, this call counted if it was taken
+    rate: float  # requests a second
+    burst: int
+
+
+class LeakyBucket:
+    """nginx's ``limit_req`` with ``nodelay``, for one key: a leaky bucket of requests.
+
+    ``excess`` is how many requests the bucket holds; they leak out at ``rate``
+    a second. A call adds one and is taken at once if that leaves at most
+    ``burst``, as nginx computes it: ``max(0, excess - rate * elapsed + 1)``
+    since the last taken call (the very first call leaves 0). A call that would
+    overflow is refused and changes nothing. So an empty bucket takes
+    ``burst + 1`` calls at once, then one every ``1 / rate`` seconds. The clock
+    is injected so that tests need not sleep.
+
+    >>> now = [100.0]
+    >>> bucket = LeakyBucket(rate=1.0, burst=1, clock=lambda: now[0])
+    >>> [bucket.take().accepted for _ in range(3)]
+    [True, True, False]
+    >>> now[0] += 1.0
+    >>> bucket.take()
+    Decision(accepted=True, excess=1.0, rate=1.0, burst=1)
+    """
+
+    def __init__(
+        self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.rate = rate  # requests a second; 0 takes every call and counts none
+        self.burst = burst
+        self.excess = 0.0  # requests held at ``last``
+        self.last: float | None = None  # when the last call was taken (None: never)
+        self._clock = clock
+        self._lock = threading.Lock()
+
+    def take(self) -> Decision:
+        """Count one call now: taken, or refused with the state left as it was."""
+        with self._lock:
+            now = self._clock()
+            if self.rate <= 0:
+                return Decision(True, 0.0, self.rate, self.burst)
+            if self.last is None:
+                self.excess, self.last = 0.0, now
+                return Decision(True, 0.0, self.rate, self.burst)
+            drained = self.excess - self.rate * max(0.0, now - self.last)
+            excess = max(0.0, drained + 1.0)
+            if excess > self.burst + _SLACK:
+                return Decision(False, max(0.0, drained), self.rate, self.burst)
+            self.excess, self.last = excess, now
+            return Decision(True, excess, self.rate, self.burst)
+
+    def set_rate(self, rate: float, burst: int | None = None) -> None:
+        """Change the rate (and the burst) from now on; what the bucket holds stays."""
+        with self._lock:
+            if self.last is not None:
+                # leak at the old rate until now, so the new one applies from now on only
+                now = self._clock()
+                self.excess = max(0.0, self.excess - self.rate * max(0.0, now - self.last))
+                self.last = now
+            self.rate = rate
+            if burst is not None:
+                self.burst = burst
+
+
+def rate_limit_headers(style: str, decision: Decision, epoch: float) -> tuple[tuple[str, str], ...]:
+    """The rate-limit headers of ``style`` for the bucket in ``decision``, at Unix time ``epoch``
+    (see the module's docstring); none when the limit is off."""
+    if decision.rate <= 0 or not style:
+        return ()
+    end = math.floor(epoch) + 2 if style == "x-ratelimit" else epoch + 1
+    window = end - epoch
+
+    def calls(excess: float) -> int:
+        return max(0, math.floor(decision.burst - excess + decision.rate * window + _SLACK))
+
+    limit, remaining = calls(0.0), calls(decision.excess)
+    if style == "ratelimit":
+        return (
+            ("RateLimit-Limit", str(limit)),
+            ("RateLimit-Remaining", str(remaining)),
+            ("RateLimit-Reset", "1"),
+        )
+    if style == "x-ratelimit":
+        return (
+            ("X-RateLimit-Limit", str(limit)),
+            ("X-RateLimit-Remaining", str(remaining)),
+            ("X-RateLimit-Reset", str(end)),
+        )
+    return (
+        ("RateLimit-Policy", f'"default";q={limit};w=1'),
+        ("RateLimit", f'"default";r={remaining};t=1'),
+    )
+
+
+def parse_throttle_status(status: int) -> int:
+    """429 or 503; ValueError on anything else."""
+    if status not in THROTTLE_STATUSES:
+        raise ValueError(f"--throttle-status: expected 429 or 503, got {status}")
+    return status
+
+
+def parse_rate_headers(text: str) -> str:
+    """``"none"`` → ``""``, or one of ``RATE_HEADER_STYLES``; ValueError on anything else."""
+    style = text.strip().lower()
+    if style == "none":
+        return ""
+    if style not in RATE_HEADER_STYLES:
+        choices = ", ".join(("none", *RATE_HEADER_STYLES))
+        raise ValueError(f"--rate-headers: expected one of {choices}, got {text!r}")
+    return style

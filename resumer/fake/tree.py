@@ -1,0 +1,124 @@
+"""The fake API's tree: deterministic, stateless, and its own ground truth.
+
+The tree is a pure function of ``seed``, ``roots`` and ``fanout``: ids are
+dotted paths (``F3.7.2``), so the server is stateless and any node's children
+can be recomputed, and ``FakeTree.expected_export`` gives the ground truth a
+crawl must reproduce. With ``even=False`` (the default) fan-out varies around
+the given figure and some nodes have no children.
+
+Owns: the tree's shape, ids, names, types and payloads. Must not: serve HTTP
+(``server``) or misbehave (``server.Faults``).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+TYPES = ("core", "edge", "misc", "beta")
+ROOT_PREFIX = "F"
+
+
+@dataclass(frozen=True)
+class FakeTree:
+    """A deterministic feature tree.
+
+    >>> tree = FakeTree(seed=1, roots=2, fanout=(3,), even=True)
+    >>> [c["id"] for c in tree.children("F1")]
+    ['F1.1', 'F1.2', 'F1.3']
+    """
+
+    seed: int = 0
+    roots: int = 10
+    fanout: Sequence[int] = (5, 5, 5)
+    even: bool = False
+
+    def _hash(self, node_id: str) -> int:
+        return zlib.crc32(f"{self.seed}:{node_id}".encode())
+
+    def item(self, node_id: str) -> dict[str, Any]:
+        h = self._hash(node_id)
+        return {
+            "id": node_id,
+            "name": f"Feature {node_id[len(ROOT_PREFIX) :]}",
+            "type": TYPES[h % len(TYPES)],
+            "rank": h % 1000,
+        }
+
+    def root_items(self) -> list[dict[str, Any]]:
+        return [self.item(f"{ROOT_PREFIX}{i}") for i in range(1, self.roots + 1)]
+
+    def level_of(self, node_id: str) -> int | None:
+        """The level of a valid id, or None if the tree has no such node."""
+        if not node_id.startswith(ROOT_PREFIX):
+            return None
+        steps = node_id[len(ROOT_PREFIX) :].split(".")
+        if not all(s.isdigit() and s[0] != "0" for s in steps):
+            return None
+        if int(steps[0]) > self.roots:
+            return None
+        for depth in range(1, len(steps)):
+            parent = ROOT_PREFIX + ".".join(steps[:depth])
+            if int(steps[depth]) > self.child_count(parent, depth):
+                return None
+        return len(steps)
+
+    def child_count(self, node_id: str, level: int) -> int:
+        if level > len(self.fanout):
+            return 0
+        width = self.fanout[level - 1]
+        if self.even or width == 0:
+            return width
+        h = self._hash(node_id + "#")
+        if h % 8 == 0:
+            return 0  # about one node in eight has no children
+        return 1 + (h >> 3) % (2 * width - 1)
+
+    def children(self, node_id: str, level: int | None = None) -> list[dict[str, Any]]:
+        level = self.level_of(node_id) if level is None else level
+        if level is None:
+            raise KeyError(node_id)
+        count = self.child_count(node_id, level)
+        return [self.item(f"{node_id}.{i}") for i in range(1, count + 1)]
+
+    def walk(self, max_depth: int) -> Iterator[tuple[int, dict[str, Any]]]:
+        """Every node down to ``max_depth`` as (level, item), depth-first in API order."""
+        stack = [(1, item) for item in reversed(self.root_items())]
+        while stack:
+            level, item = stack.pop()
+            yield level, item
+            if level < max_depth:
+                stack.extend((level + 1, c) for c in reversed(self.children(item["id"], level)))
+
+    def query_count(self, max_depth: int) -> int:
+        """How many queries a complete crawl to ``max_depth`` makes (the source list excluded)."""
+        return sum(1 for level, _ in self.walk(max_depth) if level < max_depth)
+
+    def expected_export(self, max_depth: int) -> list[dict[str, Any]]:
+        """The export a complete crawl must produce (the ground truth)."""
+        return [self._expected(item, 1, max_depth) for item in self.root_items()]
+
+    def _expected(self, item: dict[str, Any], level: int, max_depth: int) -> dict[str, Any]:
+        children = self.children(item["id"], level) if level < max_depth else []
+        return {
+            "id": item["id"],
+            "name": item["name"],
+            "type": item["type"],
+            "level": level,
+            "status": "complete",
+            "payload": item,
+            "children": [self._expected(c, level + 1, max_depth) for c in children],
+        }
+
+
+def parse_fanout(text: str) -> tuple[int, ...]:
+    """``"5,5,5"`` → ``(5, 5, 5)``; ValueError on anything else."""
+    try:
+        values = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        values = ()
+    if not values or any(v < 0 for v in values):
+        raise ValueError(f"--fanout: expected comma-separated counts like 5,5,5, got {text!r}")
+    return values

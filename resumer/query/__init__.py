@@ -1,0 +1,12 @@
+"""One node's query: render its request, send it (every page), decide what the
+answer means, map the body to child items.
+
+- ``client``: ``Client``, a node's query and the level-1 source;
+- ``answers``: the one place that decides what an answer means (success, throttle,
+  transient or permanent failure, a refused credential);
+- ``pages``: the pagination modes; ``mapping``: a body to items;
+- ``sources``: level-1 nodes from a file.
+
+Knows nothing of the database, the worker threads or retries. May import ``http``,
+``ops``, ``job``, ``policies``, ``errors`` and ``model``.
+"""

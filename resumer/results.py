@@ -1,0 +1,125 @@
+"""What the Python API hands back and takes: an exported node, a job's status, how a run
+ended (``Outcome``), and the type of the progress hook a run calls.
+
+Typed and frozen, so a library user's code type-checks and cannot change them;
+``JobStatus.as_json`` gives exactly the document ``resumer status --json``
+prints. Plain data: nothing here reads the database (``api`` does).
+
+>>> status = resumer.status(Path("features.db"))        # doctest: +SKIP
+>>> status.state, status.totals["complete"]             # doctest: +SKIP
+('running', 1200)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, fields
+from types import MappingProxyType
+from typing import Any
+
+from resumer.checkpoint.export import FlatNode
+from resumer.checkpoint.tally import Counts
+from resumer.errors import EXIT_FAILED, EXIT_OK, EXIT_STOPPED
+from resumer.model import LiveFigures
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """One exported node: ``payload`` is the item as the API returned it (a dict, as a
+    rule), ``path`` the ids from the root, each percent-encoded, joined by ``/``."""
+
+    level: int
+    id: str
+    name: str
+    type: str
+    parent_id: str  # "" for a level-1 node
+    path: str
+    status: str  # pending, running, waiting, complete or failed
+    payload: Any
+
+    @classmethod
+    def of(cls, row: FlatNode) -> Node:
+        payload = json.loads(row.payload)
+        return cls(
+            row.level, row.id, row.name, row.type, row.parent_id, row.path, row.status, payload
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class JobStatus:
+    """The data of ``resumer status --json``, field for field (see README.md).
+
+    ``levels`` maps "1", "2", ... to the counts per status (and ``total``);
+    ``totals`` is the same over every level.
+    """
+
+    state: str  # running, stopped, complete or failed
+    levels: Mapping[str, Mapping[str, int]]
+    totals: Mapping[str, int]
+    started_at: str | None
+    finished_at: str | None
+    elapsed_seconds: float
+    queries_per_second: float | None
+    remaining_queries_estimate: int
+    eta_seconds_estimate: float | None
+    retries: int
+    failed: int
+    breaker: str | None
+    concurrency_limit: int | None
+    send_rate: float | None
+    send_rate_reason: str | None
+    pid: int | None
+    source_error: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        """The ``status --json`` document: plain dicts, in its key order."""
+        document = {f.name: getattr(self, f.name) for f in fields(self)}
+        document["levels"] = {level: dict(row) for level, row in self.levels.items()}
+        document["totals"] = dict(self.totals)
+        return document
+
+    @classmethod
+    def from_json(cls, document: Mapping[str, Any]) -> JobStatus:
+        """From the ``status --json`` document (the counts are read-only views)."""
+        levels = {level: MappingProxyType(dict(row)) for level, row in document["levels"].items()}
+        return cls(
+            **{
+                **document,
+                "levels": MappingProxyType(levels),
+                "totals": MappingProxyType(dict(document["totals"])),
+            }
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How a run ended."""
+
+    stopped: bool  # a stop was requested before the work ran out
+    complete: bool  # every node is complete
+    failed: int  # nodes failed for good
+    queries: int  # results stored by this run
+    source_error: str | None = None  # why the level-1 list could not be loaded
+    already_finished: bool = False  # nothing was left to query: no run was started
+
+    @property
+    def exit_status(self) -> int:
+        if self.stopped:
+            return EXIT_STOPPED
+        return EXIT_OK if self.complete else EXIT_FAILED
+
+
+HealthProbe = Callable[[], LiveFigures]  # how the run fares now: for the live view
+# Builds the progress display around a run, given a counts snapshot, the leaf level and
+# the run's health (breaker state, in-flight limit, send rate).
+ProgressFactory = Callable[[Callable[[], Counts], int, HealthProbe], AbstractContextManager[Any]]
+
+
+def no_progress(
+    _snapshot: Callable[[], Counts], _leaf: int, _health: HealthProbe
+) -> AbstractContextManager[Any]:
+    """The progress hook that shows nothing (a library caller's default)."""
+    return contextlib.nullcontext()

@@ -1,0 +1,86 @@
+"""`resumer init`'s template and `resumer schema`'s JSON Schema, both from jobkeys.SCHEMA."""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from resumer.job.loader import parse_job
+from resumer.job.schema import json_schema, template
+from tests.helpers import resumer
+
+ROOT = Path(__file__).resolve().parents[3]
+README_BLOCKS = re.findall(r"```toml\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+MINIMAL = '[source]\nurl = "http://127.0.0.1:8808/f"\n[request]\nurl = "http://127.0.0.1:8808/c"\n'
+
+
+def valid(text: str) -> bool:
+    try:
+        jsonschema.validate(tomllib.loads(text), json_schema())
+    except jsonschema.ValidationError:
+        return False
+    return True
+
+
+def test_the_schema_is_a_valid_json_schema() -> None:
+    jsonschema.Draft202012Validator.check_schema(json_schema())
+
+
+def test_the_template_loads_and_passes_the_schema() -> None:
+    text = template()
+    job = parse_job(text, "init.toml")
+    assert job.request.url == "http://127.0.0.1:8808/children"
+    assert valid(text)
+    for section in ("[retry]", "[breaker]", "[rate]", "[priority]", "[alerts]", "[metrics]"):
+        assert section in text
+
+
+@pytest.mark.parametrize(
+    "block", README_BLOCKS, ids=[f"readme{i}" for i in range(len(README_BLOCKS))]
+)
+def test_every_readme_example_passes_the_schema(block: str) -> None:
+    assert valid(block if "[source]" in block else MINIMAL + block)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        "retries = 3\n",  # unknown key in [request]
+        '[crawl]\nhttp_concurrency = "many"\n',  # wrong type
+        "[crawl]\nhttp_concurrency = 0\n",  # out of range
+        "[crawler]\nmax_depth = 3\n",  # unknown section
+        "[levels.x]\nworkers = 2\n",  # not a level number
+        "[retry]\nretry_on = [99]\n",  # not an HTTP status
+    ],
+)
+def test_the_schema_rejects_what_the_loader_rejects(extra: str) -> None:
+    assert not valid(MINIMAL + extra)
+
+
+def test_the_schema_wants_exactly_one_of_url_and_file() -> None:
+    both = '[source]\nurl = "http://x/f"\nfile = "r.csv"\n[request]\nurl = "http://x/c"\n'
+    assert not valid(both)
+    assert not valid('[source]\n[request]\nurl = "http://x/c"\n')
+
+
+def test_init_refuses_to_overwrite_unless_forced(tmp_path: Path) -> None:
+    assert resumer("init", "job.toml", cwd=tmp_path).returncode == 0
+    (tmp_path / "job.toml").write_text("# mine\n")
+    refused = resumer("init", "job.toml", cwd=tmp_path)
+    assert refused.returncode == 2
+    assert "already exists" in refused.stderr
+    assert (tmp_path / "job.toml").read_text() == "# mine\n"
+    assert resumer("init", "job.toml", "--force", cwd=tmp_path).returncode == 0
+    assert (tmp_path / "job.toml").read_text() == template()
+
+
+def test_schema_and_version_commands(tmp_path: Path) -> None:
+    printed = resumer("schema", cwd=tmp_path)
+    assert json.loads(printed.stdout) == json_schema()
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert resumer("--version", cwd=tmp_path).stdout.strip() == f"resumer {version}"

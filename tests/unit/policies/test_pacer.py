@@ -1,0 +1,301 @@
+"""The pacer: its bucket and its rules, on a fake clock, and crawls in simulated time."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from resumer.policies.concurrency import ConcurrencyLimiter
+from resumer.policies.gate import Gate
+from resumer.policies.pacer import BETA, HOLD, Pacer, RateLimits
+from resumer.policies.retry import Stopped
+from tests.simulated import Clock, Result, Server, crawl
+
+RATE, BURST = 100.0, 10  # the server's limit in the simulated crawls: nginx's 100r/s burst=10
+
+
+def simulated(server: Server, queries: int = 1110, **kwargs: object) -> Result:
+    clock = Clock()
+    pacer = Pacer(clock=clock, **kwargs)  # type: ignore[arg-type]
+    return crawl(server, queries=queries, pacer=pacer, clock=clock)
+
+
+# -- the bucket ----------------------------------------------------------------
+
+
+def test_a_fixed_bucket_allows_the_burst_then_spaces_calls_at_the_rate() -> None:
+    clock = Clock()
+    pacer = Pacer(ceiling=50, burst=5, adaptive=False, clock=clock)
+    waits = [pacer.reserve() for _ in range(10)]
+    assert waits[:5] == [0.0] * 5
+    assert waits[5:] == pytest.approx([0.02, 0.04, 0.06, 0.08, 0.10])
+
+
+def test_a_fixed_bucket_refills_with_time_but_never_beyond_the_burst() -> None:
+    clock = Clock()
+    pacer = Pacer(ceiling=10, burst=2, adaptive=False, clock=clock)
+    pacer.reserve(), pacer.reserve()
+    clock.now = 100.0
+    assert [pacer.reserve() for _ in range(3)] == pytest.approx([0.0, 0.0, 0.1])
+
+
+def test_nothing_limits_calls_until_the_first_throttle() -> None:
+    clock = Clock()
+    pacer = Pacer(clock=clock)
+    for _ in range(1000):
+        pacer.record(sent=clock.now, throttled=False, success=True)
+        clock.now += 0.001
+    assert pacer.rate is None
+    assert [pacer.reserve() for _ in range(5)] == [0.0] * 5
+
+
+def test_a_stop_interrupts_a_wait_for_a_slot() -> None:
+    pacer = Pacer(ceiling=0.001, adaptive=False)
+    pacer.reserve()
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(Stopped):
+        pacer.acquire(stop)
+
+
+def test_a_pause_ends_one_call_at_a_time_never_in_a_burst() -> None:
+    clock = Clock()
+    pacer = Pacer(ceiling=10, burst=5, adaptive=False, clock=clock)
+    pacer.record(sent=0.0, throttled=True, success=False, retry_after=2.0)
+    waits = [pacer.reserve() for _ in range(4)]
+    assert waits == pytest.approx([2.0, 2.1, 2.2, 2.3])  # the saved-up burst is not spent
+
+
+def test_a_pause_is_capped_and_a_call_sent_before_it_does_not_stretch_it() -> None:
+    clock = Clock()
+    pacer = Pacer(ceiling=10, adaptive=False, max_pause=5.0, clock=clock)
+    pacer.record(sent=0.0, throttled=True, success=False, retry_after=60.0)
+    assert pacer.paused_for == 5.0
+    clock.now = 1.0
+    pacer.record(sent=-0.5, throttled=True, success=False, retry_after=5.0)  # older news
+    assert pacer.paused_for == 4.0
+
+
+# -- the rules -----------------------------------------------------------------
+
+
+def throttle_after(pacer: Pacer, clock: Clock, successes: int, gap: float) -> None:
+    for _ in range(successes):
+        pacer.record(sent=clock.now, throttled=False, success=True)
+        clock.now += gap
+    pacer.record(sent=clock.now, throttled=True, success=False)
+
+
+def test_a_throttle_cuts_from_the_rate_measured_not_from_the_ceiling() -> None:
+    clock = Clock()
+    pacer = Pacer(ceiling=10_000, clock=clock)
+    throttle_after(pacer, clock, successes=50, gap=0.005)  # sending at 200/s
+    assert pacer.rate is not None
+    assert 100 <= pacer.rate < 200
+
+
+def test_many_throttles_in_flight_cut_the_rate_once() -> None:
+    clock = Clock()
+    pacer = Pacer(clock=clock)
+    throttle_after(pacer, clock, successes=50, gap=0.005)
+    after_one = pacer.rate
+    for _ in range(30):  # the rest of that round: sent before the cut
+        pacer.record(sent=clock.now - 0.01, throttled=True, success=False)
+    assert pacer.rate == after_one
+    assert pacer.cuts == 1
+
+
+def test_the_rate_grows_back_after_a_cut_and_never_past_the_ceiling() -> None:
+    clock = Clock()
+    pacer = Pacer(ceiling=250, clock=clock)
+    throttle_after(pacer, clock, successes=50, gap=0.005)
+    cut = pacer.rate
+    assert cut is not None
+    for _ in range(20_000):
+        clock.now += 0.002  # sending at 500/s: room to grow
+        pacer.record(sent=clock.now, throttled=False, success=True)
+    assert pacer.rate == 250
+
+
+def cut_then_climb(pacer: Pacer, clock: Clock, seconds: float, start: float = 90.0) -> None:
+    """Answers for ``seconds`` after a cut, sent at a rate climbing from ``start``/s by
+    10/s each second (as the pacer lets it climb back), all of them taken."""
+    t = 0.0
+    while t < seconds:
+        gap = 1 / (start + 10 * t)
+        clock.now += gap
+        t += gap
+        pacer.record(sent=clock.now, throttled=False, success=True)
+
+
+def test_the_limit_is_measured_between_two_cuts() -> None:
+    """A bucket that overflowed at two cuts let its rate through between them: the span
+    measures the limit, where the last second's sending (up to 110/s) overstates it."""
+    clock = Clock()
+    pacer = Pacer(clock=clock)
+    throttle_after(pacer, clock, successes=100, gap=0.01)  # the first cut: no span yet
+    cut_then_climb(pacer, clock, 2.0)  # 90/s up to 110/s: 200 calls taken in 2 s
+    pacer.record(sent=clock.now, throttled=True, success=False)
+    assert pacer.rate == pytest.approx(BETA * 100, rel=0.01)
+
+
+def test_a_span_broken_by_a_pause_measures_nothing() -> None:
+    clock = Clock()
+    pacer = Pacer(clock=clock)
+    throttle_after(pacer, clock, successes=100, gap=0.01)
+    pacer.pause(0.5)
+    clock.now += 0.5
+    cut_then_climb(pacer, clock, 2.0)
+    pacer.record(sent=clock.now, throttled=True, success=False)
+    assert pacer.rate is not None and pacer.rate > BETA * 103  # from the last second's rate
+
+
+@pytest.mark.parametrize(("left", "probes"), [(100_000, True), (150, False)])
+def test_near_the_end_the_rate_holds_below_the_limit_instead_of_probing(
+    left: int, probes: bool
+) -> None:
+    """A probe refused in the last seconds costs its call a Retry-After that nothing else
+    overlaps: with under ENDGAME seconds of work left, the rate stays under the limit."""
+    clock = Clock()
+    pacer = Pacer(clock=clock)
+    throttle_after(pacer, clock, successes=100, gap=0.01)
+    cut_then_climb(pacer, clock, 2.0)
+    pacer.record(sent=clock.now, throttled=True, success=False)  # the limit: 100/s
+    pacer.expect(left)
+    peak = 0.0
+    for _ in range(400):  # 4 s at 100/s, every call taken
+        clock.now += 0.01
+        pacer.record(sent=clock.now, throttled=False, success=True)
+        peak = max(peak, pacer.rate or 0.0)
+    if probes:
+        assert peak > 110
+    else:
+        assert peak <= HOLD * 100 * 1.01
+
+
+def test_a_rate_limit_header_spreads_what_is_left_over_the_time_to_the_reset() -> None:
+    clock = Clock()
+    pacer = Pacer(clock=clock)
+    limits = RateLimits(remaining=21, reset=2.0)
+    pacer.record(sent=0.0, throttled=False, success=True, limits=limits, in_flight=2)
+    assert pacer.rate == pytest.approx(10.0)  # (21 - the other call in flight) / 2 s
+
+
+def test_no_call_left_means_no_call_before_the_reset() -> None:
+    clock = Clock()
+    pacer = Pacer(clock=clock)
+    pacer.record(sent=0.0, throttled=False, success=True, limits=RateLimits(0, 3.0))
+    assert pacer.reserve() == pytest.approx(3.0)
+
+
+def test_a_header_never_lifts_the_rate_above_the_ceiling() -> None:
+    clock = Clock()
+    pacer = Pacer(ceiling=5, clock=clock)
+    pacer.record(sent=0.0, throttled=False, success=True, limits=RateLimits(1000, 1.0))
+    assert pacer.rate == 5
+
+
+def test_a_503_sheds_load_while_some_calls_still_succeed() -> None:
+    clock = Clock()
+    pacer = Pacer(clock=clock)
+    assert not pacer.accepting()  # nothing succeeded yet: an outage until shown otherwise
+    pacer.record(sent=0.0, throttled=False, success=True)
+    assert pacer.accepting()
+    clock.now = 1.5  # errors only since
+    assert not pacer.accepting()
+    assert not Pacer(adaptive=False).accepting()
+
+
+def test_an_outage_undoes_the_cuts_its_first_503s_made() -> None:
+    clock = Clock()
+    pacer = Pacer(clock=clock)
+    throttle_after(pacer, clock, successes=50, gap=0.005)  # a real throttle: 100-200/s
+    clock.now += 0.01
+    pacer.record(sent=clock.now, throttled=False, success=True)  # the last success
+    before = pacer.rate
+    for _ in range(5):  # the outage begins: 503s that look like load shed at first
+        clock.now += 0.05
+        pacer.record(sent=clock.now, throttled=True, success=False)
+    assert pacer.rate is not None and before is not None and pacer.rate < before
+    clock.now += 1.0
+    pacer.record(sent=clock.now, throttled=False, success=False, failed=True)
+    assert pacer.rate == pytest.approx(before, rel=0.05)
+
+
+def test_the_gate_tells_the_pacer_when_each_call_was_paced() -> None:
+    clock = Clock()
+    pacer = Pacer(clock=clock)
+    gate = Gate(stop=threading.Event(), limiter=ConcurrencyLimiter(4), pacer=pacer, clock=clock)
+    for _ in range(20):
+        with gate.slot() as outcome:
+            outcome.kind = "success"
+        clock.now += 0.01
+    with gate.slot() as outcome:
+        outcome.kind = "throttle"
+    assert pacer.cuts == 1
+    assert pacer.rate is not None and pacer.rate < 100
+
+
+# -- crawls in simulated time against nginx's limit_req (100 r/s, burst 10) ------------
+
+
+TREE = (10, 10, 10)  # 1,110 queries: 10 roots, 10 children each, down to level 4
+IDEAL = 1110 / RATE  # seconds, at exactly the allowed rate
+
+
+@pytest.mark.parametrize("retry_after", [1.0, None])
+def test_a_crawl_converges_to_a_fixed_limit(retry_after: float | None) -> None:
+    clock = Clock()
+    pacer = Pacer(clock=clock)
+    result = crawl(
+        Server(rate=lambda t: RATE, burst=BURST),
+        tree=TREE,
+        retry_after=retry_after,
+        pacer=pacer,
+        clock=clock,
+    )
+    assert IDEAL / result.wall >= 0.97  # a Retry-After parks its query, not its worker
+    assert result.throttled_share <= 0.05
+    assert result.accepted_between(5, 10) >= 0.9 * RATE
+
+
+@pytest.mark.parametrize("latency", [0.001, 0.003, 0.008, 0.02])
+def test_no_refusal_in_the_last_retry_after_of_a_crawl(latency: float) -> None:
+    """A query refused in the last second would end the crawl a Retry-After late."""
+    result = crawl(Server(rate=lambda t: RATE, burst=BURST, latency=latency), tree=TREE)
+    last_refusal = max(t for t, accepted in result.sent if not accepted)
+    assert result.wall - last_refusal > 1.0 + 0.5
+
+
+def test_a_crawl_follows_a_drop_to_a_third_and_a_rise_back() -> None:
+    def limit(t: float) -> float:
+        return RATE / 3 if 4 <= t < 14 else RATE
+
+    result = simulated(Server(rate=limit, burst=BURST), queries=2000)
+    assert result.accepted_between(9, 14) >= 0.85 * RATE / 3  # held at the new limit
+    sent_after_drop = [t for t, _ in result.sent if 9 <= t < 14]
+    assert len(sent_after_drop) <= 1.1 * 5 * RATE / 3  # and not refused much above it
+    assert result.accepted_between(20, 24) >= 0.8 * RATE  # back up after the rise
+    assert result.throttled_share <= 0.08
+
+
+def test_a_server_that_refuses_a_share_at_random_does_not_drive_the_rate_down() -> None:
+    def noisy() -> Server:
+        return Server(rate=lambda t: 0.0, noise=0.05)  # no limit, 5% refused whatever the rate
+
+    paced = simulated(noisy(), queries=5000)
+    fixed = simulated(noisy(), queries=5000, adaptive=False)
+    assert fixed.wall / paced.wall >= 0.8
+
+
+def test_rate_limit_headers_keep_throttles_rare() -> None:
+    result = simulated(Server(rate=lambda t: RATE, burst=BURST, headers=True))
+    assert result.throttled_share < 0.01
+    assert (1110 / RATE) / result.wall >= 0.8
+
+
+def test_the_ceiling_holds_even_when_the_server_allows_more() -> None:
+    result = simulated(Server(rate=lambda t: 1000.0, burst=BURST), ceiling=50.0, queries=500)
+    assert result.throttles == 0
+    assert result.accepted_between(1, 9) <= 50.0 * 1.01

@@ -1,0 +1,286 @@
+"""One query over HTTP (respx): request shapes, error classes, status classification, pages."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import httpx
+import pytest
+import respx
+
+from resumer.errors import QueryError
+from resumer.http.pool import ClientPool
+from resumer.job.bound import bind
+from resumer.job.loader import parse_job
+from resumer.model import Item, Task
+from resumer.policies.concurrency import ConcurrencyLimiter
+from resumer.policies.gate import CallOutcome, Gate
+from resumer.query.client import Client
+
+BASE = "http://127.0.0.1:9"
+TASK = Task(node=5, level=2, id="A 1/x", name="Alpha", type="core", parent_id="P1")
+
+
+def make_client(extra: str = "", env: dict[str, str] | None = None, **request: str) -> Client:
+    lines = "".join(f"{k} = {v}\n" for k, v in request.items())
+    text = (
+        f'[source]\nurl = "{BASE}/features"\n[request]\nurl = "{BASE}/children"\n{lines}'
+        f'[response]\nitems = "data.items"\n{extra}'
+    )
+    job = parse_job(text, "job.toml")
+    return Client(bind(job, env or {}), ClientPool(timeout=10.0))
+
+
+def items_body(*items: dict[str, object]) -> dict[str, object]:
+    return {"data": {"items": list(items)}}
+
+
+@respx.mock
+def test_get_sends_templated_params() -> None:
+    route = respx.get(f"{BASE}/children").respond(json=items_body({"id": "c1", "name": "n"}))
+    client = make_client()
+    assert client.query(TASK, 5.0) == [Item("c1", "n", "", '{"id":"c1","name":"n"}')]
+    assert dict(route.calls.last.request.url.params) == {
+        "id": "A 1/x",
+        "name": "Alpha",
+        "type": "core",
+    }
+
+
+@respx.mock
+def test_post_sends_templated_json_with_level_as_a_number() -> None:
+    route = respx.post(f"{BASE}/children").respond(json=items_body())
+    client = make_client(
+        method='"POST"',
+        body='{ featureId = "{id}", depth = "{level}", label = "L{level}", up = "{parent_id}" }',
+    )
+    assert client.query(TASK, 5.0) == []
+    sent = json.loads(route.calls.last.request.content)
+    assert sent == {"featureId": "A 1/x", "depth": 2, "label": "L2", "up": "P1"}
+
+
+@respx.mock
+def test_url_placeholders_are_percent_encoded_path_segments() -> None:
+    route = respx.get(f"{BASE}/features/A%201%2Fx/children").respond(json=items_body())
+    job_text = (
+        f'[source]\nfile = "r.csv"\n[request]\nurl = "{BASE}/features/{{id}}/children"\n'
+        'params = {}\n[response]\nitems = "data.items"\n'
+    )
+    client = Client(bind(parse_job(job_text, "job.toml"), {}), httpx.Client())
+    client.query(TASK, 5.0)
+    assert route.called
+
+
+@respx.mock
+def test_headers_carry_secrets_from_the_environment() -> None:
+    route = respx.get(f"{BASE}/children").respond(json=items_body())
+    client = make_client(
+        headers='{ Authorization = "Bearer ${TOKEN}", X-Feature = "{id}@{level}" }',
+        env={"TOKEN": "t0p"},
+    )
+    client.query(TASK, 5.0)
+    sent = route.calls.last.request.headers
+    assert (sent["Authorization"], sent["X-Feature"]) == ("Bearer t0p", "A 1/x@2")
+
+
+@respx.mock
+def test_the_source_call_sends_the_same_headers() -> None:
+    route = respx.get(f"{BASE}/features").respond(json=items_body({"id": "r1"}))
+    client = make_client(
+        headers='{ Authorization = "Bearer ${TOKEN}", X-Node = "n{id}" }', env={"TOKEN": "t"}
+    )
+    assert [item.id for item in client.load_roots()] == ["r1"]
+    sent = route.calls.last.request.headers
+    assert (sent["Authorization"], sent["X-Node"]) == ("Bearer t", "n")
+
+
+@respx.mock
+def test_http_4xx_is_permanent_and_names_status_url_and_body() -> None:
+    respx.get(f"{BASE}/children").respond(404, text="no such feature " + "x" * 300)
+    with pytest.raises(QueryError) as caught:
+        make_client().query(TASK, 5.0)
+    error = caught.value
+    assert not error.transient
+    assert error.status == 404
+    text = str(error)
+    assert text.startswith("HTTP 404 from GET http://127.0.0.1:9/children?id=A+1%2Fx")
+    assert "no such feature" in text
+    assert "x" * 200 not in text  # the body is cut to 200 characters
+
+
+@respx.mock
+def test_http_5xx_is_transient() -> None:
+    respx.get(f"{BASE}/children").respond(503, text="busy")
+    with pytest.raises(QueryError) as caught:
+        make_client().query(TASK, 5.0)
+    assert caught.value.transient
+
+
+@respx.mock
+def test_connection_errors_are_transient() -> None:
+    respx.get(f"{BASE}/children").mock(side_effect=httpx.ConnectError("refused"))
+    with pytest.raises(QueryError) as caught:
+        make_client().query(TASK, 5.0)
+    assert caught.value.transient
+    assert "ConnectError" in str(caught.value)
+
+
+@respx.mock
+def test_a_body_that_is_not_json_fails_the_node() -> None:
+    respx.get(f"{BASE}/children").respond(200, text="<html>oops</html>")
+    with pytest.raises(QueryError, match=r"body is not JSON .*<html>oops") as caught:
+        make_client().query(TASK, 5.0)
+    assert not caught.value.transient
+
+
+@respx.mock
+def test_a_missing_items_path_lists_the_top_level_keys() -> None:
+    respx.get(f"{BASE}/children").respond(json={"code": 0, "result": []})
+    with pytest.raises(QueryError) as caught:
+        make_client().query(TASK, 5.0)
+    assert "items path 'data.items' not found; its top-level keys are: code, result" in str(
+        caught.value
+    )
+
+
+@respx.mock
+def test_secrets_never_appear_in_error_messages() -> None:
+    respx.get(url__startswith=f"{BASE}/children").respond(500, text="token k3y+1 rejected")
+    client = make_client(params='{ id = "{id}", key = "${KEY}" }', env={"KEY": "k3y+1"})
+    with pytest.raises(QueryError) as caught:
+        client.query(TASK, 5.0)
+    assert "k3y" not in str(caught.value)
+    assert "***" in str(caught.value)
+
+
+class RecordingGate(Gate):
+    """A gate that notes how each call was classified."""
+
+    def __init__(self) -> None:
+        super().__init__(stop=threading.Event(), limiter=ConcurrencyLimiter(4))
+        self.kinds: list[str] = []
+
+    def _record(
+        self, outcome: CallOutcome, probe: bool, latency: float, paced: float, in_flight: int
+    ) -> None:
+        self.kinds.append(outcome.kind)
+
+
+def classified(status: int, headers: dict[str, str] | None = None) -> tuple[QueryError, str]:
+    gate = RecordingGate()
+    with respx.mock:
+        respx.get(url__startswith=f"{BASE}/children").respond(status, headers=headers, text="x")
+        job = parse_job(
+            f'[source]\nurl = "{BASE}/f"\n[request]\nurl = "{BASE}/children"\n', "job.toml"
+        )
+        with pytest.raises(QueryError) as caught:
+            Client(bind(job, {}), httpx.Client(), gate).query(TASK, 5.0)
+    return caught.value, gate.kinds[0]
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "transient", "kind", "retry_after"),
+    [
+        (429, {"Retry-After": "3"}, True, "throttle", 3.0),
+        (429, None, True, "throttle", None),
+        (503, {"Retry-After": "2"}, True, "throttle", 2.0),
+        (503, None, True, "failure", None),
+        (500, None, True, "failure", None),
+        (408, None, True, "failure", None),
+        (501, None, False, "permanent", None),
+        (404, None, False, "permanent", None),
+    ],
+)
+def test_statuses_are_classified_by_retry_on(
+    status: int, headers: dict[str, str] | None, transient: bool, kind: str, retry_after: float
+) -> None:
+    error, seen = classified(status, headers)
+    assert (error.transient, seen, error.retry_after) == (transient, kind, retry_after)
+
+
+def test_a_503_is_a_throttle_while_the_server_still_accepts_calls() -> None:
+    class Shedding(RecordingGate):
+        def sheds_load(self) -> bool:
+            return True  # the pacer saw a success lately
+
+    gate = Shedding()
+    with respx.mock:
+        respx.get(url__startswith=f"{BASE}/children").respond(503, text="busy")
+        job = parse_job(
+            f'[source]\nurl = "{BASE}/f"\n[request]\nurl = "{BASE}/children"\n', "job.toml"
+        )
+        with pytest.raises(QueryError) as caught:
+            Client(bind(job, {}), httpx.Client(), gate).query(TASK, 5.0)
+    assert (gate.kinds, caught.value.throttled, caught.value.transient) == (
+        ["throttle"],
+        True,
+        True,
+    )
+
+
+def paged_client(pagination: str, method: str = "GET") -> Client:
+    text = (
+        f'[source]\nurl = "{BASE}/f"\n[request]\nurl = "{BASE}/children"\nmethod = "{method}"\n'
+        f'[response]\nitems = "data.items"\n[response.pagination]\n{pagination}'
+    )
+    return Client(bind(parse_job(text, "job.toml"), {}), httpx.Client())
+
+
+def page_of(*ids: str, following: str | None = None) -> dict[str, object]:
+    return {"data": {"items": [{"id": i} for i in ids], "next": following}}
+
+
+@respx.mock
+def test_page_mode_reads_pages_until_a_short_one() -> None:
+    route = respx.get(url__startswith=f"{BASE}/children").mock(
+        side_effect=[
+            httpx.Response(200, json=page_of("a", "b")),
+            httpx.Response(200, json=page_of("c", "d")),
+            httpx.Response(200, json=page_of("e")),
+        ]
+    )
+    items = paged_client('mode = "page"\nsize = 2\n').query(TASK, 5.0)
+    assert [i.id for i in items] == ["a", "b", "c", "d", "e"]
+    pages = [dict(call.request.url.params) for call in route.calls]
+    assert [(p["page"], p["size"], p["id"]) for p in pages] == [
+        ("1", "2", "A 1/x"),
+        ("2", "2", "A 1/x"),
+        ("3", "2", "A 1/x"),
+    ]
+
+
+@respx.mock
+def test_cursor_mode_follows_the_cursor_until_it_is_null() -> None:
+    route = respx.post(f"{BASE}/children").mock(
+        side_effect=[
+            httpx.Response(200, json=page_of("a", following="k1")),
+            httpx.Response(200, json=page_of("b", following="k2")),
+            httpx.Response(200, json=page_of("c")),
+        ]
+    )
+    client = paged_client('mode = "cursor"\ncursor_path = "data.next"\nsize_param = ""\n', "POST")
+    assert [i.id for i in client.query(TASK, 5.0)] == ["a", "b", "c"]
+    sent = [json.loads(call.request.content) for call in route.calls]
+    assert [s.get("cursor") for s in sent] == [None, "k1", "k2"]
+    assert all(s["id"] == "A 1/x" for s in sent)
+
+
+@respx.mock
+def test_a_failed_middle_page_fails_the_whole_query() -> None:
+    respx.get(url__startswith=f"{BASE}/children").mock(
+        side_effect=[
+            httpx.Response(200, json=page_of("a", "b")),
+            httpx.Response(500, text="oops"),
+        ]
+    )
+    with pytest.raises(QueryError, match="HTTP 500") as caught:
+        paged_client('mode = "page"\nsize = 2\n').query(TASK, 5.0)
+    assert caught.value.transient
+
+
+@respx.mock
+def test_a_repeated_cursor_is_an_error_not_a_loop() -> None:
+    respx.get(url__startswith=f"{BASE}/children").respond(json=page_of("a", following="same"))
+    with pytest.raises(QueryError, match="repeated"):
+        paged_client('mode = "cursor"\ncursor_path = "data.next"\n').query(TASK, 5.0)
