@@ -10,6 +10,9 @@ committed), ``after_claim`` (nodes marked running, not yet queried).
 ``RESUMER_MAX_PAGES=150`` fills the disk on purpose: the checkpoint may grow to
 150 pages, then SQLite refuses every write that needs one more with
 ``SQLITE_FULL``, exactly as on a full disk.
+
+Tested by tests/integration/test_crash.py, tests/integration/test_disk_full.py and
+tests/integration/test_upgrade.py.
 """
 
 from __future__ import annotations

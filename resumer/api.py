@@ -7,6 +7,9 @@ and print nothing. A run's progress display is the caller's (``progress``).
 >>> outcome = run(Path("job.toml"), Path("jobs.db"))     # doctest: +SKIP
 >>> outcome.exit_status                                    # doctest: +SKIP
 0
+
+Tested by tests/integration/test_python_api.py, tests/integration/test_runner.py,
+tests/integration/test_export_formats.py and tests/integration/test_status.py.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 Periodic backups run on a thread of their own (``PeriodicBackup``) so a copy of
 a large checkpoint never holds up the crawl; SQLite's online backup reads a
 consistent snapshot while the run keeps writing.
+
+Tested by tests/integration/test_backup.py and tests/integration/test_disk_full.py.
 """
 
 from __future__ import annotations

@@ -9,6 +9,9 @@ foreign keys, a long busy timeout, BEGIN issued by us), the small pool that reus
 It knows nothing of resumer's tables and runs no statement on them: the schema is
 ``resumer.checkpoint.tables``'s, the reads and writes ``resumer.checkpoint.store``'s and
 ``resumer.checkpoint.transaction``'s. Plain ``sqlite3``: nothing here imports SQLAlchemy.
+
+Tested by tests/integration/test_bad_input.py, tests/integration/test_disk_full.py and
+tests/integration/test_backup.py.
 """
 
 from __future__ import annotations

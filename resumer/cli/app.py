@@ -2,6 +2,9 @@
 
 Every ``ResumerError`` becomes one line on stderr and an exit status here, in
 one place; a user's mistake never shows a traceback.
+
+Tested by tests/integration/test_cli.py, tests/integration/test_bad_input.py,
+tests/integration/test_status.py and tests/integration/test_signals.py.
 """
 
 from __future__ import annotations

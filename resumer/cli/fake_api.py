@@ -2,6 +2,8 @@
 
 Owns: the fake API's command-line options and their checks. Must not: hold any of
 the fake API itself (``fake.server``, ``fake.tree``, ``fake.limiter``, ``fake.auth``).
+
+Tested by tests/integration/test_fakeapi_cli.py.
 """
 
 from __future__ import annotations

@@ -3,6 +3,9 @@
 ``api.run`` and ``api.resume`` call into here, importing it only then: this
 is the side of the library that needs httpx, tenacity and prometheus_client,
 so the read-only commands (``status``, ``export``, ``failed``) never load them.
+
+Tested by tests/integration/test_runner.py, tests/integration/test_python_api.py,
+tests/integration/test_crash.py and tests/integration/test_resilience.py.
 """
 
 from __future__ import annotations

@@ -9,6 +9,9 @@ all watch.
 Must not: hold state of the crawl (nodes, results, the store), or hold policy
 logic of its own; that stays in ``resumer.policies``, which knows nothing of the
 job file.
+
+Tested by tests/integration/test_parking.py, tests/integration/test_watchdog.py,
+tests/integration/test_pacing.py and tests/integration/test_resilience.py.
 """
 
 from __future__ import annotations

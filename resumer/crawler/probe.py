@@ -4,6 +4,8 @@ Loads the roots, then queries a few nodes per level down to the leaf level,
 recording for each call the request (secrets masked), status, latency, how
 many items it mapped and the first few. Nothing is stored: no database is
 created. The caller renders the reports.
+
+Tested by tests/integration/test_probe.py.
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@ installs them; a library caller need not).
 Must not: do more in a handler than set a flag and write one line (a signal may
 land anywhere in the main thread, even while it prints or holds a lock), or touch
 the store: the runner checkpoints on its own once asked to stop.
+
+Tested by tests/integration/test_signals.py.
 """
 
 from __future__ import annotations

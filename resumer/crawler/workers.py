@@ -14,6 +14,9 @@ Must not: touch the store (only the coordinator, ``runner.Runner``, does: so no
 transaction is ever open during an HTTP call), let an exception end a thread
 silently (every claimed task comes back as a result, or the coordinator would wait
 for ever; a thread that dies anyway is reported), or wait on the server's behalf.
+
+Tested by tests/integration/test_watchdog.py, tests/integration/test_parking.py,
+tests/integration/test_runner.py and tests/integration/test_resilience.py.
 """
 
 from __future__ import annotations

@@ -11,6 +11,8 @@ is injected so that expiry can be tested without waiting.
 
 This module knows nothing of the tree or of HTTP framing: ``server.FakeAPI``
 hands it each request's method, target, body and headers.
+
+Tested by tests/integration/test_auth.py.
 """
 
 from __future__ import annotations

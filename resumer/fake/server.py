@@ -33,6 +33,9 @@ children endpoints (only them); see ``limiter``.
 The server is a small asyncio HTTP/1.1 loop (keep-alive, Content-Length
 bodies) rather than ``http.server``: it must answer thousands of calls a second
 on one core so that benchmarks measure the crawler, not the fake.
+
+Tested by tests/integration/test_resilience.py, tests/integration/test_pagination_styles.py,
+tests/integration/test_pacing.py and tests/integration/test_tls.py.
 """
 
 from __future__ import annotations

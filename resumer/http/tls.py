@@ -14,6 +14,8 @@ line naming what failed and the key that fixes it; the client puts it in its
 >>> context = ssl_context(Tls())          # the system's trust store
 >>> context.verify_mode == ssl.CERT_REQUIRED
 True
+
+Tested by tests/integration/test_tls.py.
 """
 
 from __future__ import annotations

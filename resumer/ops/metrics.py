@@ -16,6 +16,9 @@ The server is prometheus_client's WSGI app behind a server of our own, so
 that nothing a scrape meets reaches stderr or ends the server: a collector
 that raises answers 500 (one WARNING line, the traceback at DEBUG), a client
 that goes away mid-answer is a DEBUG line.
+
+Tested by tests/integration/test_metrics.py, tests/integration/test_pacing.py and
+tests/integration/test_watchdog.py.
 """
 
 from __future__ import annotations

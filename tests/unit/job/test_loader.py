@@ -10,7 +10,6 @@ import pytest
 from resumer.errors import ConfigError
 from resumer.job.loader import load_job, parse_job
 from resumer.job.settings import DEFAULT_HTTP_CONCURRENCY, DEFAULT_WORKERS
-from resumer.job.wire import url_problem
 
 MINIMAL = '[source]\nurl = "http://127.0.0.1:1/features"\n[request]\nurl = "http://127.0.0.1:1/c"\n'
 
@@ -49,14 +48,6 @@ def test_level_settings_override_workers_and_timeout() -> None:
     assert job.level(2).workers == 9
     assert job.level(2).timeout == 2.5
     assert job.level(1).timeout == 10.0
-
-
-def test_settings_are_immutable() -> None:
-    job = parse_job(MINIMAL, "job.toml")
-    with pytest.raises(AttributeError):
-        job.crawl.max_depth = 3  # type: ignore[misc]
-    with pytest.raises(TypeError):
-        job.request.params["id"] = "x"  # type: ignore[index]
 
 
 def test_unknown_key_names_file_line_key_and_known_keys() -> None:
@@ -156,42 +147,6 @@ def test_params_values_must_be_strings() -> None:
 def test_missing_job_file() -> None:
     with pytest.raises(ConfigError, match="no such job file"):
         load_job(Path("/nonexistent/job.toml"))
-
-
-@pytest.mark.parametrize(
-    "url",
-    [
-        "http://127.0.0.1:8808/children",
-        "https://api.example.com/v1/children/{id}?type={type}",
-        "http://[::1]:8080/c",
-        "HTTPS://user:pass@host.example/c",
-        "http://h/{level}/{parent_id}/{name}",
-    ],
-)
-def test_usable_urls_are_accepted(url: str) -> None:
-    assert url_problem(url.replace("{", "").replace("}", "")) is None
-    assert parse_job(MINIMAL.replace("http://127.0.0.1:1/c", url), "job.toml").request.url == url
-
-
-@pytest.mark.parametrize(
-    ("url", "problem"),
-    [
-        ("ftp://x/c", "must start with http:// or https://"),
-        ("127.0.0.1:8808/c", "must start with http:// or https://"),
-        ("http://127.0.0.1:abc/children", 'has port "abc": expected a number from 1 to 65535'),
-        ("http://h:0/c", "expected a number from 1 to 65535"),
-        ("http://h:65536/c", "expected a number from 1 to 65535"),
-        ("http:///c", "has no host"),
-        ("http://a b/c", 'has an invalid host "a b"'),
-        ("http://[::1/c", "is not a valid URL"),
-        ("http://h/\x00", "holds a control character (\\x00)"),
-    ],
-)
-def test_unusable_urls_are_refused_at_load_naming_the_key(url: str, problem: str) -> None:
-    assert url_problem(url) == problem or problem in (url_problem(url) or "")
-    message = error_of(MINIMAL.replace("http://127.0.0.1:1/c", url.replace("\x00", "\\u0000")))
-    assert message.startswith("job.toml:4: request.url: ")
-    assert problem in message
 
 
 def test_the_refusal_quotes_the_url_as_written() -> None:

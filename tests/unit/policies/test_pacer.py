@@ -6,8 +6,6 @@ import threading
 
 import pytest
 
-from resumer.policies.concurrency import ConcurrencyLimiter
-from resumer.policies.gate import Gate
 from resumer.policies.pacer import BETA, HOLD, Pacer, RateLimits
 from resumer.policies.retry import Stopped
 from tests.simulated import Clock, Result, Server, crawl
@@ -221,20 +219,6 @@ def test_an_outage_undoes_the_cuts_its_first_503s_made() -> None:
     clock.now += 1.0
     pacer.record(sent=clock.now, throttled=False, success=False, failed=True)
     assert pacer.rate == pytest.approx(before, rel=0.05)
-
-
-def test_the_gate_tells_the_pacer_when_each_call_was_paced() -> None:
-    clock = Clock()
-    pacer = Pacer(clock=clock)
-    gate = Gate(stop=threading.Event(), limiter=ConcurrencyLimiter(4), pacer=pacer, clock=clock)
-    for _ in range(20):
-        with gate.slot() as outcome:
-            outcome.kind = "success"
-        clock.now += 0.01
-    with gate.slot() as outcome:
-        outcome.kind = "throttle"
-    assert pacer.cuts == 1
-    assert pacer.rate is not None and pacer.rate < 100
 
 
 # -- crawls in simulated time against nginx's limit_req (100 r/s, burst 10) ------------

@@ -1,4 +1,4 @@
-"""One query over HTTP (respx): request shapes, error classes, status classification, pages."""
+"""One query over HTTP (respx): request shapes, error classes, status classification."""
 
 from __future__ import annotations
 
@@ -217,70 +217,3 @@ def test_a_503_is_a_throttle_while_the_server_still_accepts_calls() -> None:
         True,
         True,
     )
-
-
-def paged_client(pagination: str, method: str = "GET") -> Client:
-    text = (
-        f'[source]\nurl = "{BASE}/f"\n[request]\nurl = "{BASE}/children"\nmethod = "{method}"\n'
-        f'[response]\nitems = "data.items"\n[response.pagination]\n{pagination}'
-    )
-    return Client(bind(parse_job(text, "job.toml"), {}), httpx.Client())
-
-
-def page_of(*ids: str, following: str | None = None) -> dict[str, object]:
-    return {"data": {"items": [{"id": i} for i in ids], "next": following}}
-
-
-@respx.mock
-def test_page_mode_reads_pages_until_a_short_one() -> None:
-    route = respx.get(url__startswith=f"{BASE}/children").mock(
-        side_effect=[
-            httpx.Response(200, json=page_of("a", "b")),
-            httpx.Response(200, json=page_of("c", "d")),
-            httpx.Response(200, json=page_of("e")),
-        ]
-    )
-    items = paged_client('mode = "page"\nsize = 2\n').query(TASK, 5.0)
-    assert [i.id for i in items] == ["a", "b", "c", "d", "e"]
-    pages = [dict(call.request.url.params) for call in route.calls]
-    assert [(p["page"], p["size"], p["id"]) for p in pages] == [
-        ("1", "2", "A 1/x"),
-        ("2", "2", "A 1/x"),
-        ("3", "2", "A 1/x"),
-    ]
-
-
-@respx.mock
-def test_cursor_mode_follows_the_cursor_until_it_is_null() -> None:
-    route = respx.post(f"{BASE}/children").mock(
-        side_effect=[
-            httpx.Response(200, json=page_of("a", following="k1")),
-            httpx.Response(200, json=page_of("b", following="k2")),
-            httpx.Response(200, json=page_of("c")),
-        ]
-    )
-    client = paged_client('mode = "cursor"\ncursor_path = "data.next"\nsize_param = ""\n', "POST")
-    assert [i.id for i in client.query(TASK, 5.0)] == ["a", "b", "c"]
-    sent = [json.loads(call.request.content) for call in route.calls]
-    assert [s.get("cursor") for s in sent] == [None, "k1", "k2"]
-    assert all(s["id"] == "A 1/x" for s in sent)
-
-
-@respx.mock
-def test_a_failed_middle_page_fails_the_whole_query() -> None:
-    respx.get(url__startswith=f"{BASE}/children").mock(
-        side_effect=[
-            httpx.Response(200, json=page_of("a", "b")),
-            httpx.Response(500, text="oops"),
-        ]
-    )
-    with pytest.raises(QueryError, match="HTTP 500") as caught:
-        paged_client('mode = "page"\nsize = 2\n').query(TASK, 5.0)
-    assert caught.value.transient
-
-
-@respx.mock
-def test_a_repeated_cursor_is_an_error_not_a_loop() -> None:
-    respx.get(url__startswith=f"{BASE}/children").respond(json=page_of("a", following="same"))
-    with pytest.raises(QueryError, match="repeated"):
-        paged_client('mode = "cursor"\ncursor_path = "data.next"\n').query(TASK, 5.0)
