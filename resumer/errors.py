@@ -12,7 +12,8 @@ another module are named with it; the others live here::
     │   └── WriteError     a write failed: disk full, read-only, I/O error    → exit 2
     ├── QueryError         one query failed; ``transient`` says if a retry may help
     ├── AuthError          a 401, or no token: the run stops, nothing failed  → exit 2
-    │   └── TlsError       a certificate refused (theirs or ours): the same   → exit 2
+    │   ├── TlsError       a certificate refused (theirs or ours): the same   → exit 2
+    │   └── StopError      an answer a rule says stops the run: the same      → exit 2
     ├── MappingError       (query/mapping.py) a body lacks the [response] shape: its QueryError
     ├── TemplateError      a template string is malformed: job/loader.py: a ConfigError
     ├── Stopped            a stop came while a query waited: the node goes back to pending
@@ -107,6 +108,13 @@ class TlsError(AuthError):
     wants a client certificate. Authentication too (of the server, or of us), and every
     call would fail the same way, so the run stops as for a 401; the message names the
     ``[request.tls]`` key that fixes it."""
+
+
+class StopError(AuthError):
+    """An answer a ``[[response.rule]]`` says stops the run (``then = "stop"``): the API
+    refuses to go on (a closed account, a maintenance notice). As for a refused token,
+    the run stops as a Ctrl-C would, nothing failed; the message gives the rule and the
+    API's own words. Raised by ``query.client``; the CLI exits 2."""
 
 
 class TemplateError(ResumerError, ValueError):

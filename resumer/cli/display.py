@@ -97,7 +97,7 @@ def probe_table(report: Any) -> Table:
         shown = "; ".join(f"{i.id} / {i.name} / {i.type}" for i in call.items[:3])
         table.add_row(
             call.request,
-            str(call.status or "-"),
+            f"{call.status or '-'} ({call.decided})" if call.decided else str(call.status or "-"),
             f"{call.seconds * 1000:.0f}",
             str(len(call.items)),
             Text(call.error, style="red") if call.error else Text(shown),
@@ -152,6 +152,19 @@ class _Rates:
         done = {level: queried(c) for level, c in counts.items()}
         rates = self._window.rates(now, done)
         return rates if rates is not None else dict.fromkeys(done, 0.0)
+
+
+def progress_line(counts: LevelCounts, rates: Mapping[int, float], leaf_level: int) -> str:
+    """The progress log line: each level's done/known, the queries' rate (the leaf
+    level's stored nodes are not queries: left out) and the failed nodes."""
+    parts = []
+    for level in sorted(counts):
+        c = counts[level]
+        done = queried(c) if level < leaf_level else c.get("complete", 0)
+        parts.append(f"level {level} {done}/{sum(c.values())}")
+    per_second = sum(rate for level, rate in rates.items() if level < leaf_level)
+    failed = sum(c.get("failed", 0) for c in counts.values())
+    return f"progress: {', '.join(parts)}; {per_second:.0f} queries/s; {failed} failed"
 
 
 def progress_view(counts: LevelCounts, rates: Mapping[int, float], leaf_level: int) -> Table:
@@ -241,19 +254,7 @@ class Progress:
         while not self._stop.wait(LOG_EVERY):
             counts = self.snapshot()
             rates = self._rates.update(self.clock(), counts)
-            parts = []
-            for level in sorted(counts):
-                c = counts[level]
-                done = queried(c) if level < self.leaf_level else c.get("complete", 0)
-                parts.append(f"level {level} {done}/{sum(c.values())}")
-            failed = sum(c.get("failed", 0) for c in counts.values())
             health = ""
             if self.figures is not None:
                 health = f"; {overall_text(self.figures(), self.clock() - self._began)}"
-            log.info(
-                "progress: %s; %.0f queries/s; %d failed%s",
-                ", ".join(parts),
-                sum(rates.values()),
-                failed,
-                health,
-            )
+            log.info("%s%s", progress_line(counts, rates, self.leaf_level), health)

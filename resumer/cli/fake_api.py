@@ -84,12 +84,44 @@ def fake_api(
     client_secret: Annotated[
         str, typer.Option(help="The client secret /token accepts.")
     ] = "s3cret",
+    envelope: Annotated[
+        bool,
+        typer.Option(
+            "--envelope",
+            help='Answer in {"code", "msg", "data"}: items in data.list; no children: '
+            "data: null or 404.",
+        ),
+    ] = False,
+    busy_rate: Annotated[
+        float,
+        typer.Option(help='--envelope: share answered 200 {"code": 500} (busy).', min=0, max=1),
+    ] = 0.0,
+    body_throttle_rate: Annotated[
+        float,
+        typer.Option(
+            help='--envelope: share answered 200 {"code": 429, "data": {"retryAfter"}}.',
+            min=0,
+            max=1,
+        ),
+    ] = 0.0,
+    lie_rate: Annotated[
+        float,
+        typer.Option(
+            help='--envelope: share answered 200 {"code": 500, "data": {"list": []}}.',
+            min=0,
+            max=1,
+        ),
+    ] = 0.0,
+    denied: Annotated[
+        str, typer.Option(help='--envelope: ids answered {"code": 403}, comma-separated.')
+    ] = "",
+    names: Annotated[str, typer.Option(help="Names of the features: en or zh.")] = "en",
 ) -> None:
     """Serve the fake feature API (the demo's) until stopped."""
     from resumer.fake.auth import FakeAuth
     from resumer.fake.limiter import parse_rate_headers, parse_throttle_status
     from resumer.fake.server import FakeAPI, Faults, parse_outage
-    from resumer.fake.tree import FakeTree, parse_fanout
+    from resumer.fake.tree import NAME_STYLES, FakeTree, parse_fanout
 
     try:
         shape = parse_fanout(fanout)
@@ -98,6 +130,12 @@ def fake_api(
         style = parse_rate_headers(rate_headers)
     except ValueError as exc:
         fail(str(exc), EXIT_USAGE)
+    if (busy_rate or body_throttle_rate or lie_rate or denied) and not envelope:
+        fail(
+            "--busy-rate, --body-throttle-rate, --lie-rate and --denied need --envelope", EXIT_USAGE
+        )
+    if names not in NAME_STYLES:
+        fail(f"--names: expected one of {', '.join(NAME_STYLES)}, got {names!r}", EXIT_USAGE)
     faults = Faults(
         error_rate=error_rate,
         throttle_rate=throttle_rate,
@@ -113,8 +151,13 @@ def fake_api(
         throttle_status=status,
         limit_retry_after=limit_retry_after or None,
         rate_headers=style,
+        envelope=envelope,
+        busy_rate=busy_rate,
+        body_throttle_rate=body_throttle_rate,
+        lie_rate=lie_rate,
+        denied=frozenset(part.strip() for part in denied.split(",") if part.strip()),
     )
-    tree = FakeTree(seed=seed, roots=roots, fanout=shape, even=even)
+    tree = FakeTree(seed=seed, roots=roots, fanout=shape, even=even, names=names)
     auth = FakeAuth(
         client_id=client_id, client_secret=client_secret, ttl=token_ttl, required=require_auth
     )

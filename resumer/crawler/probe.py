@@ -20,6 +20,7 @@ from resumer.http.tls import ssl_context
 from resumer.job.bound import bind
 from resumer.job.settings import Job
 from resumer.model import Item, Task
+from resumer.policies.gate import CallOutcome
 from resumer.query.client import Client
 
 SAMPLES = 3  # mapped items shown per call
@@ -34,6 +35,9 @@ class Call:
     seconds: float
     items: list[Item] = field(default_factory=list)
     error: str | None = None
+    decided: str = (
+        ""  # with [[response.rule]]s, what decided the answer: "rule 2: retry", "no rule"
+    )
 
 
 @dataclass
@@ -48,17 +52,25 @@ class LevelReport:
 
 
 class _Recorder:
-    """httpx event hooks noting the last request and status."""
+    """httpx event hooks noting the last request and status, and a gate observer noting
+    what decided its answer."""
 
     def __init__(self) -> None:
         self.request = ""
         self.status: int | None = None
+        self.decided = ""
 
     def on_request(self, request: httpx.Request) -> None:
-        self.request, self.status = f"{request.method} {request.url}", None
+        self.request, self.status, self.decided = f"{request.method} {request.url}", None, ""
 
     def on_response(self, response: httpx.Response) -> None:
         self.status = response.status_code
+
+    def on_call(self, level: int, outcome: CallOutcome, seconds: float) -> None:
+        if outcome.rule is not None:
+            self.decided = f"rule {outcome.rule}: {outcome.then}"
+        elif outcome.status is not None:
+            self.decided = "no rule"  # the status decided
 
 
 def probe(job: Job, per_level: int) -> list[LevelReport]:
@@ -74,6 +86,8 @@ def probe(job: Job, per_level: int) -> list[LevelReport]:
         proxy=bound.proxy,
     ) as http:
         client = Client(bound, http)
+        if job.response.rules:  # say what decided each answer
+            client.gate.observers.append(recorder.on_call)
         roots = LevelReport(1)
         began = time.monotonic()
         try:
@@ -89,6 +103,7 @@ def probe(job: Job, per_level: int) -> list[LevelReport]:
                 time.monotonic() - began,
                 items,
                 error,
+                recorder.decided,
             )
         )
         if not items:
@@ -105,8 +120,9 @@ def probe(job: Job, per_level: int) -> list[LevelReport]:
                 except QueryError as exc:
                     found, error = [], str(exc)
                 request = client.redactor.redact(recorder.request)
+                took = time.monotonic() - began
                 report.calls.append(
-                    Call(request, recorder.status, time.monotonic() - began, found, error)
+                    Call(request, recorder.status, took, found, error, recorder.decided)
                 )
                 children += [Task(0, level + 1, c.id, c.name, c.type, task.id) for c in found]
             if not report.mapped:

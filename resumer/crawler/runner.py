@@ -386,13 +386,14 @@ class Runner:
         saying how to resume once they are fixed."""
         if not self._refusals:
             return outcome
-        raise AuthError(
+        first = self._refusals[0]
+        raise type(first)(  # AuthError, or its kind (TlsError, StopError)
             self._masked(
-                f"{self._refusals[0]}. The run stopped: everything is checkpointed and no node"
+                f"{first}. The run stopped: everything is checkpointed and no node"
                 " failed; once that is fixed, resume with:"
                 f" resumer resume --db {self.store.path}"
             )
-        ) from self._refusals[0]
+        ) from first
 
     def _masked(self, text: str) -> str:
         return masked(self.client, text)

@@ -104,6 +104,13 @@ class Faults:
     throttle_status: int = 429  # the answer to a call over the limit: 429 or 503
     limit_retry_after: float | None = 1.0  # seconds, sent with those refusals (None = no header)
     rate_headers: str = ""  # rate-limit headers: "", "ratelimit", "x-ratelimit" or "draft"
+    # The code/msg/data envelope of company APIs: every answer {"code", "msg", "data"},
+    # items in data.list; a node without children answers data: null or HTTP 404.
+    envelope: bool = False
+    busy_rate: float = 0.0  # envelope: HTTP 200 {"code": 500, "data": null} (busy: try again)
+    body_throttle_rate: float = 0.0  # envelope: HTTP 200 {"code": 429, "data": {"retryAfter"}}
+    lie_rate: float = 0.0  # envelope: HTTP 200 {"code": 500, "data": {"list": []}}: an error
+    denied: frozenset[str] = frozenset()  # envelope: ids answered {"code": 403} every time
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.rate_limit) and self.rate_limit >= 0):
@@ -119,6 +126,9 @@ class Faults:
             raise ValueError(
                 f"next_link: expected one of {NEXT_LINK_STYLES}, got {self.next_link!r}"
             )
+        body_faults = self.busy_rate or self.body_throttle_rate or self.lie_rate or self.denied
+        if body_faults and not self.envelope:
+            raise ValueError("busy, body throttle, lie and denied answers need the envelope")
         if self.rate_headers and self.rate_headers not in RATE_HEADER_STYLES:
             raise ValueError(
                 f"rate_headers: expected one of {RATE_HEADER_STYLES}, got {self.rate_headers!r}"
@@ -127,7 +137,8 @@ class Faults:
     @property
     def random(self) -> bool:
         """True if any fault is drawn at random."""
-        return any((self.error_rate, self.throttle_rate, self.slow_rate, self.drop_rate))
+        rates = (self.error_rate, self.throttle_rate, self.slow_rate, self.drop_rate)
+        return any((*rates, self.busy_rate, self.body_throttle_rate, self.lie_rate))
 
     def draw(self, seed: int, key: str, attempt: int) -> str | None:
         """The fault for the ``attempt``-th call of ``key``: error, throttle, slow, drop or None."""
@@ -137,6 +148,9 @@ class Faults:
             ("throttle", self.throttle_rate),
             ("slow", self.slow_rate),
             ("drop", self.drop_rate),
+            ("busy", self.busy_rate),
+            ("body_throttle", self.body_throttle_rate),
+            ("lie", self.lie_rate),
         ):
             if roll < rate:
                 return name
@@ -282,7 +296,10 @@ class FakeAPI:
                     self.stats.left()
                 if answer.action == "drop":
                     return  # closed below, without a word
-                data = json.dumps(answer.body, separators=(",", ":")).encode()
+                # The envelope's APIs send their Chinese as UTF-8, not as \u escapes.
+                data = json.dumps(
+                    answer.body, separators=(",", ":"), ensure_ascii=not self.faults.envelope
+                ).encode()
                 extra = "".join(f"{name}: {value}\r\n" for name, value in answer.headers)
                 head_out = (
                     f"HTTP/1.1 {answer.status} {_REASONS.get(answer.status, 'Error')}\r\n"
@@ -365,6 +382,14 @@ class FakeAPI:
             return _Answer(429, {"error": "slow down (injected)"}, headers)
         if fault in ("slow", "drop"):
             return _Answer(504, {"error": "too late"}, (), fault)
+        if fault == "busy":
+            busy = "系统繁忙，请稍后再试"  # noqa: RUF001 (a Chinese comma, as such APIs write it)
+            return _Answer(200, {"code": 500, "msg": busy, "data": None})
+        if fault == "body_throttle":
+            wait = {"retryAfter": faults.retry_after}
+            return _Answer(200, {"code": 429, "msg": "请求过于频繁", "data": wait})
+        if fault == "lie":  # an error whose data still looks like an empty page
+            return _Answer(200, {"code": 500, "msg": "内部错误", "data": {"list": []}})
         return None
 
     def _handled(self, method: str, target: str, body: bytes) -> _Answer:
@@ -382,7 +407,13 @@ class FakeAPI:
         return _Answer(status, document, (("Link", f'<{following}>; rel="next"'),))
 
     def handle(self, method: str, target: str, body: bytes) -> tuple[int, Any]:
-        """Answer one request: (status, JSON document)."""
+        """Answer one request: (status, JSON document), in the envelope if asked for."""
+        status, document = self._route(method, target, body)
+        if not self.faults.envelope or target.startswith("/_"):
+            return status, document
+        return _enveloped(status, document)
+
+    def _route(self, method: str, target: str, body: bytes) -> tuple[int, Any]:
         parts = urlsplit(target)
         path = parts.path
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
@@ -432,6 +463,8 @@ class FakeAPI:
             return 404, {"error": f"no feature {node_id}"}
         if node_id in self.broken:
             return 400, {"error": f"feature {node_id} is broken", "code": "E_BROKEN"}
+        if node_id in self.faults.denied:
+            return 200, {"denied": True}
         item = self.tree.item(node_id)
         for key in ("name", "type"):
             sent = query.get(key, query.get("feature" + key.capitalize()))
@@ -439,6 +472,10 @@ class FakeAPI:
                 return 400, {"error": f"{key} {sent!r} does not match feature {node_id}"}
         self.stats.record(node_id)
         children = self.tree.children(node_id, level)
+        if not children and self.faults.envelope:  # as such APIs say "none": one way or another
+            if zlib.crc32(node_id.encode()) % 2:
+                return 404, {"error": "该特性没有子特性"}
+            return 200, {"data": None}
         if not self.faults.page_size:
             return 200, {"data": {"items": children}}
         return self._page(children, query)
@@ -462,6 +499,22 @@ class FakeAPI:
         end = offset + size
         following = f"c{end}" if end < len(children) else None
         return 200, {"data": {"items": children[offset:end], "next": following}}
+
+
+def _enveloped(status: int, document: Any) -> tuple[int, Any]:
+    """An answer in the code/msg/data envelope: items in ``data.list``, an error's text in
+    ``msg``."""
+    if not isinstance(document, dict):
+        return status, document
+    if document.get("denied"):
+        return 200, {"code": 403, "msg": "无权限访问该特性", "data": None}
+    if "error" in document:
+        return status, {"code": status, "msg": document["error"], "data": None}
+    data = document.get("data")
+    if data is None:
+        return status, {"code": 0, "msg": "成功", "data": None}
+    envelope = {"list": data["items"], **({"next": data["next"]} if "next" in data else {})}
+    return status, {"code": 0, "msg": "成功", "data": envelope}
 
 
 def next_page_target(target: str, cursor: str) -> str:

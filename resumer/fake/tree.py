@@ -19,6 +19,20 @@ from typing import Any
 
 TYPES = ("core", "edge", "misc", "beta")
 ROOT_PREFIX = "F"
+NAME_STYLES = ("en", "zh")
+# Names for names="zh": what a Chinese company's feature tree calls its features.
+ZH_NAMES = (
+    "用户管理",
+    "订单中心",
+    "支付网关",
+    "消息推送",
+    "数据分析",
+    "权限控制",
+    "搜索服务",
+    "日志审计",
+    "库存同步",
+    "营销活动",
+)
 
 
 @dataclass(frozen=True)
@@ -34,15 +48,25 @@ class FakeTree:
     roots: int = 10
     fanout: Sequence[int] = (5, 5, 5)
     even: bool = False
+    names: str = "en"  # or "zh": Chinese names ("支付网关 3.7")
+
+    def __post_init__(self) -> None:
+        if self.names not in NAME_STYLES:
+            raise ValueError(f"names: expected one of {', '.join(NAME_STYLES)}, got {self.names!r}")
 
     def _hash(self, node_id: str) -> int:
         return zlib.crc32(f"{self.seed}:{node_id}".encode())
 
     def item(self, node_id: str) -> dict[str, Any]:
         h = self._hash(node_id)
+        number = node_id[len(ROOT_PREFIX) :]
+        if self.names == "zh":
+            name = f"{ZH_NAMES[(h >> 8) % len(ZH_NAMES)]} {number}"
+        else:
+            name = f"Feature {number}"
         return {
             "id": node_id,
-            "name": f"Feature {node_id[len(ROOT_PREFIX) :]}",
+            "name": name,
             "type": TYPES[h % len(TYPES)],
             "rank": h % 1000,
         }

@@ -223,14 +223,21 @@ class Authorizer:
 class AuthorizedHTTP:
     """An HTTP side whose calls carry the authorizer's ``Authorization``; a call
     answered 401 is sent once more with the renewed value (the renewal shared by
-    every call refused with the same one). A 401 that remains is the caller's.
+    every call refused with the same one; ``refuses`` says which answers refuse them).
+    A refusal that remains is the caller's.
 
     >>> http = AuthorizedHTTP(httpx.Client(), Authorizer(static="Basic dTpw"))  # doctest: +SKIP
     """
 
-    def __init__(self, http: HTTP, authorizer: Authorizer) -> None:
+    def __init__(
+        self,
+        http: HTTP,
+        authorizer: Authorizer,
+        refuses: Callable[[httpx.Response], bool] = lambda response: response.status_code == 401,
+    ) -> None:
         self.http = http
         self.authorizer = authorizer
+        self.refuses = refuses  # a 401, or an answer a rule says refuses the credentials
 
     @property
     def headers(self) -> httpx.Headers:
@@ -253,7 +260,7 @@ class AuthorizedHTTP:
         call = {"json": json, "timeout": timeout, "content": content}
         credential = self.authorizer.current()
         response = self._send(method, url, headers, credential, call)
-        if response.status_code == 401 and self.authorizer.refused(credential):
+        if self.refuses(response) and self.authorizer.refused(credential):
             response = self._send(method, url, headers, self.authorizer.current(), call)
         return response
 

@@ -44,11 +44,14 @@ from resumer.job.settings import (
     DEFAULT_TIMEOUT,
     DEFAULT_WORKERS,
     PAGINATION_MODES,
+    RULE_OUTCOMES,
 )
 
 MAX_DURATION = 365 * 86400.0  # seconds: the longest duration a job file may give
 DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}  # in seconds
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(" + "|".join(DURATION_UNITS) + r")?\s*$")
+
+DOTTED_PATH = re.compile(r"^[^.\s]+(\.[^.\s]+)*$")  # "code", "data.retryAfter": no empty part
 
 MAX_JSON_DEPTH = 32  # levels of tables and arrays in a "json" value (request.body)
 
@@ -127,6 +130,22 @@ def _as_statuses(spec: Key, value: Any) -> Any:
     return INVALID
 
 
+def _as_scalars(spec: Key, value: Any) -> Any:
+    if isinstance(value, list) and value and all(_is_scalar(v) for v in value):
+        return tuple(value)
+    return INVALID
+
+
+def _is_scalar(value: Any) -> bool:
+    return isinstance(value, str | bool | int) or (
+        isinstance(value, float) and math.isfinite(value)
+    )
+
+
+def _as_path(spec: Key, value: Any) -> Any:
+    return value if isinstance(value, str) and DOTTED_PATH.match(value) else INVALID
+
+
 def _as_duration(spec: Key, value: Any) -> Any:
     if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
         return _as_float(spec, value)
@@ -186,6 +205,20 @@ KINDS: Mapping[str, Kind] = {
         },
         bounded=True,
     ),
+    "scalars": Kind(
+        "a non-empty list of strings, numbers or booleans",
+        _as_scalars,
+        {
+            "type": "array",
+            "minItems": 1,
+            "items": {"type": ["string", "number", "boolean"]},
+        },
+    ),
+    "path": Kind(
+        'a dotted path like "code" or "data.retryAfter"',
+        _as_path,
+        {"type": "string", "pattern": r"^[^.\s]+(\.[^.\s]+)*$"},
+    ),
     "weights": Kind(
         "a table of integer weights",
         _as_weights,
@@ -214,6 +247,9 @@ SCHEMA: Mapping[str, Mapping[str, Key]] = {
         "id": Key("str", "id", help="dotted path to an item's id"),
         "name": Key("str", "name", help="dotted path to an item's name"),
         "type": Key("str", "type", help="dotted path to an item's type"),
+        "message": Key(
+            "path", None, help="dotted path to the API's own error text (shown with errors)"
+        ),
     },
     "crawl": {
         "max_depth": Key("int", DEFAULT_MAX_DEPTH, minimum=1, maximum=64, help="the leaf level"),
@@ -321,6 +357,18 @@ PAGINATION_KEYS: Mapping[str, tuple[str, ...]] = {
     "link": (),
     "next_url": ("next_url_path",),
 }
+
+RULE_SCHEMA: Mapping[str, Key] = {
+    "status": Key("statuses", None, help="condition: the HTTP status is one of these"),
+    "field": Key("path", None, help="condition: a dotted path in the JSON body, with one of:"),
+    "in": Key("scalars", None, help="  its value is one of these (compared as text)"),
+    "not_in": Key("scalars", None, help="  its value is none of these (absent counts as none)"),
+    "missing": Key("bool", None, help="  true: absent or null; false: present, not null"),
+    "contains": Key("str", None, help="condition: the raw body contains this text"),
+    "then": Key("str", choices=RULE_OUTCOMES, help="what the answer means"),
+    "wait": Key("path", None, help="retry, throttle: dotted path to the seconds to wait"),
+}
+RULE_TESTS = ("in", "not_in", "missing")  # a field's test: exactly one of these
 
 TLS_SCHEMA: Mapping[str, Key] = {
     "verify": Key("bool", True, help="false: no certificate check (a WARNING at start)"),

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Protocol
@@ -33,13 +33,23 @@ from resumer.job.keys import (
     PAGINATION_KEYS,
     PAGINATION_SCHEMA,
     REQUIRED,
+    RULE_SCHEMA,
+    RULE_TESTS,
     SCHEMA,
     TLS_SCHEMA,
     Key,
     json_depth,
     not_json,
 )
-from resumer.job.messages import dotted_key, got_of, line_of, number_text, one_line, quoted
+from resumer.job.messages import (
+    dotted_key,
+    got_of,
+    line_of,
+    number_text,
+    one_line,
+    quoted,
+    rule_line,
+)
 from resumer.job.settings import (
     DEFAULT_TEMPLATE,
     DEFAULT_WORKERS,
@@ -47,6 +57,7 @@ from resumer.job.settings import (
     AuthSettings,
     Backup,
     Breaker,
+    Condition,
     Crawl,
     Job,
     Level,
@@ -57,6 +68,7 @@ from resumer.job.settings import (
     Request,
     Response,
     Retry,
+    Rule,
     Source,
     Tls,
 )
@@ -170,11 +182,12 @@ class _Validator:
             request_raw = dict(raw["request"])
             tls_raw = request_raw.pop("tls")
             raw = {**raw, "request": request_raw}
-        pagination_raw = None
-        if isinstance(raw.get("response"), dict) and "pagination" in raw["response"]:
-            # [response.pagination] is a table of its own inside [response].
+        pagination_raw = rules_raw = None
+        if isinstance(raw.get("response"), dict):
+            # [response.pagination] and [[response.rule]] are tables of their own.
             response_raw = dict(raw["response"])
-            pagination_raw = response_raw.pop("pagination")
+            pagination_raw = response_raw.pop("pagination", None)
+            rules_raw = response_raw.pop("rule", None)
             raw = {**raw, "response": response_raw}
         values = {name: self.section(name, raw.get(name, {})) for name in SCHEMA}
         crawl = self.crawl(values["crawl"])
@@ -186,7 +199,11 @@ class _Validator:
             base_dir=self.base_dir,
             source=self.source(values["source"]),
             request=request,
-            response=Response(**values["response"], pagination=self.pagination(pagination_raw)),
+            response=Response(
+                **values["response"],
+                pagination=self.pagination(pagination_raw),
+                rules=self.rules(rules_raw),
+            ),
             crawl=crawl,
             levels=self.levels(raw.get("levels", {}), crawl, request.timeout, retry.attempts),
             retry=retry,
@@ -292,6 +309,86 @@ class _Validator:
             if values[key] == "" and key != "size_param":  # size_param "": the size is not sent
                 raise self.fail("response.pagination", key, "expected a non-empty string")
         return Pagination(**values)
+
+    def rules(self, raw: Any) -> tuple[Rule, ...]:
+        """``[[response.rule]]``: each with a condition and one ``then``; a field with
+        exactly one of in / not_in / missing; ``wait`` only to retry or throttle."""
+        if raw is None:
+            return ()
+        if not isinstance(raw, list):
+            raise self.fail("response", "rule", "expected [[response.rule]] tables")
+        return tuple(self.rule(number, table) for number, table in enumerate(raw, start=1))
+
+    def rule(self, number: int, raw: Any) -> Rule:
+        line = rule_line(self.text, number)
+        at = f"{self.origin}:{line}" if line else self.origin
+
+        def fail(key: str | None, message: str) -> ConfigError:
+            named = f"response.rule {number}: {key}" if key else f"response.rule {number}"
+            return ConfigError(one_line(f"{at}: {named}: {message}"))
+
+        values = self.table(fail, raw, RULE_SCHEMA)
+        condition = self.condition(fail, raw, values)
+        if not ("status" in raw or condition is not None or "contains" in raw):
+            raise fail(
+                None, "no condition: give status, field (with in / not_in / missing) or contains"
+            )
+        if values["status"] == ():
+            raise fail("status", "expected at least one HTTP status")
+        if values["contains"] == "":
+            raise fail("contains", "expected a non-empty string")
+        if values["wait"] is not None and values["then"] not in ("retry", "throttle"):
+            raise fail("wait", f'only with then = "retry" or "throttle", not "{values["then"]}"')
+        return Rule(
+            number=number,
+            then=values["then"],
+            status=frozenset(values["status"] or ()),
+            condition=condition,
+            contains=values["contains"],
+            wait=values["wait"],
+        )
+
+    def table(
+        self, fail: Callable[[str | None, str], ConfigError], raw: Any, schema: Mapping[str, Key]
+    ) -> dict[str, Any]:
+        """A table of an array (``[[response.rule]]``): its keys checked and converted;
+        ``fail`` names the table and its line."""
+        if not isinstance(raw, dict):
+            raise fail(None, "expected a table")
+        for key in raw:
+            if key not in schema:
+                raise fail(dotted_key(key), f"unknown key (known keys: {', '.join(schema)})")
+        values: dict[str, Any] = {}
+        for key, spec in schema.items():
+            if key not in raw:
+                if spec.default is REQUIRED:
+                    raise fail(key, f"missing; expected {spec.expected()}")
+                values[key] = spec.default
+                continue
+            values[key] = KINDS[spec.kind].convert(spec, raw[key])
+            if values[key] is INVALID:
+                raise fail(key, f"expected {spec.expected()}, {got_of(raw[key])}")
+        return values
+
+    def condition(
+        self,
+        fail: Callable[[str | None, str], ConfigError],
+        raw: Mapping[str, Any],
+        values: Mapping[str, Any],
+    ) -> Condition | None:
+        """``field`` with exactly one of ``in`` / ``not_in`` / ``missing``, or neither."""
+        tests = [key for key in RULE_TESTS if key in raw]
+        if len(tests) > 1:
+            raise fail(None, f"{' and '.join(tests)} together: a field has one test")
+        if tests and "field" not in raw:
+            raise fail(tests[0], "needs field (the dotted path it tests)")
+        if "field" not in raw:
+            return None
+        if not tests:
+            raise fail("field", "needs one of in, not_in or missing")
+        if tests[0] == "missing":
+            return Condition(values["field"], "missing" if values["missing"] else "present")
+        return Condition(values["field"], tests[0], values[tests[0]])
 
     def tls(self, raw: Any) -> Tls:
         """``[request.tls]``: each file given must exist (unless lenient: a stored job

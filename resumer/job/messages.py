@@ -85,3 +85,16 @@ def line_of(text: str, section: str, key: str | None) -> int | None:
         if inside and assignment is not None and assignment.match(line):
             return number
     return section_line  # a missing key: point at its section
+
+
+def rule_line(text: str, number: int, table: str = "response.rule") -> int | None:
+    """The line of the ``number``-th ``[[table]]`` header (from 1), or None (an inline
+    array, or fewer headers)."""
+    header = re.compile(r"^\s*\[\[\s*" + re.escape(table).replace(r"\.", r"\s*\.\s*") + r"\s*\]\]")
+    seen = 0
+    for line_number, line in enumerate(text.splitlines(), start=1):
+        if header.match(line):
+            seen += 1
+            if seen == number:
+                return line_number
+    return None

@@ -22,6 +22,8 @@ from resumer.job.keys import (
     PAGINATION_KEYS,
     PAGINATION_SCHEMA,
     REQUIRED,
+    RULE_SCHEMA,
+    RULE_TESTS,
     SCHEMA,
     TLS_SCHEMA,
     Key,
@@ -103,10 +105,32 @@ def _pagination() -> dict[str, Any]:
     return section
 
 
+def _rules() -> dict[str, Any]:
+    """[[response.rule]]: an array of tables, each with ``then`` and a condition; a field
+    with exactly one test, a test only with a field, ``wait`` only to retry or throttle."""
+    rule = _section(RULE_SCHEMA)
+    rule["anyOf"] = [{"required": [key]} for key in ("status", "field", "contains")]
+    rule["dependentRequired"] = {test: ["field"] for test in RULE_TESTS}
+    rule["allOf"] = [
+        {"if": {"required": ["field"]}, "then": {"oneOf": [{"required": [t]} for t in RULE_TESTS]}},
+        {
+            "if": {"required": ["wait"]},
+            "then": {"properties": {"then": {"enum": ["retry", "throttle"]}}},
+        },
+    ]
+    return {
+        "type": "array",
+        "description": "[[response.rule]]: tried in order; the first whose conditions all hold"
+        " decides what the answer means",
+        "items": rule,
+    }
+
+
 def json_schema() -> dict[str, Any]:
     """The job file's JSON Schema."""
     properties = {name: _section(keys) for name, keys in SCHEMA.items()}
     properties["response"]["properties"]["pagination"] = _pagination()
+    properties["response"]["properties"]["rule"] = _rules()
     properties["request"]["properties"]["tls"] = _section(TLS_SCHEMA)
     properties["auth"] = _auth()
     properties["source"]["oneOf"] = [
@@ -156,6 +180,40 @@ _COMMENTED = {
 }
 
 
+# The rules for the common {"code", "msg", "data"} envelope, commented (README: "When the
+# API answers 200 with an error inside"); each key of RULE_SCHEMA appears once at least.
+ENVELOPE_RULES = """\
+# Rules: what an answer means, for APIs that answer HTTP 200 with an error inside, such as
+# {"code": 0, "msg": "成功", "data": {"list": [...]}}. Tried in order, before any item is
+# read; the first whose conditions all hold decides; none matching: the HTTP status decides.
+# then = "ok" | "empty" | "retry" | "throttle" | "fail" | "renew" | "stop"
+# [[response.rule]]
+# status = [404]            # a node without children
+# then = "empty"
+# [[response.rule]]
+# field = "code"            # busy: try again (backoff; the breaker counts it)
+# in = [500, 503]
+# then = "retry"
+# [[response.rule]]
+# field = "code"            # slow down: the send rate drops; never a failure
+# in = [429]
+# then = "throttle"
+# wait = "data.retryAfter"  # seconds to wait, read from the body
+# [[response.rule]]
+# status = [200]
+# contains = "<html"        # a gateway's HTML error page served with 200
+# then = "retry"
+# [[response.rule]]
+# field = "code"            # any other code: the node fails, with the API's msg
+# not_in = [0]
+# then = "fail"
+# [[response.rule]]
+# field = "data"            # code 0 and data: null: no children
+# missing = true
+# then = "empty"
+"""
+
+
 def _lines(section: str, keys: Mapping[str, Key]) -> list[str]:
     lines = [f"[{section}]"]
     for name, key in keys.items():
@@ -189,6 +247,7 @@ def template() -> str:
         if section == "response":
             block = _lines("response.pagination", PAGINATION_SCHEMA)
             out += ["# " + line if not line.startswith("#") else line for line in block] + [""]
+            out += [*ENVELOPE_RULES.splitlines(), ""]
     out += [*_lines("levels.1", LEVEL_SCHEMA), ""]
     block = _lines("auth", AUTH_SCHEMA)
     out += ["# " + line if not line.startswith("#") else line for line in block] + [""]

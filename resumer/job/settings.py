@@ -46,6 +46,8 @@ DEFAULT_ALERT_WINDOW = 60.0  # seconds: the window the error rate is measured ov
 DEFAULT_METRICS_HOST = "127.0.0.1"  # the address metrics are served on
 DEFAULT_BACKUPS_KEPT = 5  # periodic backups kept beside the checkpoint
 PAGINATION_MODES = ("page", "cursor", "link", "offset", "next_url")
+RULE_OUTCOMES = ("ok", "empty", "retry", "throttle", "fail", "renew", "stop")
+CONDITION_TESTS = ("in", "not_in", "missing", "present")
 AUTH_TYPES = ("oauth2", "bearer", "basic")
 
 
@@ -93,12 +95,39 @@ class Pagination:
 
 
 @dataclass(frozen=True, slots=True)
+class Condition:
+    """A test of one field of a JSON document (``field``: a dotted path): its value is
+    one of ``values`` (``test = "in"``), none of them (``"not_in"``; absent counts as
+    none), absent or null (``"missing"``), or present and not null (``"present"``).
+    Values are kept as written; they compare as text (``query.conditions``)."""
+
+    field: str
+    test: str  # one of CONDITION_TESTS
+    values: tuple[str | int | float | bool, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One ``[[response.rule]]``: when all its conditions hold, ``then`` decides what the
+    answer means (``query.answers``). ``number`` counts from 1, in the job file's order."""
+
+    number: int
+    then: str  # one of RULE_OUTCOMES
+    status: frozenset[int] = frozenset()  # any of these HTTP statuses; empty: any status
+    condition: Condition | None = None
+    contains: str | None = None  # the raw body holds this text
+    wait: str | None = None  # retry, throttle: dotted path to the seconds to wait
+
+
+@dataclass(frozen=True, slots=True)
 class Response:
     items: str
     id: str
     name: str
     type: str
     pagination: Pagination | None = None
+    message: str | None = None  # dotted path to the API's own error text
+    rules: tuple[Rule, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

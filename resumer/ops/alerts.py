@@ -27,6 +27,7 @@ import httpx
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from resumer.errors import describe
+from resumer.policies.gate import CallOutcome
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ class Alerts:
     """Evaluates the rules and reports changes.
 
     >>> alerts = Alerts(rules, job="job.toml", states={}, webhook=None)  # doctest: +SKIP
-    >>> alerts.observe_call(level=2, kind="failure", code=503, seconds=0.1)  # doctest: +SKIP
+    >>> alerts.observe_call(2, CallOutcome("failure", status=503), 0.1)  # doctest: +SKIP
     >>> alerts.evaluate(figures)  # doctest: +SKIP
     """
 
@@ -87,9 +88,9 @@ class Alerts:
         self._open_since: float | None = None
         self._sender = _Sender(webhook, post) if webhook else None
 
-    def observe_call(self, level: int, kind: str, code: int | None, seconds: float) -> None:
+    def observe_call(self, level: int, outcome: CallOutcome, seconds: float) -> None:
         """A gate observer: remember each call's time and whether it went wrong."""
-        bad = kind in ("failure", "throttle")
+        bad = outcome.kind in ("failure", "throttle")
         with self._lock:
             self._calls.append((self.clock(), bad))
             self._bad += bad

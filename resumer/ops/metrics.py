@@ -40,6 +40,7 @@ from prometheus_client.registry import Collector
 
 from resumer.errors import describe
 from resumer.model import STATUSES, Failure, LiveFigures, Result
+from resumer.policies.gate import CallOutcome
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +92,10 @@ class Metrics:
         self.registry = CollectorRegistry()
         r = self.registry
         self.calls = Counter(
-            "resumer_calls", "HTTP calls, by level, outcome and status code",
-            ["level", "outcome", "code"], registry=r,
+            "resumer_calls",
+            "HTTP calls, by level, outcome, status code and the [[response.rule]] that decided"
+            " the answer (none: its status did)",
+            ["level", "outcome", "code", "rule"], registry=r,
         )  # fmt: skip
         self.latency = Histogram(
             "resumer_call_duration_seconds", "HTTP call latency, by level",
@@ -145,8 +148,10 @@ class Metrics:
             registry=r,
         ).set_function(lambda: _or_nan(progress().eta))
 
-    def observe_call(self, level: int, outcome: str, code: int | None, seconds: float) -> None:
-        self.calls.labels(str(level), outcome, str(code) if code else "none").inc()
+    def observe_call(self, level: int, outcome: CallOutcome, seconds: float) -> None:
+        code = str(outcome.status) if outcome.status else "none"
+        rule = str(outcome.rule) if outcome.rule is not None else "none"
+        self.calls.labels(str(level), outcome.kind, code, rule).inc()
         self.latency.labels(str(level)).observe(seconds)
         self._breaker.state(self._breaker_state())
 

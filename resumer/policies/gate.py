@@ -37,6 +37,8 @@ class CallOutcome:
     retry_after: float | None = None
     status: int | None = None  # the HTTP status, when there was an answer
     limits: RateLimits | None = None  # what the answer's rate-limit headers said
+    rule: int | None = None  # the [[response.rule]] that decided the answer, if one did
+    then: str | None = None  # and what it said (ok, empty, retry, throttle, fail, ...)
 
 
 class Gate:
@@ -63,8 +65,8 @@ class Gate:
         self.pacer = pacer or Pacer(adaptive=False, clock=clock)
         self.adaptive = adaptive
         self.clock = clock
-        # Told of every call: (level, kind, HTTP status, seconds). Metrics and alerts.
-        self.observers: list[Callable[[int, str, int | None, float], None]] = []
+        # Told of every call: (level, how it went, seconds). Metrics, alerts and probe.
+        self.observers: list[Callable[[int, CallOutcome, float], None]] = []
 
     def sheds_load(self) -> bool:
         """True if a 503 now means "too many" rather than "broken" (see ``Pacer.accepting``)."""
@@ -97,7 +99,7 @@ class Gate:
             latency = self.clock() - started
             self._record(outcome, probe, latency, paced, in_flight)
             for observe in self.observers:
-                observe(level, outcome.kind, outcome.status, latency)
+                observe(level, outcome, latency)
 
     def _record(
         self, outcome: CallOutcome, probe: bool, latency: float, paced: float, in_flight: int

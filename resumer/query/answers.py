@@ -1,22 +1,182 @@
 """What an answer means: the one place that decides how an HTTP answer counts.
 
-Every answer the client gets is one of the gate's kinds (``policies.gate``):
+First the job's ``[[response.rule]]``s (``Rules.judge``): the first whose conditions
+all hold decides, with one of ``RULE_OUTCOMES`` (ok, empty, retry, throttle, fail,
+renew, stop), before any item is read, so an error envelope can never pass as an
+empty page. No rule matching, the HTTP status decides (``kind_of_status``).
+
+Either way the answer counts as one of the gate's kinds (``policies.gate``):
 ``SUCCESS`` (a body to read), ``THROTTLE`` (busy, not broken: the send rate
 drops, the breaker does not count it, the node is never failed for it),
 ``FAILURE`` (a transient fault: retried, counted by the breaker) or ``PERMANENT``
 (the node fails at once). A 401 is neither: it is the credentials' fault, and the
 client hands it to auth (renew once, else the run stops).
 
-Plain functions of the status and what the server said: no I/O, no state.
+No I/O and no state beyond the compiled rules.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+import json
+import math
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+from typing import Any
 
+from resumer.job.settings import Rule
 from resumer.policies.gate import FAILURE, PERMANENT, SUCCESS, THROTTLE
+from resumer.query.conditions import FieldTest
+from resumer.query.mapping import as_text, lookup
 
-__all__ = ["FAILURE", "PERMANENT", "SUCCESS", "THROTTLE", "kind_of_status"]
+# How each rule outcome counts for the policies (renew and stop end the call otherwise).
+RULE_KINDS = {
+    "ok": SUCCESS,
+    "empty": SUCCESS,
+    "retry": FAILURE,
+    "throttle": THROTTLE,
+    "fail": PERMANENT,
+    "renew": PERMANENT,  # as a 401: not held against the server
+    "stop": PERMANENT,
+}
+EMPTY: Any = object()  # what the client's call gives for a rule's "empty": no children
+
+__all__ = [
+    "EMPTY",
+    "FAILURE",
+    "NOT_JSON",
+    "PERMANENT",
+    "RULE_KINDS",
+    "SUCCESS",
+    "THROTTLE",
+    "Body",
+    "Rules",
+    "Verdict",
+    "api_message",
+    "kind_of_status",
+]
+
+MESSAGE_LENGTH = 200  # characters of the API's own message kept in an error
+NOT_JSON: Any = object()  # what ``Body.document`` is for a body that is not JSON
+
+
+class Body:
+    """An answer's body, decoded as JSON once, when first asked for."""
+
+    __slots__ = ("_document", "content")
+
+    def __init__(self, content: bytes) -> None:
+        self.content = content
+        self._document: Any = _UNREAD
+
+    @property
+    def document(self) -> Any:
+        """The decoded JSON body, or ``NOT_JSON``."""
+        if self._document is _UNREAD:
+            try:
+                self._document = json.loads(self.content)
+            except (ValueError, RecursionError):  # not JSON, or nested past Python's stack
+                self._document = NOT_JSON
+        return self._document
+
+
+_UNREAD = object()
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What a rule said of an answer: ``then`` (one of ``RULE_OUTCOMES``), the rule
+    (its ``number`` names it in messages) and the seconds its ``wait`` path gave."""
+
+    then: str
+    rule: int
+    wait: float | None = None
+
+
+class Rules:
+    """A job's ``[[response.rule]]``s, compiled once.
+
+    >>> rules = Rules([Rule(1, "empty", status=frozenset({404}))])
+    >>> rules.judge(404, Body(b"not found"))
+    Verdict(then='empty', rule=1, wait=None)
+    """
+
+    def __init__(self, rules: Sequence[Rule]) -> None:
+        self._rules = [_Compiled(rule) for rule in rules]
+        self.renews = any(rule.then == "renew" for rule in rules)
+
+    def __bool__(self) -> bool:
+        return bool(self._rules)
+
+    def judge(self, status: int, body: Body) -> Verdict | None:
+        """The verdict of the first rule whose conditions all hold; None if none does."""
+        values: dict[str, Any] = {}  # each field read once, however many rules test it
+        for rule in self._rules:
+            if rule.holds(status, body, values):
+                return Verdict(rule.then, rule.number, rule.wait_of(body))
+        return None
+
+
+class _Compiled:
+    __slots__ = ("contains", "field", "number", "status", "then", "wait")
+
+    def __init__(self, rule: Rule) -> None:
+        self.number = rule.number
+        self.then = rule.then
+        self.status = rule.status
+        self.field = FieldTest(rule.condition) if rule.condition is not None else None
+        self.contains = rule.contains.encode("utf-8") if rule.contains is not None else None
+        self.wait = rule.wait
+
+    def holds(self, status: int, body: Body, values: dict[str, Any]) -> bool:
+        if self.status and status not in self.status:
+            return False
+        if self.contains is not None and self.contains not in body.content:
+            return False
+        field = self.field
+        if field is None:
+            return True
+        document = body.document  # a field is never read from a body that is not JSON
+        if document is NOT_JSON:
+            return False
+        value = values.get(field.field, _UNREAD)
+        if value is _UNREAD:
+            value = values[field.field] = field.value(document)
+        return field.holds_for(value)
+
+    def wait_of(self, body: Body) -> float | None:
+        if self.wait is None or body.document is NOT_JSON:
+            return None
+        try:
+            value = lookup(body.document, self.wait)
+        except KeyError:
+            return None
+        return _seconds(value)
+
+
+def _seconds(value: Any) -> float | None:
+    """A number of seconds (a number, or a numeric string); None if unusable."""
+    if isinstance(value, bool):
+        return None
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
+def api_message(document: Any, path: str | None) -> str | None:
+    """The API's own error text at ``path`` in a decoded body (``response.message``), on
+    one line and cut to ``MESSAGE_LENGTH``; None when there is none."""
+    if path is None or document is NOT_JSON:
+        return None
+    try:
+        value = lookup(document, path)
+    except KeyError:
+        return None
+    if value is None or isinstance(value, dict | list):
+        return None
+    text = " ".join(as_text(value).split())
+    return text[:MESSAGE_LENGTH] or None
 
 
 def kind_of_status(

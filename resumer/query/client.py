@@ -23,7 +23,7 @@ from urllib.parse import urlencode
 
 import httpx
 
-from resumer.errors import AuthError, QueryError, TlsError
+from resumer.errors import AuthError, QueryError, StopError, TlsError
 from resumer.http.auth import AuthorizedHTTP, authorizer_for
 from resumer.http.pool import HTTP
 from resumer.http.ratelimits import parse_rate_limits, parse_retry_after
@@ -34,8 +34,20 @@ from resumer.job.template import PLACEHOLDERS, Template, quote_segment
 from resumer.model import Item, Task
 from resumer.ops import logs
 from resumer.policies.concurrency import ConcurrencyLimiter
-from resumer.policies.gate import Gate
-from resumer.query.answers import FAILURE, SUCCESS, THROTTLE, kind_of_status
+from resumer.policies.gate import CallOutcome, Gate
+from resumer.query.answers import (
+    EMPTY,
+    FAILURE,
+    NOT_JSON,
+    RULE_KINDS,
+    SUCCESS,
+    THROTTLE,
+    Body,
+    Rules,
+    Verdict,
+    api_message,
+    kind_of_status,
+)
 from resumer.query.mapping import Mapper, MappingError, lookup
 from resumer.query.pages import Pager
 from resumer.query.sources import read_source_file
@@ -81,8 +93,10 @@ class Client:
         self.auth = authorizer_for(
             bound, http, stop=self.gate.stop, protect=self._protect, redact=self.redactor.redact
         )
+        self._rules = Rules(job.response.rules)
+        self._message = job.response.message  # where the API puts its own error text
         if self.auth is not None:
-            self.http = http = AuthorizedHTTP(http, self.auth)
+            self.http = http = AuthorizedHTTP(http, self.auth, refuses=self._refuses)
         self._retry_on = job.retry.retry_on
         self._method = job.request.method
         self._url = request.url
@@ -121,7 +135,7 @@ class Client:
             document = self._call(
                 self._method, _with_query(url, params), body, headers, timeout, task.level
             )
-            return self._items(document, self._method, url)
+            return [] if document is EMPTY else self._items(document, self._method, url)
         return self._all_pages(self._pages, url, params, body, headers, timeout, task.level)
 
     def _all_pages(
@@ -148,6 +162,8 @@ class Client:
             document = self._call(
                 self._method, call_url, call_body, headers, timeout, level, answers.append
             )
+            if document is EMPTY:  # a rule said "no (more) children": the pages end here
+                return items
             found = self._items(document, self._method, call_url)
             items += found
             answer = answers[0] if answers else None
@@ -162,7 +178,7 @@ class Client:
             return read_source_file(self.job.source.file, self.job.response)
         headers = self._headers(_NO_NODE)
         document = self._call("GET", self._source_url, None, headers, self.job.request.timeout)
-        return self._items(document, "GET", self._source_url)
+        return [] if document is EMPTY else self._items(document, "GET", self._source_url)
 
     def _call(
         self,
@@ -192,22 +208,18 @@ class Client:
                     f"{type(exc).__name__} on {where}: {reason}", transient=True
                 ) from exc
             outcome.status = response.status_code
-            if response.status_code == 401:  # never a node's fault: the runner stops the run
-                raise self._refused(method, response)
             if self._pacing:
                 outcome.limits = parse_rate_limits(response.headers)
+            answer = Body(response.content)
+            if self._rules and (verdict := self._rules.judge(response.status_code, answer)):
+                outcome.rule, outcome.then = verdict.rule, verdict.then
+                return self._decided(verdict, answer, method, response, outcome, on_answer)
+            if response.status_code == 401:  # never a node's fault: the runner stops the run
+                raise self._refused(method, response, answer)
             if response.status_code < 300:
-                try:
-                    document = json.loads(response.content)
-                except (ValueError, RecursionError):  # not JSON, or nested past Python's stack
-                    raise self._error(method, response) from None
-                if _SURROGATE_ESCAPE.search(response.content):  # rare: checked only then
-                    _refuse_lone_surrogates(document, method, self.redactor.redact(url))
                 outcome.kind = SUCCESS
-                if on_answer is not None:
-                    on_answer(response)
-                return document
-            error = self._error(method, response)
+                return self._document(answer, method, response, on_answer)
+            error = self._error(method, response, answer)
             outcome.kind = kind_of_status(
                 response.status_code, error.retry_after, self._retry_on, self.gate.sheds_load
             )
@@ -215,36 +227,119 @@ class Client:
             error.throttled = outcome.kind == THROTTLE
             raise error
 
+    def _document(
+        self,
+        answer: Body,
+        method: str,
+        response: httpx.Response,
+        on_answer: Callable[[httpx.Response], object] | None,
+    ) -> Any:
+        """The decoded body of an answer to read items from; a QueryError if it is not JSON."""
+        document = answer.document
+        if document is NOT_JSON:
+            raise self._error(method, response, answer)
+        if _SURROGATE_ESCAPE.search(answer.content):  # rare: checked only then
+            _refuse_lone_surrogates(document, method, self.redactor.redact(str(response.url)))
+        if on_answer is not None:
+            on_answer(response)
+        return document
+
+    def _decided(
+        self,
+        verdict: Verdict,
+        answer: Body,
+        method: str,
+        response: httpx.Response,
+        outcome: CallOutcome,
+        on_answer: Callable[[httpx.Response], object] | None,
+    ) -> Any:
+        """What a rule said, through the same paths as a status would: ``ok`` reads the
+        items, ``empty`` ends with none, ``renew`` is a 401, ``stop`` stops the run, and
+        ``retry`` / ``throttle`` / ``fail`` are a transient failure, a throttle, a
+        permanent failure (``wait`` standing for Retry-After)."""
+        then = verdict.then
+        outcome.kind = RULE_KINDS[then]
+        if then == "ok":
+            return self._document(answer, method, response, on_answer)
+        if then == "empty":
+            return EMPTY
+        if then == "renew":
+            raise self._refused(method, response, answer, verdict)
+        where = self.redactor.redact(f"{method} {response.url}")
+        said = self._said(response, answer)
+        what = f"rule {verdict.rule} ({then}) on HTTP {response.status_code} from {where}"
+        if then == "stop":
+            raise StopError(f"{what}: the API said: {said}")
+        retry_after = verdict.wait
+        if retry_after is None:
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        outcome.retry_after = retry_after
+        error = QueryError(
+            f"{what}: {said}",
+            transient=then != "fail",
+            status=response.status_code,
+            retry_after=retry_after,
+        )
+        error.throttled = then == "throttle"
+        raise error
+
+    def _refuses(self, response: httpx.Response) -> bool:
+        """Whether an answer refuses the credentials, so that ``AuthorizedHTTP`` renews
+        them once and sends the call again: a 401, or a rule's ``renew``."""
+        if response.status_code == 401:
+            return True
+        if not self._rules.renews:
+            return False
+        verdict = self._rules.judge(response.status_code, Body(response.content))
+        return verdict is not None and verdict.then == "renew"
+
+    def _said(self, response: httpx.Response, answer: Body) -> str:
+        """What the API said: its own message (``response.message``), else the start of
+        the body."""
+        message = api_message(answer.document, self._message) if self._message else None
+        return self.redactor.redact(message) if message else self._excerpt(_text(response))
+
     def _protect(self, secrets: Iterable[str]) -> None:
         """Mask values [auth] made or obtained (a token) in messages and logs from now on."""
         values = list(secrets)
         self.redactor.add(values)
         logs.protect(values)
 
-    def _refused(self, method: str, response: httpx.Response) -> AuthError:
-        """The AuthError for a 401 that no renewal mends."""
+    def _refused(
+        self,
+        method: str,
+        response: httpx.Response,
+        answer: Body,
+        verdict: Verdict | None = None,
+    ) -> AuthError:
+        """The AuthError for a 401 (or a rule's ``renew``) that no renewal mends."""
         where = self.redactor.redact(f"{method} {response.url}")
+        status = f"HTTP {response.status_code}"
+        if verdict is not None:
+            status = f"rule {verdict.rule} (renew) on {status}"
         if self.auth is None:
             what = "the request's credentials (the job has no [auth] to renew them)"
         elif self.auth.renewable:
             what = f"{self.auth.what}, even renewed"
         else:
             what = self.auth.what
-        said = self._excerpt(_text(response))
-        return AuthError(f"HTTP 401 from {where}: the API refused {what}; it said: {said}")
+        said = self._said(response, answer)
+        return AuthError(f"{status} from {where}: the API refused {what}; it said: {said}")
 
     def _items(self, document: Any, method: str, url: str) -> list[Item]:
         try:
             return self._mapper.items(document)
         except MappingError as exc:
             where = self.redactor.redact(f"{method} {url}")
-            try:
-                body = json.dumps(document, ensure_ascii=False)
-            except (ValueError, RecursionError):
-                body = "(too deeply nested to show)"
-            raise QueryError(
-                f"{exc} (from {where}); body: {self._excerpt(body)}", transient=False
-            ) from None
+            message = api_message(document, self._message)
+            if message:
+                said = f"the API said: {self.redactor.redact(message)}"
+            else:
+                try:
+                    said = "body: " + self._excerpt(json.dumps(document, ensure_ascii=False))
+                except (ValueError, RecursionError):
+                    said = "body: (too deeply nested to show)"
+            raise QueryError(f"{exc} (from {where}); {said}", transient=False) from None
 
     def _timeout_arg(self, seconds: float) -> Any:
         """The shared client's own timeout when it is the same (httpx builds none then)."""
@@ -254,7 +349,7 @@ class Client:
             arg = self._timeout_args[seconds] = httpx.USE_CLIENT_DEFAULT if same else seconds
         return arg
 
-    def _error(self, method: str, response: httpx.Response) -> QueryError:
+    def _error(self, method: str, response: httpx.Response, answer: Body) -> QueryError:
         """The QueryError for an HTTP error status or a body that is not JSON."""
         where = self.redactor.redact(f"{method} {response.url}")
         status = response.status_code
@@ -266,7 +361,7 @@ class Client:
             )
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
         return QueryError(
-            f"HTTP {status} from {where}: {self._excerpt(_text(response))}",
+            f"HTTP {status} from {where}: {self._said(response, answer)}",
             transient=status in self._retry_on,
             status=status,
             retry_after=retry_after,

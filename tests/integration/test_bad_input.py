@@ -50,6 +50,7 @@ max_depth = 2
 """
 
 Setup = Callable[[Path], object]
+RULE_OK = '[[response.rule]]\nstatus = [404]\nthen = "empty"\n'  # a valid rule before a bad one
 
 
 def job(request: str = "", extra: str = "") -> Setup:
@@ -224,6 +225,36 @@ CASES = [
         START,
         ("job.toml:", r'crawl."a\nb"', "unknown key"),
         job(extra='"a\\nb" = 1'),
+    ),
+    Case(
+        "rule-unknown-then",
+        START,
+        ("job.toml:", "response.rule 2: then", '"fial"'),
+        job(extra=RULE_OK + '[[response.rule]]\nfield = "code"\nin = [1]\nthen = "fial"'),
+    ),
+    Case(
+        "rule-without-condition",
+        START,
+        ("job.toml:", "response.rule 1", "no condition"),
+        job(extra='[[response.rule]]\nthen = "fail"'),
+    ),
+    Case(
+        "rule-in-and-not-in",
+        START,
+        ("job.toml:", "response.rule 1", "in and not_in together"),
+        job(extra='[[response.rule]]\nfield = "code"\nin = [1]\nnot_in = [2]\nthen = "fail"'),
+    ),
+    Case(
+        "rule-wait-with-fail",
+        START,
+        ("job.toml:", "response.rule 1: wait", 'not "fail"'),
+        job(extra='[[response.rule]]\nstatus = [200]\nthen = "fail"\nwait = "data.wait"'),
+    ),
+    Case(
+        "rule-field-not-a-path",
+        START,
+        ("job.toml:", "response.rule 1: field", "dotted path"),
+        job(extra='[[response.rule]]\nfield = "data..code"\nmissing = true\nthen = "empty"'),
     ),
     Case(
         "wrong-type",

@@ -48,3 +48,14 @@ def test_the_first_progress_line_already_has_a_pace(monkeypatch: pytest.MonkeyPa
     first = handler.messages[0]
     assert first.startswith("progress: level 1 ")
     assert " 0 queries/s" not in first
+
+
+def test_the_progress_line_counts_queries_not_the_leaves_stored() -> None:
+    counts = {
+        1: {"pending": 0, "running": 0, "waiting": 1, "complete": 1, "failed": 0},
+        2: {"pending": 3, "running": 1, "waiting": 0, "complete": 5, "failed": 1},
+        3: {"pending": 0, "running": 0, "waiting": 0, "complete": 40, "failed": 0},
+    }
+    rates = {1: 0.5, 2: 8.5, 3: 34.0}  # level 3 holds leaves: 34 stored a second
+    line = display.progress_line(counts, rates, leaf_level=3)
+    assert line == "progress: level 1 2/2, level 2 6/10, level 3 40/40; 9 queries/s; 1 failed"

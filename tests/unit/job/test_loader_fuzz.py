@@ -28,9 +28,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from resumer.errors import ConfigError
-from resumer.job.keys import LEVEL_SCHEMA, PAGINATION_SCHEMA, SCHEMA
+from resumer.job.keys import LEVEL_SCHEMA, PAGINATION_SCHEMA, RULE_SCHEMA, SCHEMA
 from resumer.job.loader import job_from_dict, load_job, parse_job
-from resumer.job.settings import Job
+from resumer.job.settings import RULE_OUTCOMES, Job
 
 # The profiles are set here, not in tests/conftest.py, which predates them. In CI a
 # failure is not shrunk (shrinking a big document takes longer than the whole suite):
@@ -132,9 +132,12 @@ def plain(value: Any) -> Any:
 
 # -- strategies --------------------------------------------------------------------
 
-SECTIONS = [*SCHEMA, "levels", "pagination"]
+SECTIONS = [*SCHEMA, "levels", "pagination", "rule"]
 KEYS = sorted(
-    {key for table in SCHEMA.values() for key in table} | set(PAGINATION_SCHEMA) | set(LEVEL_SCHEMA)
+    {key for table in SCHEMA.values() for key in table}
+    | set(PAGINATION_SCHEMA)
+    | set(LEVEL_SCHEMA)
+    | set(RULE_SCHEMA)
 )
 # Superscript two and Arabic-Indic one and three: str.isdigit() says yes to all three.
 LEVEL_NAMES = ["0", "1", "2", "3", "63", "64", "65", "01", "-1", "1.5", "9" * 30]
@@ -271,9 +274,36 @@ def near_valid_documents(draw: st.DrawFn) -> dict[str, Any]:
         if section == "response" and draw(st.booleans()):
             names = draw(st.lists(st.sampled_from(sorted(PAGINATION_SCHEMA)) | keys, max_size=4))
             table["pagination"] = {key: draw(plausible) for key in names}
+        if section == "response" and draw(st.booleans()):
+            table["rule"] = draw(st.lists(rules(keys, plausible), max_size=3))
     if draw(st.booleans()):
         document[draw(keys)] = draw(toml_values)  # a junk section or top-level key
     return document
+
+
+@st.composite
+def rules(
+    draw: st.DrawFn, keys: st.SearchStrategy[str], plausible: st.SearchStrategy[Any]
+) -> dict[str, Any]:
+    """A ``[[response.rule]]`` table: often valid, often not (a wrong word, two tests,
+    ``wait`` with the wrong outcome, values of the wrong kind)."""
+    rule: dict[str, Any] = {"then": draw(st.sampled_from([*RULE_OUTCOMES, "fial", ""]))}
+    if draw(st.booleans()):
+        rule["status"] = draw(st.lists(st.integers(90, 610), max_size=3))
+    if draw(st.booleans()):
+        rule["field"] = draw(st.sampled_from(["code", "data.list", "a..b", "", " "]) | strings)
+    for test in ("in", "not_in"):
+        if draw(st.integers(0, 3)) == 0:
+            rule[test] = draw(st.lists(plausible, max_size=3))
+    if draw(st.integers(0, 3)) == 0:
+        rule["missing"] = draw(plausible)
+    if draw(st.booleans()):
+        rule["contains"] = draw(strings)
+    if draw(st.integers(0, 3)) == 0:
+        rule["wait"] = draw(st.sampled_from(["data.retryAfter", "x..y"]) | strings)
+    for key in draw(st.lists(st.sampled_from(sorted(RULE_SCHEMA)) | keys, max_size=2)):
+        rule[key] = draw(plausible)
+    return rule
 
 
 documents = near_valid_documents() | any_documents

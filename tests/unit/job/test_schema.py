@@ -10,8 +10,9 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from resumer.errors import ConfigError
 from resumer.job.loader import parse_job
-from resumer.job.schema import json_schema, template
+from resumer.job.schema import ENVELOPE_RULES, json_schema, template
 from tests.helpers import resumer
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -60,6 +61,44 @@ def test_every_readme_example_passes_the_schema(block: str) -> None:
 )
 def test_the_schema_rejects_what_the_loader_rejects(extra: str) -> None:
     assert not valid(MINIMAL + extra)
+
+
+def test_the_templates_rules_uncommented_load_and_pass_the_schema() -> None:
+    rules = ENVELOPE_RULES.splitlines()
+    start = rules.index("# [[response.rule]]")
+    body = "\n".join(line.removeprefix("# ") for line in rules[start:])
+    text = MINIMAL + '[response]\nitems = "data.list"\nmessage = "msg"\n' + body + "\n"
+    job = parse_job(text, "job.toml")
+    assert [rule.then for rule in job.response.rules] == [
+        "empty",
+        "retry",
+        "throttle",
+        "retry",
+        "fail",
+        "empty",
+    ]
+    assert valid(text)
+    assert "\n".join(rules) in template()
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        'then = "fail"\n',  # no condition
+        'status = [404]\nthen = "fial"\n',  # an unknown outcome
+        'field = "code"\nin = [1]\nnot_in = [2]\nthen = "fail"\n',  # two tests
+        'field = "code"\nthen = "fail"\n',  # a field with no test
+        'in = [1]\nthen = "fail"\n',  # a test with no field
+        'status = [404]\nthen = "empty"\nwait = "data.wait"\n',  # wait with empty
+        'status = [404]\nthen = "empty"\nwhen = 1\n',  # an unknown key
+        'field = "code"\nin = []\nthen = "fail"\n',  # no value to compare with
+    ],
+)
+def test_the_schema_and_the_loader_refuse_the_same_rules(rule: str) -> None:
+    text = MINIMAL + "[[response.rule]]\n" + rule
+    assert not valid(text)
+    with pytest.raises(ConfigError, match=r"^job\.toml:5: response\.rule 1: "):
+        parse_job(text, "job.toml")
 
 
 def test_the_schema_wants_exactly_one_of_url_and_file() -> None:

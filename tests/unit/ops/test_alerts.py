@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from resumer.ops.alerts import MIN_CALLS, Alerts, Figures, Rules
+from resumer.policies.gate import CallOutcome
 
 HOOK = "http://hook.invalid/resumer"
 OFF = Rules(error_rate=0, window=60, breaker_open=0, stall=0, failed_nodes=0)
@@ -100,13 +101,13 @@ def test_the_error_rate_is_judged_over_its_window_once_enough_calls_are_in_it() 
     clock, hook = Clock(), Hook()
     alerts = make_alerts(dataclasses.replace(OFF, error_rate=0.2, window=60), clock, hook)
     for _ in range(MIN_CALLS - 1):
-        alerts.observe_call(level=1, kind="failure", code=503, seconds=0.1)
+        alerts.observe_call(1, CallOutcome("failure", status=503), 0.1)
     assert not alerts.evaluate(at(1.0))  # every call failed, but too few to judge
-    alerts.observe_call(level=1, kind="throttle", code=429, seconds=0.1)
+    alerts.observe_call(1, CallOutcome("throttle", status=429), 0.1)
     assert alerts.evaluate(at(1.0))  # MIN_CALLS calls, all bad: fires
     clock.now = 30.0
     for _ in range(MIN_CALLS):
-        alerts.observe_call(level=1, kind="success", code=200, seconds=0.1)
+        alerts.observe_call(1, CallOutcome("success", status=200), 0.1)
     assert not alerts.evaluate(at(30.0))  # half the window's calls bad: still firing
     assert alerts.evaluate(at(61.0))  # the bad calls have left the window: resolves
     assert not alerts.evaluate(at(62.0))
@@ -139,7 +140,7 @@ def test_a_rule_that_is_off_never_fires() -> None:
     hook = Hook()
     alerts = make_alerts(OFF, Clock(), hook)
     for _ in range(2 * MIN_CALLS):
-        alerts.observe_call(level=1, kind="failure", code=500, seconds=0.1)
+        alerts.observe_call(1, CallOutcome("failure", status=500), 0.1)
     assert not alerts.evaluate(at(10_000.0, breaker="open", failed=10_000, progress=0.0))
     alerts.close()
     assert hook.sent == []

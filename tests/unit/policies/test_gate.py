@@ -44,7 +44,9 @@ def test_a_call_that_raises_frees_its_slot_and_is_observed_as_permanent() -> Non
     limiter = ConcurrencyLimiter(1)
     gate = Gate(stop=threading.Event(), limiter=limiter, clock=Clock())
     seen: list[tuple[int, str, int | None, float]] = []
-    gate.observers.append(lambda *call: seen.append(call))
+    gate.observers.append(
+        lambda level, call, took: seen.append((level, call.kind, call.status, took))
+    )
     with pytest.raises(RuntimeError), gate.slot(level=2):
         assert limiter.in_flight == 1
         raise RuntimeError("the caller's bug")

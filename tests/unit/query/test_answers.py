@@ -1,15 +1,134 @@
-"""``query.answers``: what an HTTP error status means for the policies.
+"""``query.answers``: what an answer means, by the job's rules or by its status.
 
-A throttle slows the send rate and never fails a node; a failure is retried and
-counted by the breaker; a permanent error fails the node at once.
+Rules are tried in order and the first whose conditions all hold decides; no rule
+matching, the status decides: a throttle slows the send rate and never fails a node,
+a failure is retried and counted by the breaker, a permanent error fails the node.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from resumer.job.settings import DEFAULT_RETRY_ON
-from resumer.query.answers import FAILURE, PERMANENT, THROTTLE, kind_of_status
+from resumer.job.loader import parse_job
+from resumer.job.settings import DEFAULT_RETRY_ON, Condition, Rule
+from resumer.query.answers import (
+    FAILURE,
+    NOT_JSON,
+    PERMANENT,
+    THROTTLE,
+    Body,
+    Rules,
+    Verdict,
+    api_message,
+    kind_of_status,
+)
+
+ENVELOPE = """
+[source]
+url = "http://127.0.0.1:1/f"
+[request]
+url = "http://127.0.0.1:1/c"
+[response]
+items = "data.list"
+message = "msg"
+
+[[response.rule]]
+status = [404]
+then = "empty"
+
+[[response.rule]]
+field = "code"
+in = [500, 503]
+then = "retry"
+
+[[response.rule]]
+field = "code"
+in = [429]
+then = "throttle"
+wait = "data.retryAfter"
+
+[[response.rule]]
+status = [200]
+contains = "<html"
+then = "retry"
+
+[[response.rule]]
+field = "code"
+not_in = [0]
+then = "fail"
+
+[[response.rule]]
+field = "data"
+missing = true
+then = "empty"
+"""
+RULES = Rules(parse_job(ENVELOPE, "job.toml").response.rules)
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "verdict"),
+    [
+        (404, b"Not Found", Verdict("empty", 1)),
+        (200, b'{"code": 500, "msg": "busy", "data": null}', Verdict("retry", 2)),
+        (200, '{"code": "503", "msg": "系统繁忙"}'.encode(), Verdict("retry", 2)),
+        (200, b'{"code": 429, "data": {"retryAfter": 2.5}}', Verdict("throttle", 3, 2.5)),
+        (200, b'{"code": 429, "data": {"retryAfter": "7"}}', Verdict("throttle", 3, 7.0)),
+        (200, b'{"code": 429, "data": {"retryAfter": "soon"}}', Verdict("throttle", 3)),
+        (200, b"<html><body>502 Bad Gateway</body></html>", Verdict("retry", 4)),
+        (200, b'{"code": 403, "msg": "denied"}', Verdict("fail", 5)),
+        (200, b'{"code": 500, "data": {"list": []}}', Verdict("retry", 2)),  # lying: not empty
+        (200, b'{"code": 0, "data": null}', Verdict("empty", 6)),
+        (200, b'{"code": "0", "data": {"list": []}}', None),  # no rule: read the items
+        (200, b"plain text", None),  # no field holds of a body that is not JSON
+    ],
+)
+def test_the_first_rule_whose_conditions_all_hold_decides(
+    status: int, body: bytes, verdict: Verdict | None
+) -> None:
+    assert RULES.judge(status, Body(body)) == verdict
+
+
+def test_every_condition_of_a_rule_must_hold() -> None:
+    rule = Rule(1, "fail", frozenset({200}), Condition("code", "in", (1,)), contains="x")
+    rules = Rules([rule])
+    assert rules.judge(200, Body(b'{"code": 1, "x": 0}')) == Verdict("fail", 1)
+    assert rules.judge(500, Body(b'{"code": 1, "x": 0}')) is None  # the status differs
+    assert rules.judge(200, Body(b'{"code": 2, "x": 0}')) is None  # the field differs
+    assert rules.judge(200, Body(b'{"code": 1}')) is None  # the text is not there
+
+
+def test_no_rules_decide_nothing_and_say_so() -> None:
+    rules = Rules(())
+    assert not rules and not rules.renews
+    assert rules.judge(200, Body(b"{}")) is None
+    assert Rules([Rule(1, "renew", frozenset({403}))]).renews
+
+
+def test_the_body_is_decoded_once_and_only_when_a_field_is_read() -> None:
+    body = Body(b"{not json")
+    assert Rules([Rule(1, "empty", frozenset({404}))]).judge(404, body) == Verdict("empty", 1)
+    assert body.document is NOT_JSON
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        ({"msg": "无权限访问该特性"}, "无权限访问该特性"),
+        ({"msg": "two\n  lines"}, "two lines"),
+        ({"msg": 42}, "42"),
+        ({"msg": None}, None),
+        ({"msg": ""}, None),
+        ({"msg": {"text": "x"}}, None),
+        ({}, None),
+        (NOT_JSON, None),
+    ],
+)
+def test_the_apis_own_message_is_read_on_one_line(document: object, message: str | None) -> None:
+    assert api_message(document, "msg") == message
+
+
+def test_a_long_message_is_cut() -> None:
+    assert api_message({"msg": "x" * 1000}, "msg") == "x" * 200
 
 
 def never() -> bool:

@@ -295,7 +295,8 @@ def served(*answers: Answer | Exception) -> respx.MockRouter:
 
 
 def query(job: Job, *answers: Answer | Exception, roots: bool = False) -> list[Item] | None:
-    client = Client(bind(job, {}), HTTP, production_gate())
+    # Every ${VAR} the job refers to is set: a body may hold one (the loader allows it).
+    client = Client(bind(job, dict.fromkeys(job.env_vars(), "v")), HTTP, production_gate())
     with served(*answers):
         if roots:
             return items_or_query_error(client.load_roots)
@@ -401,6 +402,7 @@ def test_any_body_the_loader_accepts_is_sent_or_a_query_error(body: dict[str, An
 FOUND_BODIES = {
     "a nan in request.body": "{ x = nan }",
     "a date in request.body": "{ x = 1979-05-27 }",
+    "a ${VAR} in request.body": '{ x = "${ABC}", y = ["{id}", "${ABC}"] }',
 }
 
 
