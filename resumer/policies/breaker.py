@@ -1,8 +1,14 @@
 """The circuit breaker: stop calling a server that keeps failing, and wait instead.
 
 closed ──(``failure_threshold`` consecutive failures)──► open
-open ──(``reset_timeout`` passed)──► half-open: one probe call goes through
-half-open ──probe answers──► closed   /   ──probe fails──► open again
+open ──(its time passed)──► half-open: one probe call goes through
+half-open ──probe answers──► closed   /   ──probe fails──► open again, for twice as long
+
+It probes early and backs off: the first probe comes ``FIRST_PROBE`` seconds after
+it opens, each failed probe doubles the wait, up to ``reset_timeout``. A backend
+restart of a few seconds costs a few seconds, not ``reset_timeout``; a long outage
+still sees only a handful of probes (1, 2, 4, 8, 16 s, then one every
+``reset_timeout``).
 
 While the breaker is not closed, callers *wait* in ``before_call``: no attempt
 is spent and no node fails because the server had a bad minute. Only
@@ -23,6 +29,7 @@ from resumer.policies.retry import Stopped
 log = logging.getLogger(__name__)
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half-open"
+FIRST_PROBE = 1.0  # seconds open before the first probe (reset_timeout, if shorter)
 _RECHECK = 0.1  # seconds: the longest a waiter sleeps before looking at the stop flag
 
 
@@ -48,6 +55,7 @@ class CircuitBreaker:
         self._state = CLOSED
         self._failures = 0  # consecutive
         self._opened_at = 0.0
+        self._open_for = 0.0  # seconds this opening lasts: FIRST_PROBE, doubled per failed probe
         self._probing = False
         self._cond = threading.Condition()
         self.opened = 0  # how many times it opened (for figures and tests)
@@ -70,7 +78,7 @@ class CircuitBreaker:
         if self._state == HALF_OPEN and not self._probing:
             self._probing = True
             return True, True, 0.0
-        wait = self._opened_at + self.reset_timeout - self.clock() if self._state == OPEN else 0.0
+        wait = self._opened_at + self._open_for - self.clock() if self._state == OPEN else 0.0
         return False, False, max(0.0, min(wait, _RECHECK)) or _RECHECK
 
     def before_call(self, stop: threading.Event) -> bool:
@@ -109,20 +117,22 @@ class CircuitBreaker:
 
     def _open(self) -> None:
         if self._state == CLOSED:
+            self._open_for = min(FIRST_PROBE, self.reset_timeout)
             log.warning(
                 "breaker open: %d transient failures in a row; calls wait %.1fs, then one probe",
                 self._failures,
-                self.reset_timeout,
+                self._open_for,
             )
             self.opened += 1
         else:
+            self._open_for = min(2 * self._open_for, self.reset_timeout)
             log.warning(
-                "breaker open again: the probe call failed; next probe in %.1fs", self.reset_timeout
+                "breaker open again: the probe call failed; next probe in %.1fs", self._open_for
             )
         self._state = OPEN
         self._opened_at = self.clock()
 
     def _tick(self) -> None:
-        if self._state == OPEN and self.clock() - self._opened_at >= self.reset_timeout:
+        if self._state == OPEN and self.clock() - self._opened_at >= self._open_for:
             self._state = HALF_OPEN
             log.warning("breaker half-open: letting one probe call through")

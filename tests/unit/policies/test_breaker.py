@@ -56,13 +56,56 @@ def test_a_probe_that_answers_closes_and_one_that_fails_reopens() -> None:
     _, probe, _ = breaker.permit()
     breaker.after_call(probe, failed=True)
     assert breaker.state == "open"
-    clock.now = 9.0
-    assert breaker.state == "open"  # the timer restarted at the failed probe
-    clock.now = 10.0
+    clock.now = 6.9
+    assert breaker.state == "open"  # the timer restarted at the failed probe, for 2 s
+    clock.now = 7.0
     _, probe, _ = breaker.permit()
     breaker.after_call(probe, failed=False)
     assert breaker.state == "closed"
     assert breaker.permit()[0]
+
+
+def probe_times(breaker: CircuitBreaker, clock: Clock, until: float) -> list[float]:
+    """When probes go through while every probe fails, the clock moving in 0.1 s steps."""
+    times = []
+    tenths = round(clock.now * 10)  # whole tenths: no rounding error piles up
+    while tenths < until * 10:
+        clock.now = tenths / 10
+        go, probe, _ = breaker.permit()
+        if go:
+            assert probe
+            times.append(clock.now)
+            breaker.after_call(probe, failed=True)
+        tenths += 1
+    return times
+
+
+def test_it_probes_early_and_doubles_the_wait_up_to_reset_timeout() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(1, 10.0, clock)
+    fail(breaker, 1)  # opened at 0
+    # 1 s, then 2, 4, 8, then every reset_timeout (10 s): a short outage costs a
+    # second or two, a long one a handful of calls.
+    assert probe_times(breaker, clock, 50.0) == [1.0, 3.0, 7.0, 15.0, 25.0, 35.0, 45.0]
+
+
+def test_once_closed_the_next_opening_starts_again_at_the_first_probe() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(1, 10.0, clock)
+    fail(breaker, 1)
+    assert probe_times(breaker, clock, 8.0) == [1.0, 3.0, 7.0]
+    clock.now = 15.0
+    _, probe, _ = breaker.permit()
+    breaker.after_call(probe, failed=False)
+    fail(breaker, 1)  # opened again at 15
+    assert probe_times(breaker, clock, 17.0) == [16.0]
+
+
+def test_a_reset_timeout_below_the_first_probe_is_kept() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(1, 0.3, clock)
+    fail(breaker, 1)
+    assert probe_times(breaker, clock, 1.0) == [0.3, 0.6, 0.9]
 
 
 def test_a_stop_abandons_a_probe_without_closing() -> None:
