@@ -166,6 +166,10 @@ FAKE_ROWS = [
         fake_flags=(*_RA, "--rate-headers", "draft"),
     ),
     Scenario(
+        "fake: 429 + Retry-After: 1, bucket headers (whole seconds)",
+        fake_flags=(*_RA, "--rate-headers", "bucket"),
+    ),
+    Scenario(
         "fake: 429 + Retry-After: 1, limit / 3 and back",
         fake_flags=(*_RA, "--rate-headers", "none"),
         changing=True,

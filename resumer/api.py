@@ -38,7 +38,7 @@ from resumer.errors import CheckpointError, ConfigError
 from resumer.job.loader import stored_job
 from resumer.job.settings import Job
 from resumer.model import STATUSES
-from resumer.results import JobStatus, Node, Outcome, ProgressFactory, no_progress
+from resumer.results import JobStatus, Node, Outcome, ProgressFactory, iso_utc, no_progress
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +80,9 @@ def resume(
     """
     if not retry_failed and (finished := _already_finished(db)) is not None:
         return finished
+    early, wait = _resume_after(db)
+    if early is not None:
+        return early
     from resumer.crawler import crawl
 
     return crawl.resume(
@@ -88,7 +91,24 @@ def resume(
         handle_signals=handle_signals,
         retry_failed=retry_failed,
         metrics_port=metrics_port,
+        wait=wait,
     )
+
+
+def _resume_after(db: Path) -> tuple[Outcome | None, float]:
+    """Before the time the API named (a run stopped for a wait past ``[rate] max_pause``):
+    the outcome to give without running when more than ``max_pause`` is left, else the
+    seconds every call must still wait (0: none)."""
+    with opened(db) as store:
+        after = store.resume_after()
+        max_pause = stored_job(store.job(), lenient=True).rate.max_pause
+    left = 0.0 if after is None else after - time.time()
+    if left <= 0:
+        return None, 0.0
+    if left > max_pause:
+        outcome = Outcome(stopped=True, complete=False, failed=0, queries=0, resume_after=after)
+        return outcome, left
+    return None, left
 
 
 def _already_finished(db: Path) -> Outcome | None:
@@ -168,6 +188,7 @@ def _status_document(db: Path) -> dict[str, Any]:
         source = store.source_status()
         has_work = store.has_work()
         health = store.health()
+        resume_after = store.resume_after()
         source_error = store.source_error() if source == "failed" else None
     pid = lock.holder(db)
     if pid is not None:
@@ -190,6 +211,9 @@ def _status_document(db: Path) -> dict[str, Any]:
         elapsed += max(0.0, time.time() - record.started_at)
     remaining = remaining_queries(counts, job.crawl.max_depth)
     rate = health.rate if running else None
+    paused = health.paused_until
+    if paused is not None and paused <= time.time():
+        paused = None  # the wait is over
     return {
         "state": state,
         "levels": levels,
@@ -208,6 +232,8 @@ def _status_document(db: Path) -> dict[str, Any]:
         "send_rate_reason": health.send_rate_reason if running else None,
         "pid": pid if pid and pid > 0 else None,
         "source_error": source_error,
+        "paused_until": iso_utc(paused) if running and paused is not None else None,
+        "resume_after": iso_utc(resume_after) if resume_after and not running else None,
     }
 
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 EXIT_OK = 0
 EXIT_FAILED = 1  # a node, the source or the run failed
 EXIT_USAGE = 2  # bad input: the job file, the checkpoint, credentials, a full disk
+EXIT_PAUSED = 75  # the API asked to wait longer than [rate] max_pause: resume after the time said
 EXIT_STOPPED = 130  # stopped by a signal (Ctrl-C, SIGTERM); resume continues
 
 

@@ -83,6 +83,7 @@ class LiveFigures(NamedTuple):
     remaining: float  # queries still to make (an estimate: ``crawler.estimate.remaining_queries``)
     queries_per_second: float | None  # over the last minute (None: not known yet)
     eta: float | None  # seconds left at that pace (None: not known)
+    paused_until: float | None = None  # Unix time a long wait the API asked for ends
 
     @property
     def estimated_total(self) -> float:

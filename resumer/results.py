@@ -17,12 +17,13 @@ import json
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, fields
+from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
 from resumer.checkpoint.export import FlatNode
 from resumer.checkpoint.tally import Counts
-from resumer.errors import EXIT_FAILED, EXIT_OK, EXIT_STOPPED
+from resumer.errors import EXIT_FAILED, EXIT_OK, EXIT_PAUSED, EXIT_STOPPED
 from resumer.model import LiveFigures
 
 
@@ -73,6 +74,8 @@ class JobStatus:
     send_rate_reason: str | None
     pid: int | None
     source_error: str | None
+    paused_until: str | None = None  # ISO 8601 UTC: a long wait every call sits out
+    resume_after: str | None = None  # ISO 8601 UTC: stopped for a wait past max_pause
 
     def as_json(self) -> dict[str, Any]:
         """The ``status --json`` document: plain dicts, in its key order."""
@@ -104,12 +107,21 @@ class Outcome:
     queries: int  # results stored by this run
     source_error: str | None = None  # why the level-1 list could not be loaded
     already_finished: bool = False  # nothing was left to query: no run was started
+    resume_after: float | None = None  # stopped for a wait past [rate] max_pause: until then
 
     @property
     def exit_status(self) -> int:
+        if self.stopped and self.resume_after is not None:
+            return EXIT_PAUSED
         if self.stopped:
             return EXIT_STOPPED
         return EXIT_OK if self.complete else EXIT_FAILED
+
+
+def iso_utc(stamp: float) -> str:
+    """A Unix time as ISO 8601 UTC, to the second: ``2026-12-07T03:15:00Z``."""
+    moment = datetime.fromtimestamp(stamp, UTC).isoformat(timespec="seconds")
+    return moment.replace("+00:00", "Z")
 
 
 HealthProbe = Callable[[], LiveFigures]  # how the run fares now: for the live view

@@ -292,7 +292,25 @@ class Store:
 
     def mark_started(self, now: float) -> None:
         with self._write() as cur:
-            cur.execute("UPDATE job SET started_at = ?, finished_at = NULL WHERE id = 1", (now,))
+            cur.execute(
+                "UPDATE job SET started_at = ?, finished_at = NULL, resume_after = NULL,"
+                " paused_until = NULL WHERE id = 1",
+                (now,),
+            )
+
+    def resume_after(self) -> float | None:
+        """When the API said the job may go on (Unix time), if a run stopped for a wait
+        past ``[rate] max_pause``; None otherwise."""
+        with self._read() as cur:
+            row = cur.execute("SELECT resume_after FROM job WHERE id = 1").fetchone()
+        return None if row is None or row[0] is None else float(row[0])
+
+    def mark_resume_after(self, when: float) -> None:
+        """Keep the time the API named (Unix time): ``status`` and ``resume`` read it."""
+        with self._write() as cur:
+            cur.execute(
+                "UPDATE job SET resume_after = ?, paused_until = NULL WHERE id = 1", (when,)
+            )
 
     def mark_stopped(self, now: float, *, finished: bool) -> None:
         """Add this run's time to the job's; ``finished`` when no work is left."""
@@ -414,7 +432,7 @@ class Store:
         with self._read() as cur:
             row = cur.execute(
                 "SELECT breaker_state, concurrency_limit, rate, retries, send_rate,"
-                " send_rate_reason FROM job"
+                " send_rate_reason, paused_until FROM job"
             ).fetchone()
         return Health(*row) if row else Health(None, None, None, 0)
 

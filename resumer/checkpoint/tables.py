@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 # The newest Alembic revision this code knows; a test checks it is the head.
 # Knowing it lets a checkpoint already at head open without importing Alembic.
-SCHEMA_REVISION = "0007"
+SCHEMA_REVISION = "0008"
 MIGRATIONS_DIR = Path(str(importlib.resources.files("resumer.checkpoint.migrations")))
 
 # The schema the migrations build, as SQLite records it: a new checkpoint is created
@@ -64,6 +64,8 @@ HEAD_SCHEMA = (
         alerts TEXT,
         send_rate FLOAT,
         send_rate_reason TEXT,
+        paused_until FLOAT,
+        resume_after FLOAT,
         PRIMARY KEY (id),
         CONSTRAINT one_job CHECK (id = 1))""",
     """CREATE TABLE nodes (

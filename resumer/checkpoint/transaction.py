@@ -43,6 +43,7 @@ class Health(NamedTuple):
     new_retries: int  # retries since the last record (when read back: in all)
     send_rate: float | None = None  # calls a second the pacer allowed (None: no limit)
     send_rate_reason: str | None = None  # why it last changed
+    paused_until: float | None = None  # Unix time a long wait ends (every call waits)
 
 
 PriorityOf = Callable[[int, str, str, int], int]  # (level, id, type, parent's) -> priority
@@ -72,8 +73,8 @@ class Transaction:
         """Record how the running job fares (for ``status`` in another terminal)."""
         self._cur.execute(
             "UPDATE job SET breaker_state = ?, concurrency_limit = ?, rate = ?,"
-            " retries = retries + ?, health_at = ?, send_rate = ?, send_rate_reason = ?"
-            " WHERE id = 1",
+            " retries = retries + ?, health_at = ?, send_rate = ?, send_rate_reason = ?,"
+            " paused_until = ? WHERE id = 1",
             (
                 health.breaker,
                 health.limit,
@@ -82,6 +83,7 @@ class Transaction:
                 time.time(),
                 health.send_rate,
                 health.send_rate_reason,
+                health.paused_until,
             ),
         )
 

@@ -35,6 +35,7 @@ from resumer.errors import (
 )
 from resumer.job.loader import load_job
 from resumer.ops import logs
+from resumer.results import iso_utc
 
 if TYPE_CHECKING:
     from resumer.results import HealthProbe, Outcome
@@ -113,6 +114,13 @@ def _report(outcome: Outcome, db: Path) -> NoReturn:
                 f" to query. See why with: resumer failed --db {db}; query them again with:"
                 f" resumer resume --db {db} --retry-failed"
             )
+    elif outcome.stopped and outcome.resume_after is not None:
+        err().print(
+            f"the API asked to wait until {iso_utc(outcome.resume_after)}, longer than [rate]"
+            " max_pause: stopped; everything is checkpointed and no node failed. Resume after"
+            f" that time with: resumer resume --db {db}",
+            markup=False,
+        )
     elif outcome.stopped:
         err().print(f"stopped; everything is checkpointed. Resume with: resumer resume --db {db}")
     elif outcome.source_error is not None:

@@ -20,6 +20,7 @@ from rich.text import Text
 
 from resumer.crawler.estimate import Window, queried
 from resumer.model import STATUSES, LiveFigures
+from resumer.results import iso_utc
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,12 @@ def status_table(info: Mapping[str, Any]) -> Group:
         if info.get("send_rate_reason"):
             health += f" ({info['send_rate_reason']})"
         lines.append(Text(health))
+    if info.get("paused_until"):
+        lines.append(Text(f"paused until {info['paused_until']}: the API asked (every call waits)"))
+    if info.get("resume_after"):
+        lines.append(
+            Text(f"resume after {info['resume_after']}: the API asked to wait", style="yellow")
+        )
     if info.get("failed"):
         lines.append(Text(f"failed: {info['failed']:,} (see: resumer failed)", style="red"))
     if info.get("source_error"):
@@ -125,10 +132,12 @@ def overall_text(figures: LiveFigures, elapsed: float) -> str:
     share = f" ({figures.done / total:.0%})" if total else ""
     eta = format_duration(figures.eta) if figures.eta is not None else "unknown"
     pace = f"{figures.send_rate:,.1f} calls/s" if figures.send_rate is not None else "no limit"
+    pacing = f"ETA ~{eta}   send rate {pace}"
+    if figures.paused_until is not None:  # a quota closed: no rate, no pace to speak of
+        pacing = f"paused until {iso_utc(figures.paused_until)} (the API asked)"
     return (
         f"queries {figures.done:,} of ~{round(total):,}{share}   elapsed {format_duration(elapsed)}"
-        f"   ETA ~{eta}   send rate {pace}   in flight {figures.in_flight}/{figures.limit}"
-        f"   breaker {figures.breaker}"
+        f"   {pacing}   in flight {figures.in_flight}/{figures.limit}   breaker {figures.breaker}"
     )
 
 

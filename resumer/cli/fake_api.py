@@ -70,7 +70,8 @@ def fake_api(
     rate_headers: Annotated[
         str,
         typer.Option(
-            help="Rate-limit headers: none, ratelimit, x-ratelimit or draft.", metavar="STYLE"
+            help="Rate-limit headers: none, ratelimit, x-ratelimit, draft or bucket.",
+            metavar="STYLE",
         ),
     ] = "none",
     require_auth: Annotated[
@@ -116,6 +117,15 @@ def fake_api(
         str, typer.Option(help='--envelope: ids answered {"code": 403}, comma-separated.')
     ] = "",
     names: Annotated[str, typer.Option(help="Names of the features: en or zh.")] = "en",
+    quota: Annotated[
+        int,
+        typer.Option(
+            help="Children calls allowed, then closed for --closed-for (0 = none).", min=0
+        ),
+    ] = 0,
+    closed_for: Annotated[
+        float, typer.Option(help="Seconds the quota stays closed (429, Retry-After).", min=0)
+    ] = 60.0,
 ) -> None:
     """Serve the fake feature API (the demo's) until stopped."""
     from resumer.fake.auth import FakeAuth
@@ -156,6 +166,8 @@ def fake_api(
         body_throttle_rate=body_throttle_rate,
         lie_rate=lie_rate,
         denied=frozenset(part.strip() for part in denied.split(",") if part.strip()),
+        quota=quota,
+        closed_for=closed_for,
     )
     tree = FakeTree(seed=seed, roots=roots, fanout=shape, even=even, names=names)
     auth = FakeAuth(

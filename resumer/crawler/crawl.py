@@ -81,10 +81,12 @@ def resume(
     handle_signals: bool = False,
     retry_failed: bool = False,
     metrics_port: int | None = None,
+    wait: float = 0.0,
 ) -> Outcome:
     """Continue the job stored in ``db`` from its checkpoint.
 
-    ``retry_failed`` first puts failed nodes back to pending.
+    ``retry_failed`` first puts failed nodes back to pending; ``wait``: seconds every
+    call waits first (the time the API named is not reached yet).
     """
     with naming_backups(db):
         record = inspect(db, write=True)  # read-only: a refused file is left as it was
@@ -99,7 +101,7 @@ def resume(
                 count = store.retry_failed()
                 log.info("%d failed node(s) are pending again", count)
             log.info("job %s: resumed from %s", job.origin, db)
-            return _run(bound, store, progress, handle_signals, metrics_port)
+            return _run(bound, store, progress, handle_signals, metrics_port, wait)
         finally:
             store.close()
 
@@ -122,12 +124,15 @@ def _run(
     progress: ProgressFactory,
     handle_signals: bool,
     metrics_port: int | None,
+    wait: float = 0.0,
 ) -> Outcome:
     job = bound.job
     logs.protect(bound.secrets)  # the ${VAR} values, and a password in request.proxy
     logs.set_job(Path(job.origin).name)
     with pool_for(bound) as http:
         policies = Policies(job)
+        if wait > 0:
+            policies.pacer.wait_until(wait, "the time the API named is not reached yet")
         client = Client(bound, http, policies.gate)
         alerts = _alerts(bound, store, policies)
         runner = Runner(job, store, client, policies, alerts=alerts)

@@ -51,7 +51,8 @@ class Policies:
             ceiling=job.rate.per_second,
             burst=job.rate.burst,
             adaptive=job.rate.adaptive,
-            max_pause=job.retry.max,
+            retry_max=job.retry.max,
+            max_pause=job.rate.max_pause,
             clock=clock,
         )
         self.gate = Gate(

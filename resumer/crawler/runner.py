@@ -56,7 +56,7 @@ from resumer.model import Failure, Item, LiveFigures, Release, Result, Task
 from resumer.ops.alerts import Alerts, Figures
 from resumer.ops.logs import node_context
 from resumer.policies.retry import NodeLabel, Stopped
-from resumer.results import Outcome
+from resumer.results import Outcome, iso_utc
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +114,7 @@ class Runner:
         self._queried = 0  # queries answered for good (children or a failure) in this run
         self._retries = 0  # calls beyond the first, in this run
         self._retries_recorded = 0
+        self._resume_after: float | None = None  # Unix time: a wait past max_pause stopped us
         self._paces = Window(RATE_WINDOW)
         self._rate: float | None = None  # queries a second over RATE_WINDOW, as last measured
 
@@ -139,7 +140,14 @@ class Runner:
             remaining,
             rate,
             eta_seconds(remaining, rate),
+            self._wall(self.policies.pacer.paused_until),
         )
+
+    def _wall(self, at: float | None) -> float | None:
+        """A time on the pacer's clock as Unix time."""
+        if at is None:
+            return None
+        return time.time() + (at - self.policies.pacer.clock())
 
     # -- control ---------------------------------------------------------------
 
@@ -223,6 +231,7 @@ class Runner:
         if not self._maybe_pending and not any(self._outstanding.values()):
             return False
         results = self.workers.collect(SAVE_BATCH, wait=not self._hungry_levels())
+        self._check_closed()
         fed: set[int] = set()
         claimed: dict[int, list[Task]] = {}
         with self.store.transaction() as tx:
@@ -247,6 +256,21 @@ class Runner:
         self.workers.check()  # before shutdown, a worker ends only if it died: its node is lost
         return True
 
+    def _check_closed(self) -> None:
+        """The API asked for a wait past ``[rate] max_pause``: stop the run as a Ctrl-C would,
+        keeping the time to resume after."""
+        closed = self.policies.pacer.closed_until
+        if closed is None or self._resume_after is not None:
+            return
+        self._resume_after = self._wall(closed)
+        assert self._resume_after is not None
+        self.store.mark_resume_after(self._resume_after)
+        log.warning(
+            "stopping: the API asked to wait until %s, longer than [rate] max_pause",
+            iso_utc(self._resume_after),
+        )
+        self.request_stop()
+
     def _evaluate_alerts(self, tx: Transaction) -> None:
         """Check the alert rules (cheap: a few comparisons) and keep their states."""
         now = self.clock()
@@ -270,7 +294,8 @@ class Runner:
         breaker, limit, send_rate = self.policies.health()
         why = self.pacer_reason()
         retries = self._retries - self._retries_recorded
-        tx.set_health(Health(breaker, limit, rate, retries, send_rate, why))
+        paused = self._wall(self.policies.pacer.paused_until)
+        tx.set_health(Health(breaker, limit, rate, retries, send_rate, why, paused))
         self._retries_recorded = self._retries
 
     def pacer_reason(self) -> str | None:
@@ -446,6 +471,7 @@ class Runner:
             complete=self.store.source_status() == "complete",
             failed=failed,
             queries=self._saved,
+            resume_after=self._resume_after if stopped else None,
         )
 
 

@@ -250,19 +250,22 @@ class Workers:
     def _server_trouble(self, error: QueryError, task: Task, attempts: int) -> bool:
         """True if a query that ran out of attempts should wait for later, not fail.
 
-        The server was down (the breaker is not closed, or it said 503: an
-        outage's first 503s look like load shed until errors are all there is)
-        or kept saying "too many" (``QueryError.throttled``): not the node's
-        fault, so it goes back to pending, up to RELEASES times its attempts in
-        all, then fails.
+        The server kept saying "too many" (``QueryError.throttled``): a throttle
+        never fails a node, however long it lasts (a run that gets nothing else
+        for ``[rate] max_pause`` stops: the pacer's business). Or the server was
+        down (the breaker is not closed, or it said 503: an outage's first 503s
+        look like load shed until errors are all there is): not the node's
+        fault either, so it goes back to pending, up to RELEASES times its
+        attempts in all, then fails.
         """
         if not error.transient:
             return False
+        if error.throttled:
+            return True
         budget = RELEASES * self.policies.retrier(task.level).policy.attempts
         if task.attempts + attempts >= budget:
             return False
-        unavailable = error.status == 503 or self.policies.breaker.state != CLOSED
-        return error.throttled or unavailable
+        return error.status == 503 or self.policies.breaker.state != CLOSED
 
 
 def internal_error(client: object, error: BaseException) -> str:

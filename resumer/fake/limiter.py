@@ -18,7 +18,12 @@ never "restarts". ``"ratelimit"`` sends ``RateLimit-Limit``, ``-Remaining`` and
 ``-Reset: 1`` (seconds); ``"x-ratelimit"`` the same as ``X-RateLimit-*`` with
 the reset as a Unix time (the whole second after the next); ``"draft"`` the IETF
 draft's ``RateLimit-Policy: "default";q=limit;w=1`` and
-``RateLimit: "default";r=remaining;t=1``. No headers while the limit is off.
+``RateLimit: "default";r=remaining;t=1``. ``"bucket"`` describes the bucket
+itself, in whole seconds, as many gateways do (both ``RateLimit-*`` and
+``X-RateLimit-*``): the limit is ``burst``, the remaining the calls it takes
+at once now, the reset the whole seconds until it is empty: a bucket of 100
+calls a second and a burst of 10 says ``10``, ``9``, ``1`` while a client
+sends at 9 calls a second, and at 90. No headers while the limit is off.
 
 Owns: the bucket, its decisions and its headers. Must not: serve HTTP (``server``).
 """
@@ -32,7 +37,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 THROTTLE_STATUSES = (429, 503)
-RATE_HEADER_STYLES = ("ratelimit", "x-ratelimit", "draft")
+RATE_HEADER_STYLES = ("ratelimit", "x-ratelimit", "draft", "bucket")
 _SLACK = 1e-9  # requests: float noise must not refuse a call paced at exactly 1 / rate
 
 
@@ -109,6 +114,18 @@ def rate_limit_headers(style: str, decision: Decision, epoch: float) -> tuple[tu
     (see the module's docstring); none when the limit is off."""
     if decision.rate <= 0 or not style:
         return ()
+    if style == "bucket":
+        left = str(max(0, math.floor(decision.burst - decision.excess + _SLACK)))
+        reset = str(max(1, math.ceil(decision.excess / decision.rate - _SLACK)))
+        limit_ = str(decision.burst)
+        return (
+            ("RateLimit-Limit", limit_),
+            ("RateLimit-Remaining", left),
+            ("RateLimit-Reset", reset),
+            ("X-RateLimit-Limit", limit_),
+            ("X-RateLimit-Remaining", left),
+            ("X-RateLimit-Reset", reset),
+        )
     end = math.floor(epoch) + 2 if style == "x-ratelimit" else epoch + 1
     window = end - epoch
 

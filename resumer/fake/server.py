@@ -111,6 +111,10 @@ class Faults:
     body_throttle_rate: float = 0.0  # envelope: HTTP 200 {"code": 429, "data": {"retryAfter"}}
     lie_rate: float = 0.0  # envelope: HTTP 200 {"code": 500, "data": {"list": []}}: an error
     denied: frozenset[str] = frozenset()  # envelope: ids answered {"code": 403} every time
+    # A quota: after this many children calls the API is closed for closed_for seconds
+    # (429 with Retry-After: the seconds left), then opens with a new quota (0 = none).
+    quota: int = 0
+    closed_for: float = 0.0
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.rate_limit) and self.rate_limit >= 0):
@@ -199,6 +203,8 @@ class FakeAPI:
         self.faults = faults or Faults()
         self.stats = Stats()
         self._draws: Counter[str] = Counter()
+        self._quota_used = 0  # children calls of the current quota
+        self._closed_until = -math.inf  # the quota is closed until then (monotonic)
         self._bucket = LeakyBucket(self.faults.rate_limit, self.faults.burst)
         self._rate_lock = threading.Lock()
         self._started = 0.0
@@ -329,8 +335,11 @@ class FakeAPI:
         if faults.max_inflight:
             latency *= max(1.0, in_flight / faults.max_inflight)  # an overloaded server slows
         guarded = self.auth.answer(method, target, body, headers or {}) if self.auth else None
+        closed = self._quota(target) if faults.quota else None
         if guarded is not None:  # /token, /_auth, or a data call refused with 401
             answer = _Answer(*guarded)
+        elif closed is not None:
+            answer = closed
         elif self._bucket.rate and _is_children(target):
             answer = self._limited(method, target, body, in_flight)
         else:  # _unlimited, inlined: the limit off must cost no more than the test above
@@ -342,6 +351,23 @@ class FakeAPI:
             await asyncio.sleep(latency)
         self.stats.answered(arrived, target, answer.status if answer.action != "drop" else 0)
         return answer
+
+    def _quota(self, target: str) -> _Answer | None:
+        """A children call against the quota: refused while it is closed (429, Retry-After
+        the seconds left, whole), else counted; the last call of a quota closes it."""
+        if not _is_children(target):
+            return None
+        now = time.monotonic()
+        if now < self._closed_until:
+            left = math.ceil(self._closed_until - now)
+            error = {"error": f"quota exhausted: closed for {left}s more"}
+            return _Answer(429, error, (("Retry-After", str(left)),), "refused")
+        self._quota_used += 1
+        if self._quota_used >= self.faults.quota:
+            self._quota_used = 0
+            self._closed_until = now + self.faults.closed_for
+            self.stats.closed += 1
+        return None
 
     def _unlimited(self, method: str, target: str, body: bytes, in_flight: int) -> _Answer:
         answer = None if target.startswith("/_") else self._fault(target, in_flight)

@@ -20,6 +20,7 @@ class Stats:
     def __init__(self) -> None:
         self.calls: Counter[str] = Counter()  # children answered, per node id
         self.received = 0  # requests received (before any latency)
+        self.closed = 0  # times the quota closed (``Faults.quota``)
         self.connections = 0  # TCP connections accepted
         self.in_flight = 0
         self.max_in_flight = 0

@@ -32,6 +32,7 @@ from resumer.job.settings import (
     DEFAULT_GRACE,
     DEFAULT_HTTP_CONCURRENCY,
     DEFAULT_MAX_DEPTH,
+    DEFAULT_MAX_PAUSE,
     DEFAULT_METHOD,
     DEFAULT_METRICS_HOST,
     DEFAULT_MIN_CONCURRENCY,
@@ -282,6 +283,13 @@ SCHEMA: Mapping[str, Mapping[str, Key]] = {
         ),
         "adaptive": Key(
             "bool", DEFAULT_PACING, help="the rate floats with throttles and rate-limit headers"
+        ),
+        "max_pause": Key(
+            "duration",
+            DEFAULT_MAX_PAUSE,
+            minimum=0,
+            maximum=MAX_DURATION,
+            help="seconds: the longest wait the API may ask for that the crawl sits out",
         ),
     },
     "priority": {

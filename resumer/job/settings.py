@@ -26,6 +26,7 @@ from resumer.policies.defaults import DEFAULT_BACKOFF_MAX as DEFAULT_BACKOFF_MAX
 from resumer.policies.defaults import DEFAULT_BACKOFF_MULTIPLIER as DEFAULT_BACKOFF_MULTIPLIER
 from resumer.policies.defaults import DEFAULT_BURST as DEFAULT_BURST
 from resumer.policies.defaults import DEFAULT_FAILURE_THRESHOLD as DEFAULT_FAILURE_THRESHOLD
+from resumer.policies.defaults import DEFAULT_MAX_PAUSE as DEFAULT_MAX_PAUSE
 from resumer.policies.defaults import DEFAULT_MIN_CONCURRENCY as DEFAULT_MIN_CONCURRENCY
 from resumer.policies.defaults import DEFAULT_PACING as DEFAULT_PACING
 from resumer.policies.defaults import DEFAULT_RATE as DEFAULT_RATE
@@ -184,6 +185,7 @@ class Rate:
     per_second: float  # calls a second at most; 0 = no ceiling
     burst: int
     adaptive: bool = DEFAULT_PACING  # the rate floats below per_second (policies.pacer)
+    max_pause: float = DEFAULT_MAX_PAUSE  # seconds: a longer wait stops the run (exit 75)
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,7 +265,7 @@ class Job:
         frozenset(DEFAULT_RETRY_ON),
     )
     breaker: Breaker = Breaker(DEFAULT_FAILURE_THRESHOLD, DEFAULT_RESET_TIMEOUT)
-    rate: Rate = Rate(DEFAULT_RATE, DEFAULT_BURST, DEFAULT_PACING)
+    rate: Rate = Rate(DEFAULT_RATE, DEFAULT_BURST, DEFAULT_PACING, DEFAULT_MAX_PAUSE)
     backup: Backup = Backup(0.0, DEFAULT_BACKUPS_KEPT)
     metrics: MetricsSettings = MetricsSettings(0, DEFAULT_METRICS_HOST)
     alerts: AlertSettings = AlertSettings(0.0, DEFAULT_ALERT_WINDOW, 0.0, 0.0, 0, "")

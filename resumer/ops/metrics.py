@@ -147,6 +147,11 @@ class Metrics:
             " (NaN: not known yet)",
             registry=r,
         ).set_function(lambda: _or_nan(progress().eta))
+        Gauge(
+            "resumer_paused_until_seconds",
+            "When the wait the API asked for ends, every call waiting (Unix time; 0: no wait)",
+            registry=r,
+        ).set_function(lambda: progress().paused_until or 0.0)
 
     def observe_call(self, level: int, outcome: CallOutcome, seconds: float) -> None:
         code = str(outcome.status) if outcome.status else "none"

@@ -23,6 +23,7 @@ DEFAULT_RESET_TIMEOUT = 30.0  # seconds the breaker stays open before a probe ca
 DEFAULT_RATE = 0.0  # calls a second at most; 0 = no ceiling
 DEFAULT_BURST = 1  # calls the rate lets through at once
 DEFAULT_PACING = True  # the send rate floats with throttles and rate-limit headers
+DEFAULT_MAX_PAUSE = 900.0  # seconds: the longest wait the API may ask for that a crawl sits out
 
 # [crawl] adaptive: concurrency.AdaptiveLimit
 DEFAULT_MIN_CONCURRENCY = 1  # HTTP calls in flight at least, when the limit floats

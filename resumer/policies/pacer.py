@@ -46,6 +46,12 @@ model, with CUBIC growth). These are the rules; ``bench/pacing.py`` and
   It pauses every call only when cutting did not help (the rate is at its
   floor): the server is closed, not trimming excess. When a pause ends,
   calls leave one interval apart, never as a burst.
+- A long wait (a ``Retry-After``, or a rate-limit reset with nothing left,
+  longer than ``retry_max``) is a quota closed for a while: every call waits
+  it out in full (``waiting_until``), whatever the rate. Longer than
+  ``max_pause`` it is not sat out: ``closed_until`` says when to come back,
+  and the run stops. So does a server that answered nothing but throttles
+  for ``max_pause``: a throttle never fails a node, however long it lasts.
 
 With ``adaptive=False`` the rate is fixed at ``ceiling`` (0: no limit) and
 every ``Retry-After`` pauses every call, as a plain token bucket would.
@@ -66,6 +72,7 @@ from dataclasses import dataclass
 from resumer.policies.defaults import (
     DEFAULT_BACKOFF_MAX,
     DEFAULT_BURST,
+    DEFAULT_MAX_PAUSE,
     DEFAULT_PACING,
     DEFAULT_RATE,
 )
@@ -176,10 +183,14 @@ class Pacer:
         ceiling: float = DEFAULT_RATE,
         burst: int = DEFAULT_BURST,
         adaptive: bool = DEFAULT_PACING,
-        max_pause: float = DEFAULT_BACKOFF_MAX,
+        retry_max: float = DEFAULT_BACKOFF_MAX,
+        max_pause: float = DEFAULT_MAX_PAUSE,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.max_pause = max_pause  # seconds: the longest a Retry-After pauses every call
+        self.retry_max = retry_max  # seconds: a wait up to this is a call's own, or a short pause
+        self.max_pause = max_pause  # seconds: the longest wait the whole crawl sits out
+        self.waiting_until: float | None = None  # a long wait: no call before this (clock time)
+        self.closed_until: float | None = None  # asked to wait past max_pause: the run stops
         self.ceiling = ceiling if ceiling > 0 else math.inf
         self.burst = max(1, burst)
         self.adaptive = adaptive
@@ -200,6 +211,7 @@ class Pacer:
         self._work_left: tuple[float, float] | None = None  # (when said, queries left)
         self._shares: deque[float] = deque(maxlen=NOISE_MEMORY)  # refused shares at cuts
         self._last_success = -math.inf
+        self._last_ok = clock()  # the last success, or the start: throttles only since close it
         self._at_success: tuple[float | None, float, float] = (None, 0.0, -math.inf)
         self._header_rate: float | None = None
         self._header_until = -math.inf
@@ -275,9 +287,14 @@ class Pacer:
     ) -> None:
         """One answer: a call sent at ``sent`` was throttled, succeeded, failed (5xx, a
         timeout: the breaker's business), or none of these (4xx)."""
+        if success:
+            self._last_ok = self.clock()  # one store (atomic): read under the lock below
+        elif throttled:
+            with self._lock:
+                if self._long_waits(self.clock(), retry_after):
+                    return  # every call waits it out, or the run stops: nothing more to learn
         if not self.adaptive:
-            if throttled and retry_after:
-                self.pause(retry_after, sent)
+            self._fixed(sent, throttled, retry_after)
             return
         with self._lock:
             now = self.clock()
@@ -314,10 +331,69 @@ class Pacer:
             window = SHED_SUCCESSES / accepted if accepted else MIN_SHED_WINDOW
             return now - self._last_success < max(MIN_SHED_WINDOW, window)
 
+    def _fixed(self, sent: float, throttled: bool, retry_after: float | None) -> None:
+        """A fixed bucket (``adaptive=False``): every Retry-After pauses every call."""
+        if throttled and retry_after:
+            self.pause(retry_after, sent)
+
+    @property
+    def paused_until(self) -> float | None:
+        """When the long wait in force ends (clock time), or None."""
+        until = self.waiting_until
+        return until if until is not None and until > self.clock() else None
+
+    def wait_until(self, seconds: float, why: str) -> None:
+        """Every call waits ``seconds`` from now, in full (a resume before the time the API
+        named): as a long wait the API asked for, but never closing."""
+        with self._lock:
+            now = self.clock()
+            self._wait(now, seconds, why)
+
+    def _long_waits(self, now: float, retry_after: float | None) -> bool:
+        """After a throttle: sit out a long wait the API asked for, or close past
+        ``max_pause`` (so does a server that throttled everything since); True if so."""
+        if retry_after is not None and retry_after > self.retry_max:
+            return self._asked(now, retry_after, f"Retry-After: {retry_after:g}s")
+        if now - self._last_ok >= self.max_pause and self.closed_until is None:
+            wait = retry_after if retry_after is not None else self.retry_max
+            self._close(now, wait, f"nothing but throttles for {now - self._last_ok:.0f}s")
+            return True
+        return False
+
+    def _asked(self, now: float, seconds: float, why: str) -> bool:
+        """The API asked for a long wait: sat out by every call, or past ``max_pause`` the
+        run stops (``closed_until``)."""
+        if seconds > self.max_pause:
+            self._close(now, seconds, why)
+        else:
+            self._wait(now, seconds, why)
+        return True
+
+    def _wait(self, now: float, seconds: float, why: str) -> None:
+        until = now + seconds
+        if self.waiting_until is None or until > self.waiting_until + 1.0:
+            log.info("waiting %.0fs, every call (%s)", seconds, why)
+        self.waiting_until = max(until, self.waiting_until or until)
+        self._pause_until(now, until)
+        self.reason = f"paused for {seconds:.0f}s ({why})"
+
+    def _close(self, now: float, seconds: float, why: str) -> None:
+        until = now + seconds
+        if self.closed_until is None:
+            log.warning(
+                "the API asked to wait %.0fs (%s), longer than [rate] max_pause (%.0fs):"
+                " the run stops",
+                seconds,
+                why,
+                self.max_pause,
+            )
+        self.closed_until = max(until, self.closed_until or until)
+        self._pause_until(now, until)  # nothing more goes out while the run stops
+
     def pause(self, seconds: float, sent: float | None = None) -> None:
-        """No call before ``seconds`` (at most ``max_pause``) from now; then calls leave one
+        """No call before ``seconds`` (at most ``retry_max``) from now; then calls leave one
         interval apart. A call ``sent`` before the last pause began tells nothing new."""
-        seconds = min(seconds, self.max_pause)
+        seconds = min(seconds, self.retry_max)
         with self._lock:
             now = self.clock()
             if sent is not None and sent < self._paused_at:
@@ -380,7 +456,7 @@ class Pacer:
         self.cuts += 1
         self.reason = f"throttled at {current:,.1f}/s"
         if retry_after and self._curve <= MIN_RATE:
-            retry_after = min(retry_after, self.max_pause)
+            retry_after = min(retry_after, self.retry_max)
             self._pause_until(now, now + retry_after)
             self.reason = f"throttled at the floor: pausing {retry_after:.2f}s"
 
@@ -452,7 +528,10 @@ class Pacer:
         reset = min(reset, MAX_RESET) if reset is not None else None
         if remaining is not None and reset is not None and reset > 0:
             budget = remaining - max(0, in_flight - 1)
-            if budget <= 0:
+            if budget <= 0 and remaining <= 0 and reset > self.retry_max:  # a quota closed
+                self._asked(now, reset, f"rate-limit headers: none left, reset in {reset:.0f}s")
+                self._header_rate = None
+            elif budget <= 0:
                 if self._resume_at < now + reset:
                     self._pause_until(now, now + reset)
                     self.reason = f"headers: no call left, reset in {reset:.2f}s"

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from resumer.checkpoint.export import FlatNode
-from resumer.results import JobStatus, Node, Outcome
+from resumer.results import JobStatus, Node, Outcome, iso_utc
 
 
 @pytest.mark.parametrize(
@@ -21,6 +21,7 @@ from resumer.results import JobStatus, Node, Outcome
         (Outcome(stopped=False, complete=False, failed=2, queries=10), 1),
         (Outcome(stopped=True, complete=False, failed=0, queries=3), 130),
         (Outcome(stopped=True, complete=True, failed=0, queries=3), 130),
+        (Outcome(stopped=True, complete=False, failed=0, queries=3, resume_after=9e9), 75),
         (Outcome(stopped=False, complete=False, failed=0, queries=0, source_error="HTTP 500"), 1),
     ],
 )
@@ -53,6 +54,8 @@ DOCUMENT: dict[str, Any] = {
     "send_rate_reason": None,
     "pid": None,
     "source_error": None,
+    "paused_until": None,
+    "resume_after": "2026-12-07T03:15:00Z",
 }
 
 
@@ -78,3 +81,8 @@ def test_a_node_has_its_payload_parsed() -> None:
     assert node == Node(
         2, "F1.2", "Feature 1.2", "core", "F1", "F1/F1.2", "complete", {"id": "F1.2", "n": [1]}
     )
+
+
+def test_a_unix_time_is_written_as_iso_8601_utc() -> None:
+    assert iso_utc(1796613300.0) == "2026-12-07T03:15:00Z"
+    assert iso_utc(0.4) == "1970-01-01T00:00:00Z"

@@ -65,14 +65,15 @@ def test_a_pause_ends_one_call_at_a_time_never_in_a_burst() -> None:
     assert waits == pytest.approx([2.0, 2.1, 2.2, 2.3])  # the saved-up burst is not spent
 
 
-def test_a_pause_is_capped_and_a_call_sent_before_it_does_not_stretch_it() -> None:
+def test_a_call_sent_before_a_pause_does_not_stretch_it() -> None:
     clock = Clock()
-    pacer = Pacer(ceiling=10, adaptive=False, max_pause=5.0, clock=clock)
-    pacer.record(sent=0.0, throttled=True, success=False, retry_after=60.0)
-    assert pacer.paused_for == 5.0
+    pacer = Pacer(ceiling=10, adaptive=False, retry_max=5.0, clock=clock)
+    pacer.record(sent=0.0, throttled=True, success=False, retry_after=3.0)
+    assert pacer.paused_for == 3.0
     clock.now = 1.0
-    pacer.record(sent=-0.5, throttled=True, success=False, retry_after=5.0)  # older news
-    assert pacer.paused_for == 4.0
+    pacer.record(sent=-0.5, throttled=True, success=False, retry_after=3.0)  # older news
+    assert pacer.paused_for == 2.0
+    assert pacer.paused_until is None  # a short pause: not a wait to show
 
 
 # -- the rules -----------------------------------------------------------------
@@ -283,3 +284,65 @@ def test_the_ceiling_holds_even_when_the_server_allows_more() -> None:
     result = simulated(Server(rate=lambda t: 1000.0, burst=BURST), ceiling=50.0, queries=500)
     assert result.throttles == 0
     assert result.accepted_between(1, 9) <= 50.0 * 1.01
+
+
+# -- long waits and quotas ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("adaptive", [True, False])
+def test_a_wait_longer_than_retry_max_is_sat_out_in_full_by_every_call(adaptive: bool) -> None:
+    clock = Clock()
+    pacer = Pacer(adaptive=adaptive, retry_max=30.0, max_pause=900.0, clock=clock)
+    pacer.record(sent=0.0, throttled=True, success=False, retry_after=600.0)
+    assert pacer.paused_until == 600.0 and pacer.closed_until is None
+    assert pacer.reserve() == 600.0  # no call before it: the quota is closed
+    clock.now = 599.0
+    assert pacer.paused_until == 600.0
+    clock.now = 600.0
+    assert pacer.paused_until is None  # over: calls go again
+
+
+def test_rate_limit_headers_with_nothing_left_for_long_are_a_long_wait() -> None:
+    clock = Clock()
+    pacer = Pacer(retry_max=30.0, max_pause=900.0, clock=clock)
+    limits = RateLimits(limit=1000, remaining=0, reset=120.0)
+    pacer.record(sent=0.0, throttled=True, success=False, limits=limits, in_flight=1)
+    assert pacer.paused_until == 120.0 and pacer.reserve() == 120.0
+
+
+def test_a_wait_longer_than_max_pause_closes_and_nothing_more_goes_out() -> None:
+    clock = Clock()
+    pacer = Pacer(retry_max=30.0, max_pause=900.0, clock=clock)
+    pacer.record(sent=0.0, throttled=True, success=False, retry_after=3 * 3600.0)
+    assert pacer.closed_until == 3 * 3600.0
+    assert pacer.reserve() == 3 * 3600.0
+
+
+def test_nothing_but_throttles_for_max_pause_closes() -> None:
+    clock = Clock()
+    pacer = Pacer(retry_max=30.0, max_pause=60.0, clock=clock)
+    pacer.record(sent=0.0, throttled=False, success=True)
+    for second in range(1, 60):  # a short Retry-After each time: never a long wait
+        clock.now = float(second)
+        pacer.record(sent=clock.now, throttled=True, success=False, retry_after=1.0)
+        assert pacer.closed_until is None
+    clock.now = 60.0
+    pacer.record(sent=clock.now, throttled=True, success=False, retry_after=1.0)
+    assert pacer.closed_until == 61.0
+
+
+def test_a_success_now_and_then_keeps_a_throttled_run_going() -> None:
+    clock = Clock()
+    pacer = Pacer(retry_max=30.0, max_pause=60.0, clock=clock)
+    for second in range(1, 200):
+        clock.now = float(second)
+        success = second % 50 == 0
+        pacer.record(sent=clock.now, throttled=not success, success=success, retry_after=1.0)
+    assert pacer.closed_until is None
+
+
+def test_a_resume_before_the_time_said_waits_every_call_until_then() -> None:
+    clock = Clock()
+    pacer = Pacer(clock=clock)
+    pacer.wait_until(42.0, "the time the API named")
+    assert (pacer.paused_until, pacer.closed_until, pacer.reserve()) == (42.0, None, 42.0)

@@ -76,7 +76,7 @@ def production_gate() -> Gate:
         stop=threading.Event(),
         limiter=limiter,
         breaker=CircuitBreaker(5, 30.0),
-        pacer=Pacer(adaptive=True, max_pause=30.0),
+        pacer=Pacer(adaptive=True, retry_max=30.0),
         adaptive=AdaptiveLimit(limiter, 1, 16),
     )
 
