@@ -38,9 +38,17 @@ model, with CUBIC growth). These are the rules; ``bench/pacing.py`` and
 - A failure (a 5xx, a timeout, a 503 among nothing but errors) undoes the
   cuts made since the last success: those 503s were an outage, the
   breaker's business, not load shed.
-- Rate-limit headers (``RateLimits``) pace ahead of time: the calls left,
-  less those in flight, spread over the time to the reset; none left: no
-  call before the reset.
+- Rate-limit headers (``RateLimits``) are hints, read for their trend. The
+  calls left, less those in flight, spread over the time to the reset, are
+  a ceiling while ``Remaining`` holds: it allows what is sent. But while it
+  holds as calls go out at ``UNDERSTATED`` times that or more, the allowance
+  is larger than they say (a bucket described in whole seconds says "9 left
+  in 1 s" at any rate below its own): no ceiling, and the rate goes on
+  growing, from the rate answers came at when they were first seen. While
+  it falls (over ``TREND_WINDOW``), the rate that would keep it where it is
+  (the rate sent plus its slope), or what is left spread to the reset if
+  more, is the ceiling, and the curve goes on from there. None left: no call
+  before the reset.
 - ``Retry-After`` delays the throttled call (the retry policy's business;
   the runner parks the node meanwhile, so its worker goes on).
   It pauses every call only when cutting did not help (the rate is at its
@@ -111,6 +119,11 @@ ENDGAME = 2.0  # seconds of work left at the rate in force: no more probing ...
 HOLD = 0.97  # ... and the rate held at this share of the limit last measured
 # Headers and pauses
 MAX_RESET = 3600.0  # seconds: the longest a rate-limit header's reset is believed
+TREND_WINDOW = 0.5  # seconds of Remaining values whose trend says if the budget is spent down
+MIN_TREND = 0.1  # seconds those values span at least, for a trend to be read
+FALL_CALLS = 2  # Remaining fell by this many calls at least in that window ...
+FALL_SHARE = 0.1  # ... and by this share of its highest value there: it is spent down
+UNDERSTATED = 1.5  # sent at this many times what they say is left over the reset, and holding
 _RECHECK = 0.1  # seconds: the longest a waiter sleeps before looking at the stop flag
 LOG_CHANGE = 0.2  # a rate that moved by this share since the last one logged is logged
 
@@ -215,6 +228,8 @@ class Pacer:
         self._at_success: tuple[float | None, float, float] = (None, 0.0, -math.inf)
         self._header_rate: float | None = None
         self._header_until = -math.inf
+        self._remaining: deque[tuple[float, float]] = deque()  # (when, Remaining) of late
+        self._understated = False  # the headers said less than the server took, holding
         self._rate: float | None = None  # in force: min(curve, headers, ceiling)
         self._tat = clock()  # theoretical arrival time of the next call (GCRA)
         self._resume_at = -math.inf  # no call before this (a pause)
@@ -527,23 +542,55 @@ class Pacer:
         remaining, reset = limits.remaining, limits.reset
         reset = min(reset, MAX_RESET) if reset is not None else None
         if remaining is not None and reset is not None and reset > 0:
-            budget = remaining - max(0, in_flight - 1)
-            if budget <= 0 and remaining <= 0 and reset > self.retry_max:  # a quota closed
+            if remaining <= 0 and reset > self.retry_max:  # a quota closed
                 self._asked(now, reset, f"rate-limit headers: none left, reset in {reset:.0f}s")
                 self._header_rate = None
-            elif budget <= 0:
+            elif remaining <= 0:  # never send into Remaining: 0 before the reset
                 if self._resume_at < now + reset:
                     self._pause_until(now, now + reset)
                     self.reason = f"headers: no call left, reset in {reset:.2f}s"
                 self._header_rate = None
             else:
-                self._header_rate = budget / reset
-                self.reason = f"headers: {remaining:g} left in {reset:.2f}s"
+                self._follow_remaining(now, remaining, reset, in_flight)
             self._header_until = now + reset
         elif limits.limit is not None and limits.window:
             self._header_rate = limits.limit / limits.window
             self._header_until = now + limits.window
             self.reason = f"headers: {limits.limit:g} per {limits.window:g}s"
+
+    def _follow_remaining(self, now: float, remaining: float, reset: float, in_flight: int) -> None:
+        """Some calls left: no cap while ``Remaining`` holds as calls go out; while it falls,
+        the rate that keeps it where it is, or what is left spread to the reset if more."""
+        trend = self._remaining
+        trend.append((now, remaining))
+        while trend[0][0] < now - TREND_WINDOW:
+            trend.popleft()
+        answers, _, active = self._meter.counts(now)
+        sending = answers / active if active >= MIN_TREND else 0.0  # none read from one answer
+        spread = max(0.0, remaining - max(0, in_flight - 1)) / reset
+        if self._curve is None:  # headers first seen: grow from the rate answers come at
+            self._w_max = self._curve = max(MIN_RATE, self._meter.rates(now)[0], spread)
+            self._cut_at = now - K - PLATEAU  # past the plateau: probing above it now
+        span = now - trend[0][0]
+        peak = max(value for _, value in trend)
+        drop = peak - remaining  # a fall of a call or two is the headers' rounding, not a trend
+        if span < MIN_TREND:  # too soon to read a trend: no ceiling yet
+            self._header_rate = None
+            return
+        if drop < max(FALL_CALLS, FALL_SHARE * peak):
+            # Holding. Once sent at well above what they say and still holding, they
+            # understate (for good): no ceiling; else what is left, spread to the reset.
+            held = span >= 0.9 * TREND_WINDOW  # for a whole window, not a start-up burst
+            self._understated |= held and sending > UNDERSTATED * spread
+            self._header_rate = None if self._understated else max(MIN_RATE, spread)
+            self.reason = f"headers: {remaining:g} left, holding"
+            return
+        keeps = max(MIN_RATE, sending + (trend[-1][1] - trend[0][1]) / span)
+        self._header_rate = max(keeps, spread)
+        if sending > self._header_rate and now - self._cut_at >= K:  # the curve goes on from there
+            self._w_max = self._curve = self._header_rate
+            self._cut_at = now - K
+        self.reason = f"headers: {remaining:g} left, falling: {self._header_rate:,.1f}/s"
 
     def _set_rate(self, now: float) -> None:
         """The rate in force: the lowest of the curve, the headers and the ceiling."""

@@ -173,12 +173,43 @@ def test_near_the_end_the_rate_holds_below_the_limit_instead_of_probing(
         assert peak <= HOLD * 100 * 1.01
 
 
-def test_a_rate_limit_header_spreads_what_is_left_over_the_time_to_the_reset() -> None:
+def answer_with_headers(
+    pacer: Pacer, clock: Clock, *, every: float, remaining: list[float], reset: float
+) -> None:
+    """Answers ``every`` seconds apart, each saying the next of ``remaining``."""
+    for left in remaining:
+        clock.now += every
+        limits = RateLimits(remaining=left, reset=reset)
+        pacer.record(sent=clock.now, throttled=False, success=True, limits=limits, in_flight=1)
+
+
+def test_headers_that_hold_while_calls_go_out_cap_nothing() -> None:
+    """A bucket of 100 calls/s described in whole seconds says "9 left, reset in 1 s" at
+    any rate below its own: at 50 calls/s that is no ceiling of 9 calls/s."""
     clock = Clock()
     pacer = Pacer(clock=clock)
-    limits = RateLimits(remaining=21, reset=2.0)
-    pacer.record(sent=0.0, throttled=False, success=True, limits=limits, in_flight=2)
-    assert pacer.rate == pytest.approx(10.0)  # (21 - the other call in flight) / 2 s
+    answer_with_headers(pacer, clock, every=0.02, remaining=[9.0] * 50, reset=1.0)
+    assert pacer.rate is not None and pacer.rate >= 50.0
+    assert "holding" in pacer.reason
+
+
+def test_headers_that_fall_cap_at_the_rate_that_keeps_them_where_they_are() -> None:
+    clock = Clock()
+    pacer = Pacer(clock=clock)
+    # 100 answers a second, Remaining falling by 40 a second: the budget refills at 60/s.
+    falling = [100.0 - 0.4 * n for n in range(60)]
+    answer_with_headers(pacer, clock, every=0.01, remaining=falling, reset=30.0)
+    assert pacer.rate == pytest.approx(60.0, rel=0.15)
+    assert "falling" in pacer.reason
+
+
+def test_falling_headers_still_spread_what_is_left_when_that_is_more() -> None:
+    clock = Clock()
+    pacer = Pacer(clock=clock)
+    # A window of 1 s: what is left over the time to the reset says more than the trend.
+    falling = [100.0 - 0.4 * n for n in range(60)]
+    answer_with_headers(pacer, clock, every=0.01, remaining=falling, reset=1.0)
+    assert pacer.rate == pytest.approx(falling[-1], rel=0.05)  # 76 left in 1 s
 
 
 def test_no_call_left_means_no_call_before_the_reset() -> None:
