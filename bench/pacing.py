@@ -29,7 +29,10 @@ back once 70% of the queries are answered. A fresh nginx per run; what it logs
 The fake API (``resumer fake-api``) gets the same rows with its own rate limiter
 (``--rate-limit``, ``--burst``, ``--throttle-status``, ``--limit-retry-after``; the drop
 and rise through ``POST /_rate``), minus the adaptive one, plus (a) with each style of
-rate-limit headers (``--rate-headers ratelimit|x-ratelimit|draft``); its calls over time come
+rate-limit headers (``--rate-headers ratelimit|x-ratelimit|draft|bucket``), and (a) with the
+other shapes of limiter (``--limiter window``: a fixed window of 1 s announcing its reset as
+a Unix time; ``--limiter sliding``: a sliding window of 1 s that counts refused calls too);
+its calls over time come
 from polling ``GET /_stats`` every 50 ms, so its figures are good to a call or two and
 its send rate to the poll's resolution. If the fake API lacks these options, a line says
 so and its rows are skipped.
@@ -168,6 +171,14 @@ FAKE_ROWS = [
     Scenario(
         "fake: 429 + Retry-After: 1, bucket headers (whole seconds)",
         fake_flags=(*_RA, "--rate-headers", "bucket"),
+    ),
+    Scenario(
+        "fake: fixed window, 429 + Retry-After, X-RateLimit-Reset a Unix time",
+        fake_flags=(*_RA, "--limiter", "window", "--rate-headers", "x-ratelimit"),
+    ),
+    Scenario(
+        "fake: sliding window counting refused calls, 429 + Retry-After",
+        fake_flags=(*_RA, "--limiter", "sliding", "--rate-headers", "none"),
     ),
     Scenario(
         "fake: 429 + Retry-After: 1, limit / 3 and back",

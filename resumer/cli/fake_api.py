@@ -117,6 +117,15 @@ def fake_api(
         str, typer.Option(help='--envelope: ids answered {"code": 403}, comma-separated.')
     ] = "",
     names: Annotated[str, typer.Option(help="Names of the features: en or zh.")] = "en",
+    limiter: Annotated[
+        str,
+        typer.Option(
+            help="The shape of --rate-limit: bucket (nginx limit_req), window (fixed, 1 s),"
+            " sliding (1 s, refused calls counted too), or concurrency (at most R calls"
+            " served at once, 503 beyond).",
+            metavar="SHAPE",
+        ),
+    ] = "bucket",
     quota: Annotated[
         int,
         typer.Option(
@@ -129,7 +138,7 @@ def fake_api(
 ) -> None:
     """Serve the fake feature API (the demo's) until stopped."""
     from resumer.fake.auth import FakeAuth
-    from resumer.fake.limiter import parse_rate_headers, parse_throttle_status
+    from resumer.fake.limiter import parse_limiter, parse_rate_headers, parse_throttle_status
     from resumer.fake.server import FakeAPI, Faults, parse_outage
     from resumer.fake.tree import NAME_STYLES, FakeTree, parse_fanout
 
@@ -138,6 +147,7 @@ def fake_api(
         window = parse_outage(outage) if outage else None
         status = parse_throttle_status(throttle_status)
         style = parse_rate_headers(rate_headers)
+        limiter_shape = parse_limiter(limiter)
     except ValueError as exc:
         fail(str(exc), EXIT_USAGE)
     if (busy_rate or body_throttle_rate or lie_rate or denied) and not envelope:
@@ -168,6 +178,7 @@ def fake_api(
         denied=frozenset(part.strip() for part in denied.split(",") if part.strip()),
         quota=quota,
         closed_for=closed_for,
+        limiter=limiter_shape,
     )
     tree = FakeTree(seed=seed, roots=roots, fanout=shape, even=even, names=names)
     auth = FakeAuth(

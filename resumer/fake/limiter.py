@@ -33,10 +33,15 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import NamedTuple
 
 THROTTLE_STATUSES = (429, 503)
+# The limiter in front of the children endpoints (``Faults.limiter``): nginx's leaky
+# bucket, a fixed window, a sliding window that counts refused calls too, or a limit on
+# the calls served at once (nginx ``limit_conn``, a servlet pool).
+LIMITER_SHAPES = ("bucket", "window", "sliding", "concurrency")
 RATE_HEADER_STYLES = ("ratelimit", "x-ratelimit", "draft", "bucket")
 _SLACK = 1e-9  # requests: float noise must not refuse a call paced at exactly 1 / rate
 
@@ -107,6 +112,88 @@ class LeakyBucket:
             self.rate = rate
             if burst is not None:
                 self.burst = burst
+
+
+class WindowDecision(NamedTuple):
+    """One call through a ``WindowLimiter``: taken or not, what is left of the window, and
+    when a call may go again (Unix time)."""
+
+    accepted: bool
+    limit: int
+    remaining: int
+    reset_at: float  # the fixed window's end; the sliding one's oldest call leaving it
+
+
+class WindowLimiter:
+    """``limit`` calls a ``window`` of seconds. Fixed: windows start on whole multiples of
+    ``window`` in Unix time, each counts the calls taken in it. Sliding: the calls of the
+    last ``window`` seconds, *refused ones counted too* (as some load balancers count
+    every request they see): a client that keeps knocking keeps it shut.
+
+    >>> now = [100.0]
+    >>> fixed = WindowLimiter(2, sliding=False, clock=lambda: now[0])
+    >>> [fixed.take().accepted for _ in range(3)]
+    [True, True, False]
+    >>> now[0] = 101.0
+    >>> fixed.take().accepted
+    True
+    """
+
+    def __init__(
+        self,
+        limit: float,
+        *,
+        sliding: bool,
+        window: float = 1.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.limit = max(1, math.floor(limit * window))
+        self.window = window
+        self.sliding = sliding
+        self._clock = clock
+        self._calls: deque[float] = deque()  # sliding: when each call of the window came
+        self._start = -math.inf  # fixed: the window's start
+        self._count = 0  # fixed: calls taken in it
+        self._lock = threading.Lock()
+
+    def take(self) -> WindowDecision:
+        with self._lock:
+            now = self._clock()
+            return self._slide(now) if self.sliding else self._fixed(now)
+
+    def _fixed(self, now: float) -> WindowDecision:
+        start = now - now % self.window
+        if start != self._start:
+            self._start, self._count = start, 0
+        accepted = self._count < self.limit
+        self._count += accepted
+        end = start + self.window
+        return WindowDecision(accepted, self.limit, self.limit - self._count, end)
+
+    def _slide(self, now: float) -> WindowDecision:
+        calls = self._calls
+        while calls and calls[0] <= now - self.window:
+            calls.popleft()
+        accepted = len(calls) < self.limit
+        calls.append(now)  # refused or not: it counts
+        reset = calls[0] + self.window
+        return WindowDecision(accepted, self.limit, max(0, self.limit - len(calls)), reset)
+
+    def headers(self, decision: WindowDecision, epoch: float) -> tuple[tuple[str, str], ...]:
+        """``X-RateLimit-*`` for the window, its reset as a Unix time (whole seconds, up)."""
+        return (
+            ("X-RateLimit-Limit", str(decision.limit)),
+            ("X-RateLimit-Remaining", str(decision.remaining)),
+            ("X-RateLimit-Reset", str(math.ceil(decision.reset_at))),
+        )
+
+
+def parse_limiter(text: str) -> str:
+    """One of ``LIMITER_SHAPES``; ValueError on anything else."""
+    shape = text.strip().lower()
+    if shape not in LIMITER_SHAPES:
+        raise ValueError(f"--limiter: expected one of {', '.join(LIMITER_SHAPES)}, got {text!r}")
+    return shape
 
 
 def rate_limit_headers(style: str, decision: Decision, epoch: float) -> tuple[tuple[str, str], ...]:

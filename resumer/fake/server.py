@@ -56,9 +56,11 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from resumer.fake.auth import FakeAuth
 from resumer.fake.limiter import (
+    LIMITER_SHAPES,
     RATE_HEADER_STYLES,
     THROTTLE_STATUSES,
     LeakyBucket,
+    WindowLimiter,
     rate_limit_headers,
 )
 from resumer.fake.stats import Stats
@@ -115,6 +117,10 @@ class Faults:
     # (429 with Retry-After: the seconds left), then opens with a new quota (0 = none).
     quota: int = 0
     closed_for: float = 0.0
+    # The shape of the rate limit (with rate_limit): nginx's "bucket", a fixed "window" or
+    # a "sliding" one of rate_limit calls a second (refused calls counted too), or
+    # "concurrency": at most rate_limit calls served at once, 503 at once beyond.
+    limiter: str = "bucket"
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.rate_limit) and self.rate_limit >= 0):
@@ -133,6 +139,8 @@ class Faults:
         body_faults = self.busy_rate or self.body_throttle_rate or self.lie_rate or self.denied
         if body_faults and not self.envelope:
             raise ValueError("busy, body throttle, lie and denied answers need the envelope")
+        if self.limiter not in LIMITER_SHAPES:
+            raise ValueError(f"limiter: expected one of {LIMITER_SHAPES}, got {self.limiter!r}")
         if self.rate_headers and self.rate_headers not in RATE_HEADER_STYLES:
             raise ValueError(
                 f"rate_headers: expected one of {RATE_HEADER_STYLES}, got {self.rate_headers!r}"
@@ -206,6 +214,12 @@ class FakeAPI:
         self._quota_used = 0  # children calls of the current quota
         self._closed_until = -math.inf  # the quota is closed until then (monotonic)
         self._bucket = LeakyBucket(self.faults.rate_limit, self.faults.burst)
+        shape = self.faults.limiter
+        self._window = (
+            WindowLimiter(self.faults.rate_limit, sliding=shape == "sliding")
+            if shape in ("window", "sliding") and self.faults.rate_limit
+            else None
+        )
         self._rate_lock = threading.Lock()
         self._started = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -375,8 +389,10 @@ class FakeAPI:
 
     def _limited(self, method: str, target: str, body: bytes, in_flight: int) -> _Answer:
         """A children call through the rate limit: refused, or answered as usual."""
-        decision = self._bucket.take()
         faults = self.faults
+        if faults.limiter != "bucket":
+            return self._shaped(method, target, body, in_flight)
+        decision = self._bucket.take()
         if decision.accepted:
             answer = self._unlimited(method, target, body, in_flight)
         else:
@@ -388,6 +404,25 @@ class FakeAPI:
             extra = rate_limit_headers(faults.rate_headers, decision, time.time())
             answer = answer._replace(headers=answer.headers + extra)
         return answer
+
+    def _shaped(self, method: str, target: str, body: bytes, in_flight: int) -> _Answer:
+        """A children call through a window, or past a limit on the calls served at once."""
+        faults = self.faults
+        if faults.limiter == "concurrency":
+            if in_flight > faults.rate_limit:  # refused at once, before the backend
+                error = {"error": f"too many calls at once (over {faults.rate_limit:g})"}
+                return _Answer(503, error, (), "refused")
+            return self._unlimited(method, target, body, in_flight)
+        assert self._window is not None
+        decision = self._window.take()
+        headers = self._window.headers(decision, time.time()) if faults.rate_headers else ()
+        if decision.accepted:
+            answer = self._unlimited(method, target, body, in_flight)
+            return answer._replace(headers=answer.headers + headers)
+        wait = max(1, math.ceil(decision.reset_at - time.time()))
+        after = (("Retry-After", str(wait)),) if faults.limit_retry_after is not None else ()
+        error = {"error": f"rate limit exceeded ({decision.limit} per second, {faults.limiter})"}
+        return _Answer(faults.throttle_status, error, after + headers, "refused")
 
     def _fault(self, target: str, in_flight: int) -> _Answer | None:
         faults = self.faults

@@ -585,6 +585,10 @@ class Pacer:
             self._header_rate = None if self._understated else max(MIN_RATE, spread)
             self.reason = f"headers: {remaining:g} left, holding"
             return
+        if not self._understated:  # a window draining as it should: what is left, spread
+            self._header_rate = max(MIN_RATE, spread)
+            self.reason = f"headers: {remaining:g} left in {reset:.2f}s"
+            return
         keeps = max(MIN_RATE, sending + (trend[-1][1] - trend[0][1]) / span)
         self._header_rate = max(keeps, spread)
         if sending > self._header_rate and now - self._cut_at >= K:  # the curve goes on from there

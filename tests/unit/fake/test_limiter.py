@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from resumer.fake.limiter import LeakyBucket, rate_limit_headers
+from resumer.fake.limiter import LeakyBucket, WindowLimiter, parse_limiter, rate_limit_headers
 from resumer.fake.server import FakeAPI, Faults
 from resumer.fake.tree import FakeTree
 
@@ -218,3 +218,51 @@ def test_the_server_limits_children_only_and_changes_its_rate_on_request() -> No
     assert bad == [400, 400, 400, 400]
     assert api.stats.statuses[429] == 2
     assert api.stats.calls["F1"] == 4  # the refused calls never reached the tree
+
+
+# -- the other shapes: windows ---------------------------------------------------------
+
+
+def test_a_fixed_window_takes_its_limit_then_refuses_until_the_next_second() -> None:
+    now = [100.2]
+    window = WindowLimiter(3, sliding=False, clock=lambda: now[0])
+    taken = [window.take() for _ in range(4)]
+    assert [d.accepted for d in taken] == [True, True, True, False]
+    assert (taken[-1].remaining, taken[-1].reset_at) == (0, 101.0)
+    now[0] = 100.99
+    assert not window.take().accepted
+    now[0] = 101.0  # a new window: the whole limit again
+    assert [window.take().accepted for _ in range(4)] == [True, True, True, False]
+
+
+def test_a_sliding_window_counts_refused_calls_too() -> None:
+    now = [0.0]
+    window = WindowLimiter(2, sliding=True, clock=lambda: now[0])
+    assert [window.take().accepted for _ in range(2)] == [True, True]
+    now[0] = 0.9
+    assert not window.take().accepted  # refused, and counted: it leaves at 1.9
+    now[0] = 1.0  # the two taken calls left the window; the refused one has not
+    assert window.take().accepted
+    assert not window.take().accepted
+    now[0] = 1.95  # the first refused call left, but the one at 1.0 still counts
+    assert not window.take().accepted
+    now[0] = 2.0  # only the refusal at 1.95 is left in the window: one place
+    decision = window.take()
+    assert decision.accepted and decision.remaining == 0
+
+
+def test_a_windows_headers_give_its_reset_as_a_unix_time() -> None:
+    now = [1_000.25]
+    window = WindowLimiter(10, sliding=False, clock=lambda: now[0])
+    decision = window.take()
+    assert window.headers(decision, now[0]) == (
+        ("X-RateLimit-Limit", "10"),
+        ("X-RateLimit-Remaining", "9"),
+        ("X-RateLimit-Reset", "1001"),
+    )
+
+
+def test_a_limiter_shape_is_one_of_the_known_ones() -> None:
+    assert parse_limiter(" Sliding ") == "sliding"
+    with pytest.raises(ValueError, match="--limiter: expected one of bucket, window"):
+        parse_limiter("token")

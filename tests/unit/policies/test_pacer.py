@@ -193,14 +193,25 @@ def test_headers_that_hold_while_calls_go_out_cap_nothing() -> None:
     assert "holding" in pacer.reason
 
 
-def test_headers_that_fall_cap_at_the_rate_that_keeps_them_where_they_are() -> None:
+def test_headers_found_understated_cap_at_the_rate_that_keeps_them_when_they_fall() -> None:
     clock = Clock()
     pacer = Pacer(clock=clock)
-    # 100 answers a second, Remaining falling by 40 a second: the budget refills at 60/s.
-    falling = [100.0 - 0.4 * n for n in range(60)]
-    answer_with_headers(pacer, clock, every=0.01, remaining=falling, reset=30.0)
+    # Half a second at 100 calls/s with "30 left in 1 s" holding: they understate.
+    answer_with_headers(pacer, clock, every=0.01, remaining=[30.0] * 60, reset=1.0)
+    # Then Remaining falls by 40 a second at 100 answers a second: the budget refills at 60/s.
+    falling = [30.0 - 0.4 * n for n in range(60)]
+    answer_with_headers(pacer, clock, every=0.01, remaining=falling, reset=1.0)
     assert pacer.rate == pytest.approx(60.0, rel=0.15)
     assert "falling" in pacer.reason
+
+
+def test_a_window_draining_as_it_should_caps_at_what_is_left_spread_to_the_reset() -> None:
+    clock = Clock()
+    pacer = Pacer(clock=clock)
+    # A fixed window: Remaining falls through the window whatever the rate below the limit.
+    falling = [100.0 - 0.4 * n for n in range(60)]
+    answer_with_headers(pacer, clock, every=0.01, remaining=falling, reset=30.0)
+    assert pacer.rate == pytest.approx(falling[-1] / 30.0, rel=0.05)
 
 
 def test_falling_headers_still_spread_what_is_left_when_that_is_more() -> None:
