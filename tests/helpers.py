@@ -121,3 +121,36 @@ def export_json(db: Path, cwd: Path, *extra: str) -> Any:
     done = resumer("export", "--db", db, *extra, cwd=cwd)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
+
+
+# The rules a user writes for the {"code", "msg", "data"} envelope (README: "When the API
+# answers 200 with an error inside"), as the fake API's envelope mode answers.
+ENVELOPE_RULES = """[response]
+items = "data.list"
+message = "msg"
+
+[[response.rule]]
+status = [404]
+then = "empty"
+
+[[response.rule]]
+field = "code"
+in = [500, 503]
+then = "retry"
+
+[[response.rule]]
+field = "code"
+in = [429]
+then = "throttle"
+wait = "data.retryAfter"
+
+[[response.rule]]
+field = "code"
+not_in = [0]
+then = "fail"
+
+[[response.rule]]
+field = "data"
+missing = true
+then = "empty"
+"""

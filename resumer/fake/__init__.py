@@ -2,7 +2,8 @@
 
 - ``server``: the HTTP server and its faults (errors, slowness, outages, drips);
 - ``tree``: the deterministic tree it serves (the ground truth an export is checked against);
-- ``limiter``: nginx's ``limit_req`` bucket and the rate-limit headers describing it;
+- ``limiter``: nginx's ``limit_req`` bucket, fixed and sliding windows, and the
+  rate-limit headers describing them;
 - ``auth``: its token endpoint; ``stats``: what it saw.
 
 Stands apart from the crawler: imports nothing of resumer but ``errors`` and ``model``,

@@ -28,7 +28,12 @@ or in the body at ``links.next`` (``"body"``, an absolute URL). Given a server
 ``ssl.SSLContext`` (``tls``), it is served over HTTPS.
 
 ``Faults.rate_limit`` puts nginx's ``limit_req ... nodelay`` in front of the
-children endpoints (only them); see ``limiter``.
+children endpoints (only them), or with ``Faults.limiter`` a fixed or sliding
+window, or a limit on the calls served at once; see ``limiter``. ``Faults.quota``
+closes them for ``closed_for`` seconds every ``quota`` calls (429, Retry-After).
+``Faults.envelope`` answers as company APIs do, ``{"code", "msg", "data"}`` with
+the items in ``data.list``, a node without children as ``data: null`` or a 404,
+and the body-level faults (busy, throttled, lying, denied) those APIs have.
 
 The server is a small asyncio HTTP/1.1 loop (keep-alive, Content-Length
 bodies) rather than ``http.server``: it must answer thousands of calls a second

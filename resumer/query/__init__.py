@@ -2,8 +2,11 @@
 answer means, map the body to child items.
 
 - ``client``: ``Client``, a node's query and the level-1 source;
-- ``answers``: the one place that decides what an answer means (success, throttle,
-  transient or permanent failure, a refused credential);
+- ``answers``: the one place that decides what an answer means: the job's
+  ``[[response.rule]]``s first, else the HTTP status (success, throttle, transient or
+  permanent failure, a refused credential, a stop);
+- ``conditions``: the condition words (``field`` with ``in`` / ``not_in`` /
+  ``missing``) tested on a JSON document, the one implementation;
 - ``pages``: the pagination modes; ``mapping``: a body to items;
 - ``sources``: level-1 nodes from a file.
 

@@ -19,39 +19,11 @@ from typing import Any
 from resumer import api
 from resumer.fake.server import Faults
 from resumer.fake.tree import FakeTree
-from tests.helpers import fake_api, job_text, resumer
+from tests.helpers import ENVELOPE_RULES, fake_api, job_text, resumer
 
 TREE = FakeTree(seed=5, roots=6, fanout=(4, 4, 4), names="zh")
 DENIED = "F2.3"  # a level-2 node with children: its query is refused for good
-RULES = """[response]
-items = "data.list"
-message = "msg"
-
-[[response.rule]]
-status = [404]
-then = "empty"
-
-[[response.rule]]
-field = "code"
-in = [500, 503]
-then = "retry"
-
-[[response.rule]]
-field = "code"
-in = [429]
-then = "throttle"
-wait = "data.retryAfter"
-
-[[response.rule]]
-field = "code"
-not_in = [0]
-then = "fail"
-
-[[response.rule]]
-field = "data"
-missing = true
-then = "empty"
-"""
+RULES = ENVELOPE_RULES
 FAST = "[retry]\nattempts = 20\ninitial = 0.01\nmax = 0.05\n"
 FAULTS = Faults(
     envelope=True,

@@ -9,7 +9,6 @@ tests/unit/checkpoint/test_transaction.py's; the schema's, test_tables.py's.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,31 +17,8 @@ from resumer.checkpoint.store import SOURCE_NODE, Store
 from resumer.checkpoint.tables import SCHEMA_REVISION
 from resumer.checkpoint.transaction import Health
 from resumer.errors import CheckpointError
-from resumer.model import STATUSES, Children, Failure, Item, Release, Task
-
-LEAF = 4
-
-
-def item(node_id: str) -> Item:
-    return Item(node_id, f"name {node_id}", "t", f'{{"id":"{node_id}"}}')
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    store = Store.create(tmp_path / "c.db", "job text", "job.toml", str(tmp_path))
-    yield store
-    store.close()
-
-
-def load_roots(store: Store, *ids: str) -> list[Task]:
-    (source,) = store.claim(0, 1)
-    store.save([Children(source.node, 0, [item(i) for i in ids], 1)], LEAF)
-    return store.claim(1, 100)
-
-
-def statuses(store: Store) -> dict[str, str]:
-    with sqlite3.connect(store.path) as db:
-        return dict(db.execute("SELECT item_id, status FROM nodes WHERE level > 0"))
+from resumer.model import STATUSES, Children, Failure, Release
+from tests.unit.checkpoint.nodes import LEAF, item, load_roots, statuses
 
 
 def test_counts_cover_every_status(store: Store) -> None:

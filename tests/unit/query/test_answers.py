@@ -22,47 +22,10 @@ from resumer.query.answers import (
     api_message,
     kind_of_status,
 )
+from tests.helpers import ENVELOPE_RULES
 
-ENVELOPE = """
-[source]
-url = "http://127.0.0.1:1/f"
-[request]
-url = "http://127.0.0.1:1/c"
-[response]
-items = "data.list"
-message = "msg"
-
-[[response.rule]]
-status = [404]
-then = "empty"
-
-[[response.rule]]
-field = "code"
-in = [500, 503]
-then = "retry"
-
-[[response.rule]]
-field = "code"
-in = [429]
-then = "throttle"
-wait = "data.retryAfter"
-
-[[response.rule]]
-status = [200]
-contains = "<html"
-then = "retry"
-
-[[response.rule]]
-field = "code"
-not_in = [0]
-then = "fail"
-
-[[response.rule]]
-field = "data"
-missing = true
-then = "empty"
-"""
-RULES = Rules(parse_job(ENVELOPE, "job.toml").response.rules)
+MINIMAL = '[source]\nurl = "http://127.0.0.1:1/f"\n[request]\nurl = "http://127.0.0.1:1/c"\n'
+RULES = Rules(parse_job(MINIMAL + ENVELOPE_RULES, "job.toml").response.rules)
 
 
 @pytest.mark.parametrize(
@@ -74,10 +37,10 @@ RULES = Rules(parse_job(ENVELOPE, "job.toml").response.rules)
         (200, b'{"code": 429, "data": {"retryAfter": 2.5}}', Verdict("throttle", 3, 2.5)),
         (200, b'{"code": 429, "data": {"retryAfter": "7"}}', Verdict("throttle", 3, 7.0)),
         (200, b'{"code": 429, "data": {"retryAfter": "soon"}}', Verdict("throttle", 3)),
-        (200, b"<html><body>502 Bad Gateway</body></html>", Verdict("retry", 4)),
-        (200, b'{"code": 403, "msg": "denied"}', Verdict("fail", 5)),
+        (200, b"<html><body>502 Bad Gateway</body></html>", None),  # not JSON: no field
+        (200, b'{"code": 403, "msg": "denied"}', Verdict("fail", 4)),
         (200, b'{"code": 500, "data": {"list": []}}', Verdict("retry", 2)),  # lying: not empty
-        (200, b'{"code": 0, "data": null}', Verdict("empty", 6)),
+        (200, b'{"code": 0, "data": null}', Verdict("empty", 5)),
         (200, b'{"code": "0", "data": {"list": []}}', None),  # no rule: read the items
         (200, b"plain text", None),  # no field holds of a body that is not JSON
     ],
@@ -186,3 +149,14 @@ def test_a_status_left_out_of_retry_on_is_permanent_even_a_throttle() -> None:
 
 def test_another_status_in_retry_on_below_500_is_a_throttle() -> None:
     assert kind_of_status(409, None, (409,), never) == THROTTLE
+
+
+def test_contains_reads_the_raw_body_even_when_it_is_not_json() -> None:
+    rules = Rules(
+        [Rule(1, "retry", frozenset({200}), contains="<html"), Rule(2, "fail", contains="繁忙")]
+    )
+    assert rules.judge(200, Body(b"<html><body>502 Bad Gateway</body></html>")) == Verdict(
+        "retry", 1
+    )
+    assert rules.judge(200, Body("系统繁忙，请稍后".encode())) == Verdict("fail", 2)  # noqa: RUF001
+    assert rules.judge(500, Body(b"<html>")) is None
