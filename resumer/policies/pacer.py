@@ -16,7 +16,9 @@ model, with CUBIC growth). These are the rules; ``bench/pacing.py`` and
   rate really sent over the last second of activity (or the rate in force,
   if lower), times the share of calls the server took since the last cut
   (at least ``MIN_FACTOR``) and not much below what it took over the last
-  second (``SEEN``); then ``BETA`` of that. Between two cuts at least
+  second (``SEEN``; in the first second of activity, never below that: a
+  window that counts refused calls refuses every call for a while after the
+  first refusals, and each would cut again); then ``BETA`` of that. Between two cuts at least
   ``MIN_BETWEEN`` apart, with no pause between, the calls the server took
   over that span measure its limit more finely (a bucket that overflowed at
   both ends let exactly its rate through): that measure is used when it
@@ -457,12 +459,15 @@ class Pacer:
         # full bucket's, says "less", not "nothing").
         estimate = current * max(MIN_FACTOR, 1.0 - excess)
         _, accepted, span = self._meter.counts(now)
+        floor = 0.0
         if span >= WINDOW / 2:  # not at the start, when the server's burst inflates it
             estimate = max(estimate, SEEN * accepted / span)
+        else:  # at the start: what it took within the last second is a rate it allows
+            floor = SEEN * accepted / WINDOW
         between = self._between_cuts(now, noise)
         if between is not None and AGREE * estimate <= between < estimate:
             estimate = between  # sent above the limit all along: the finer measure
-        self._w_max = max(MIN_RATE, min(current, estimate))
+        self._w_max = max(MIN_RATE, min(current, estimate), floor)
         self._curve = self._w_max * BETA
         self._cut_at = now
         self._since_cut = [0, 0]

@@ -388,3 +388,18 @@ def test_a_resume_before_the_time_said_waits_every_call_until_then() -> None:
     pacer = Pacer(clock=clock)
     pacer.wait_until(42.0, "the time the API named")
     assert (pacer.paused_until, pacer.closed_until, pacer.reserve()) == (42.0, None, 42.0)
+
+
+def test_in_the_first_second_a_cut_never_goes_below_what_the_server_took() -> None:
+    """A window that counts refused calls refuses every call for a while after the first
+    refusals: each of those throttles, of a call sent after the last cut, cuts again.
+    In the first second the server took 100 calls: the rate stays near them."""
+    clock = Clock()
+    pacer = Pacer(clock=clock)
+    for n in range(100):  # 100 calls taken within 0.3 s
+        clock.now = n * 0.003
+        pacer.record(sent=clock.now, throttled=False, success=True)
+    for _ in range(8):  # then refusals, each of a call sent after the previous cut
+        clock.now += 0.01
+        pacer.record(sent=clock.now, throttled=True, success=False, retry_after=1.0)
+    assert pacer.rate == pytest.approx(BETA * 0.9 * 100)  # BETA of SEEN of what it took
