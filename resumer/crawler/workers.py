@@ -50,7 +50,7 @@ _EXITED = object()  # put on the results queue by a worker as its last act
 
 
 class QueryClient(Protocol):
-    """What a run asks of its client (``client.Client``; tests pass fakes): the level-1
+    """What a run asks of its client (``query.client.Client``; tests pass fakes): the level-1
     items, and one node's children."""
 
     def load_roots(self) -> Iterable[Item]: ...
