@@ -564,8 +564,9 @@ class Pacer:
             self.reason = f"headers: {limits.limit:g} per {limits.window:g}s"
 
     def _follow_remaining(self, now: float, remaining: float, reset: float, in_flight: int) -> None:
-        """Some calls left: no cap while ``Remaining`` holds as calls go out; while it falls,
-        the rate that keeps it where it is, or what is left spread to the reset if more."""
+        """Some calls left: what is left, spread to the reset, is the ceiling; none once the
+        headers proved they understate (``Remaining`` held while calls went out faster), and
+        then, while it falls, the rate that keeps it where it is, or the spread if more."""
         trend = self._remaining
         trend.append((now, remaining))
         while trend[0][0] < now - TREND_WINDOW:

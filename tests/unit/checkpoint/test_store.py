@@ -18,7 +18,7 @@ from resumer.checkpoint.tables import SCHEMA_REVISION
 from resumer.checkpoint.transaction import Health
 from resumer.errors import CheckpointError
 from resumer.model import STATUSES, Children, Failure, Release
-from tests.unit.checkpoint.nodes import LEAF, item, load_roots, statuses
+from tests.unit.checkpoint.nodes import LEAF, alembic, item, load_roots, statuses
 
 
 def test_counts_cover_every_status(store: Store) -> None:
@@ -84,28 +84,12 @@ def test_an_older_checkpoint_is_upgraded_in_place_keeping_its_work(store: Store)
     upgraded.close()
 
 
-def _alembic(path: Path, action: str, revision: str) -> None:
-    from alembic import command
-    from alembic.config import Config
-    from sqlalchemy import create_engine
-
-    from resumer.checkpoint.tables import MIGRATIONS_DIR
-
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    engine = create_engine(f"sqlite:///{path}")
-    with engine.begin() as conn:
-        config.attributes["connection"] = conn
-        getattr(command, action)(config, revision)
-    engine.dispose()
-
-
 def test_an_older_checkpoint_is_read_as_it_is_and_upgraded_only_by_a_writer(
     store: Store,
 ) -> None:
     load_roots(store, "A")
     store.close()
-    _alembic(store.path, "downgrade", "0005")
+    alembic(store.path, "downgrade", "0005")
     before = store.path.read_bytes()
     reader = Store.open(store.path, migrate=False)  # status, export, check
     assert (reader.revision(), statuses(reader)) == (SCHEMA_REVISION, {"A": "running"})
@@ -123,7 +107,7 @@ def test_an_older_checkpoint_is_read_as_it_is_and_upgraded_only_by_a_writer(
 
 def _downgrade_to_first(path: Path) -> None:
     """Take a checkpoint back to revision 0001, as an older resumer left it."""
-    _alembic(path, "downgrade", "0001")
+    alembic(path, "downgrade", "0001")
     with sqlite3.connect(path) as db:
         columns = {row[1] for row in db.execute("PRAGMA table_info(job)")}
     assert "breaker_state" not in columns

@@ -9,22 +9,7 @@ import sqlite3
 from pathlib import Path
 
 from resumer.checkpoint.store import Store
-
-
-def _alembic(path: Path, action: str, revision: str) -> None:
-    from alembic import command
-    from alembic.config import Config
-    from sqlalchemy import create_engine
-
-    from resumer.checkpoint.tables import MIGRATIONS_DIR
-
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    engine = create_engine(f"sqlite:///{path}")
-    with engine.begin() as conn:
-        config.attributes["connection"] = conn
-        getattr(command, action)(config, revision)
-    engine.dispose()
+from tests.unit.checkpoint.nodes import alembic
 
 
 def test_the_known_schema_revision_is_alembics_head() -> None:
@@ -44,7 +29,7 @@ def test_a_new_checkpoint_has_the_schema_the_migrations_build(tmp_path: Path) ->
     created = Store.create(tmp_path / "created.db", "job text", "job.toml", "/jobs")
     created.close()
     migrated = tmp_path / "migrated.db"
-    _alembic(migrated, "upgrade", "head")
+    alembic(migrated, "upgrade", "head")
     assert _schema(created.path) == _schema(migrated)
     assert len(_schema(migrated)) == 9  # 4 tables, 3 automatic indexes, 2 partial ones
 
