@@ -37,7 +37,7 @@ from resumer.crawler.estimate import eta_seconds, remaining_queries
 from resumer.errors import CheckpointError, ConfigError
 from resumer.job.loader import stored_job
 from resumer.job.settings import Job
-from resumer.model import STATUSES
+from resumer.model import SHAPED, STATUSES
 from resumer.results import JobStatus, Node, Outcome, ProgressFactory, iso_utc, no_progress
 
 log = logging.getLogger(__name__)
@@ -201,10 +201,13 @@ def _status_document(db: Path) -> dict[str, Any]:
         state = "failed"
     levels = {}
     for level in range(1, job.crawl.max_depth + 1):
-        row = dict(counts.get(level, dict.fromkeys(STATUSES, 0)))
+        by_status = counts.get(level, {})
+        row = {status: by_status.get(status, 0) for status in STATUSES}
         row["total"] = sum(row.values())
+        row.update({figure: by_status.get(figure, 0) for figure in SHAPED})
         levels[str(level)] = row
-    totals = {key: sum(row[key] for row in levels.values()) for key in (*STATUSES, "total")}
+    keys = (*STATUSES, "total", *SHAPED)
+    totals = {key: sum(row[key] for row in levels.values()) for key in keys}
     elapsed = record.run_seconds
     running = state == "running"
     if running and record.started_at:

@@ -9,6 +9,10 @@ from __future__ import annotations
 from typing import NamedTuple
 
 STATUSES = ("pending", "running", "waiting", "complete", "failed")
+# Counted beside the statuses, per level: the complete nodes that are leaves by a rule
+# (a part of "complete"), and the items a rule left out (not nodes: in no status).
+SHAPED = ("leaf_by_rule", "dropped")
+COUNTED = (*STATUSES, *SHAPED)
 
 
 class Task(NamedTuple):
@@ -25,12 +29,18 @@ class Task(NamedTuple):
 
 
 class Item(NamedTuple):
-    """One child as mapped from a response; ``payload`` is the item's JSON text."""
+    """One child as mapped from a response; ``payload`` is the item's JSON text.
+
+    ``leaf`` and ``drop`` name the ``[[crawl.leaf]]`` / ``[[crawl.drop]]`` rule (from 1)
+    that matched it: a leaf by rule is stored complete and never queried; a dropped
+    item is not stored (it travels this far only to be counted, and shown by probe)."""
 
     id: str
     name: str
     type: str
     payload: str
+    leaf: int = 0
+    drop: int = 0
 
 
 class Children(NamedTuple):

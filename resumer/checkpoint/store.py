@@ -392,8 +392,12 @@ class Store:
             f"level {level} {status} {kept.get(level, {}).get(status, 0)} (counted {n})"
             for level, by_status in counted.items()
             for status, n in by_status.items()
-            if kept.get(level, {}).get(status, 0) != n
-        ] + [f"level {level} (no such nodes)" for level in kept.keys() - counted.keys()]
+            if status != "dropped" and kept.get(level, {}).get(status, 0) != n
+        ] + [
+            f"level {level} (no such nodes)"
+            for level in kept.keys() - counted.keys()
+            if any(n for status, n in kept[level].items() if status != "dropped")
+        ]
         if wrong:
             problems.append(f"kept counts differ from the nodes: {', '.join(wrong[:10])}")
         return problems
@@ -413,12 +417,15 @@ class Store:
             return gather(cur.execute("SELECT level, status, n FROM counts WHERE n != 0"))
 
     def counted(self) -> Counts:
-        """``counts``, by counting the nodes themselves (a scan: for ``check``)."""
+        """``counts``, by counting the nodes themselves (a scan: for ``check``); the
+        items dropped are not nodes, so not counted (0)."""
         with self._read() as cur:
             return gather(
                 cur.execute(
                     "SELECT level, status, count(*) FROM nodes WHERE level > 0"
                     " GROUP BY level, status"
+                    " UNION ALL SELECT level, 'leaf_by_rule', count(*) FROM nodes"
+                    " WHERE leaf_rule IS NOT NULL GROUP BY level"
                 )
             )
 

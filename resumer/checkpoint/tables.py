@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 # The newest Alembic revision this code knows; a test checks it is the head.
 # Knowing it lets a checkpoint already at head open without importing Alembic.
-SCHEMA_REVISION = "0008"
+SCHEMA_REVISION = "0009"
 MIGRATIONS_DIR = Path(str(importlib.resources.files("resumer.checkpoint.migrations")))
 
 # The schema the migrations build, as SQLite records it: a new checkpoint is created
@@ -83,6 +83,7 @@ HEAD_SCHEMA = (
         last_error TEXT,
         priority INTEGER DEFAULT '0' NOT NULL,
         completed_at FLOAT,
+        leaf_rule INTEGER,
         PRIMARY KEY (id),
         CONSTRAINT uq_nodes_parent_position UNIQUE (parent_id, position),
         CONSTRAINT ck_nodes_status
@@ -127,6 +128,11 @@ INVARIANTS = (
         "SELECT n.id FROM nodes AS n WHERE n.status IN ('pending', 'running', 'failed') AND EXISTS"
         " (SELECT 1 FROM nodes AS c WHERE c.parent_id = n.id) LIMIT 11",
         "node not yet queried that has children",
+    ),
+    (
+        "SELECT n.id FROM nodes AS n WHERE n.leaf_rule IS NOT NULL AND (n.status != 'complete'"
+        " OR EXISTS (SELECT 1 FROM nodes AS c WHERE c.parent_id = n.id)) LIMIT 11",
+        "leaf by rule not complete, or with children",
     ),
 )
 

@@ -14,9 +14,9 @@ import threading
 from collections import Counter
 from collections.abc import Iterable
 
-from resumer.model import STATUSES
+from resumer.model import COUNTED
 
-Counts = dict[int, dict[str, int]]
+Counts = dict[int, dict[str, int]]  # level -> each of model.COUNTED -> n
 Moves = Counter[tuple[int, str]]  # (level, status) -> nodes gained (negative: lost)
 
 
@@ -27,7 +27,7 @@ class Tally:
     Why: counting the table is a scan (a third of a second at a million nodes); the
     live display, the metrics and the run's outcome ask for the counts often.
 
-    >>> tally = Tally({1: dict.fromkeys(STATUSES, 0)})
+    >>> tally = Tally({1: dict.fromkeys(COUNTED, 0)})
     >>> tally.apply(Counter({(1, "pending"): 2}))
     >>> tally.counts()[1]["pending"]
     2
@@ -41,7 +41,7 @@ class Tally:
         with self._lock:
             for (level, status), n in moves.items():
                 if level > 0 and n:
-                    by_status = self._counts.setdefault(level, dict.fromkeys(STATUSES, 0))
+                    by_status = self._counts.setdefault(level, dict.fromkeys(COUNTED, 0))
                     by_status[status] += n
 
     def counts(self) -> Counts:
@@ -51,8 +51,9 @@ class Tally:
 
 
 def gather(rows: Iterable[tuple[int, str, int]]) -> Counts:
-    """Counts from (level, status, n) rows; every status present, zeros included."""
+    """Counts from (level, status, n) rows; every status present, zeros included, and
+    the figures counted beside them (``model.SHAPED``)."""
     counts: Counts = {}
     for level, status, n in rows:
-        counts.setdefault(level, dict.fromkeys(STATUSES, 0))[status] = n
+        counts.setdefault(level, dict.fromkeys(COUNTED, 0))[status] = n
     return counts

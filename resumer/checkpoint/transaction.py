@@ -153,25 +153,26 @@ class Transaction:
             return 0
         now = time.time()
         kin = _Kin.of(node, 1, leaf_level=leaf_level, now=now, weight=row[1], priority=priority)
-        iterator, count = iter(items), 0
+        iterator, count, shaped = iter(items), 0, _Shaped(0, 0)
         while chunk := list(itertools.islice(iterator, SOURCE_CHUNK)):
             values: list[object] = []
-            _child_values(values, kin, chunk, first=count)
+            shaped = shaped.plus(_child_values(values, kin, chunk, first=count))
             _insert_children(cur, values)
-            count += len(chunk)
-        done = kin.status == "complete" or not count
+            count += len(values) // _COLUMNS
+        open_children = count - shaped.leaves
+        done = kin.status == "complete" or not open_children
         cur.execute(
             "UPDATE nodes SET status = ?, open_children = ?, attempts = attempts + ?,"
             " completed_at = ? WHERE id = ?",
             (
                 "complete" if done else "waiting",
-                0 if done else count,
+                0 if done else open_children,
                 attempts,
                 now if done else None,
                 node,
             ),
         )
-        self.moves[1, kin.status] += count
+        self._count_children(kin, count, shaped)
         return count
 
     def save(
@@ -256,9 +257,20 @@ class Transaction:
                 weight=q.weight,
                 priority=priority,
             )
-            _child_values(values, kin, result.items)
-            self.moves[kin.level, kin.status] += len(result.items)
+            before = len(values)
+            shaped = _child_values(values, kin, result.items)
+            self._count_children(kin, (len(values) - before) // _COLUMNS, shaped)
         _insert_children(self._cur, values)
+
+    def _count_children(self, kin: _Kin, count: int, shaped: _Shaped) -> None:
+        """The moves of ``count`` new children of one kin: the leaves by rule among them
+        are complete, and the items left out are counted as dropped."""
+        self.moves[kin.level, kin.status] += count - shaped.leaves
+        if shaped.leaves:
+            self.moves[kin.level, "complete"] += shaped.leaves
+            self.moves[kin.level, "leaf_by_rule"] += shaped.leaves
+        if shaped.dropped:
+            self.moves[kin.level, "dropped"] += shaped.dropped
 
     def _complete_upward(self, completed: Counter[int], now: float) -> None:
         """Count completed children off their parents (one statement per parent, not per
@@ -301,6 +313,16 @@ class _Queried(NamedTuple):
     complete: bool
 
 
+class _Shaped(NamedTuple):
+    """How many of a kin's items a rule made leaves, or left out."""
+
+    leaves: int
+    dropped: int
+
+    def plus(self, other: _Shaped) -> _Shaped:
+        return _Shaped(self.leaves + other.leaves, self.dropped + other.dropped)
+
+
 class _Kin(NamedTuple):
     """What a node's new children share."""
 
@@ -310,6 +332,7 @@ class _Kin(NamedTuple):
     done_at: float | None
     weight: int  # the parent's priority
     weigh: PriorityOf | None  # the priority rule; None: children take ``weight``
+    now: float  # when they are stored (a leaf's, or a leaf by rule's, completed_at)
 
     @classmethod
     def of(
@@ -325,7 +348,7 @@ class _Kin(NamedTuple):
         leaves = level >= leaf_level
         status, done_at = ("complete", now) if leaves else ("pending", None)
         weigh = None if priority is inherit else priority  # no call per child when unweighted
-        return cls(parent, level, status, done_at, weight, weigh)
+        return cls(parent, level, status, done_at, weight, weigh, now)
 
 
 def _by_outcome(results: Iterable[Result], leaf_level: int) -> dict[_Outcome, dict[int, Children]]:
@@ -333,21 +356,39 @@ def _by_outcome(results: Iterable[Result], leaf_level: int) -> dict[_Outcome, di
     outcomes: dict[_Outcome, dict[int, Children]] = {}
     for result in results:
         if isinstance(result, Children):
-            if result.level + 1 >= leaf_level or not result.items:
-                outcome = _Outcome("complete", 0, result.attempts)
+            # Children to wait for: not leaves, and neither leaves nor left out by a rule.
+            if result.level + 1 >= leaf_level:
+                waits_for = 0
             else:
-                outcome = _Outcome("waiting", len(result.items), result.attempts)
+                waits_for = sum(1 for item in result.items if not (item.leaf or item.drop))
+            if waits_for:
+                outcome = _Outcome("waiting", waits_for, result.attempts)
+            else:
+                outcome = _Outcome("complete", 0, result.attempts)
             outcomes.setdefault(outcome, {})[result.node] = result
     return outcomes
 
 
-def _child_values(out: list[object], kin: _Kin, items: Iterable[Item], first: int = 0) -> None:
+def _child_values(out: list[object], kin: _Kin, items: Iterable[Item], first: int = 0) -> _Shaped:
     """Append the INSERT values of ``kin.parent``'s children (positions from ``first``)
-    to ``out``."""
-    node, level, status, done_at, weight, weigh = kin
-    for position, (item_id, name, kind, payload) in enumerate(items, start=first):
-        out += (node, level, position, item_id, name, kind, payload, status)
-        out += (weight if weigh is None else weigh(level, item_id, kind, weight), done_at)
+    to ``out``: a leaf by rule is complete, a dropped item is left out. Returns how many
+    of each there were."""
+    node, level, status, done_at, weight, weigh, _ = kin
+    position, leaves, dropped = first, 0, 0
+    for item_id, name, kind, payload, leaf, drop in items:
+        if drop:
+            dropped += 1
+            continue
+        priority = weight if weigh is None else weigh(level, item_id, kind, weight)
+        if leaf and status == "pending":
+            leaves += 1
+            out += (node, level, position, item_id, name, kind, payload, "complete")
+            out += (priority, kin.now, leaf)
+        else:
+            out += (node, level, position, item_id, name, kind, payload, status)
+            out += (priority, done_at, None)
+        position += 1
+    return _Shaped(leaves, dropped)
 
 
 def _insert_children(cur: sqlite3.Cursor, values: list[object]) -> None:
@@ -362,8 +403,8 @@ def _insert_children(cur: sqlite3.Cursor, values: list[object]) -> None:
         left -= count
 
 
-_COLUMNS = 10  # values per inserted child
-_BATCH_ROWS = 256  # rows per INSERT at most (8 variables a row; SQLite allows 32,766)
+_COLUMNS = 11  # values per inserted child
+_BATCH_ROWS = 256  # rows per INSERT at most (11 variables a row; SQLite allows 32,766)
 
 
 @functools.lru_cache(maxsize=16)
@@ -372,5 +413,5 @@ def _insert_sql(rows: int) -> str:
     values = ", ".join(["(" + ", ".join("?" * _COLUMNS) + ")"] * rows)
     return (
         "INSERT INTO nodes (parent_id, level, position, item_id, name, type, payload, status,"
-        f" priority, completed_at) VALUES {values}"
+        f" priority, completed_at, leaf_rule) VALUES {values}"
     )

@@ -18,8 +18,8 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from resumer.crawler.estimate import Window, queried
-from resumer.model import STATUSES, LiveFigures
+from resumer.crawler.estimate import Window, nodes, queried
+from resumer.model import SHAPED, STATUSES, LiveFigures
 from resumer.results import iso_utc
 
 log = logging.getLogger(__name__)
@@ -80,14 +80,16 @@ def status_table(info: Mapping[str, Any]) -> Group:
         lines.append(Text(f"failed: {info['failed']:,} (see: resumer failed)", style="red"))
     if info.get("source_error"):
         lines.append(Text(f"source failed: {info['source_error']}", style="red"))
+    totals = info["totals"]
+    # The rules' figures only when a rule shaped the tree: most jobs have none.
+    columns = (*STATUSES, "total", *(f for f in SHAPED if totals.get(f)))
     table = Table(show_edge=False, header_style="bold")
     table.add_column("level", justify="right")
-    for status in (*STATUSES, "total"):
-        table.add_column(status, justify="right")
+    for column in columns:
+        table.add_column(column.replace("_", " "), justify="right")
     for level, counts in sorted(info["levels"].items(), key=lambda kv: int(kv[0])):
-        table.add_row(str(level), *(f"{counts[s]:,}" for s in (*STATUSES, "total")))
-    totals = info["totals"]
-    table.add_row("all", *(f"{totals[s]:,}" for s in (*STATUSES, "total")), style="bold")
+        table.add_row(str(level), *(f"{counts[c]:,}" for c in columns))
+    table.add_row("all", *(f"{totals[c]:,}" for c in columns), style="bold")
     return Group(*lines, table)
 
 
@@ -169,11 +171,19 @@ def progress_line(counts: LevelCounts, rates: Mapping[int, float], leaf_level: i
     parts = []
     for level in sorted(counts):
         c = counts[level]
-        done = queried(c) if level < leaf_level else c.get("complete", 0)
-        parts.append(f"level {level} {done}/{sum(c.values())}")
+        done, known = _done_of_known(c, level < leaf_level)
+        parts.append(f"level {level} {done}/{known}")
     per_second = sum(rate for level, rate in rates.items() if level < leaf_level)
     failed = sum(c.get("failed", 0) for c in counts.values())
     return f"progress: {', '.join(parts)}; {per_second:.0f} queries/s; {failed} failed"
+
+
+def _done_of_known(counts: Mapping[str, int], queried_level: bool) -> tuple[int, int]:
+    """A level's progress: of a queried level, its queries done of those to make (a leaf
+    by rule is never queried); of the leaf level, its nodes stored."""
+    if queried_level:
+        return queried(counts), nodes(counts) - counts.get("leaf_by_rule", 0)
+    return counts.get("complete", 0), nodes(counts)
 
 
 def progress_view(counts: LevelCounts, rates: Mapping[int, float], leaf_level: int) -> Table:
@@ -184,8 +194,7 @@ def progress_view(counts: LevelCounts, rates: Mapping[int, float], leaf_level: i
     table.add_column("failed", justify="right")
     for level in sorted(counts):
         c = counts[level]
-        known = sum(c.values())
-        done = queried(c) if level < leaf_level else c.get("complete", 0)
+        done, known = _done_of_known(c, level < leaf_level)
         rate = f"{rates.get(level, 0.0):,.0f}/s" if level < leaf_level else "leaves"
         failed = c.get("failed", 0)
         table.add_row(

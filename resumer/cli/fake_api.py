@@ -135,6 +135,25 @@ def fake_api(
     closed_for: Annotated[
         float, typer.Option(help="Seconds the quota stays closed (429, Retry-After).", min=0)
     ] = 60.0,
+    has_children: Annotated[
+        bool,
+        typer.Option("--has-children", help='Items say "hasChildren": true or false.'),
+    ] = False,
+    childless: Annotated[
+        float | None,
+        typer.Option(
+            help="Share of nodes without children (default: about one in eight).", min=0, max=1
+        ),
+    ] = None,
+    renamed_level: Annotated[
+        int,
+        typer.Option(
+            help='The children of level-N nodes have "subFeatureId" for id and come in'
+            " data.children (0 = none).",
+            metavar="N",
+            min=0,
+        ),
+    ] = 0,
 ) -> None:
     """Serve the fake feature API (the demo's) until stopped."""
     from resumer.fake.auth import FakeAuth
@@ -180,7 +199,16 @@ def fake_api(
         closed_for=closed_for,
         limiter=limiter_shape,
     )
-    tree = FakeTree(seed=seed, roots=roots, fanout=shape, even=even, names=names)
+    tree = FakeTree(
+        seed=seed,
+        roots=roots,
+        fanout=shape,
+        even=even,
+        names=names,
+        has_children=has_children,
+        childless=childless,
+        renamed_level=renamed_level,
+    )
     auth = FakeAuth(
         client_id=client_id, client_secret=client_secret, ttl=token_ttl, required=require_auth
     )

@@ -11,12 +11,16 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Mapping
 
+from resumer.model import STATUSES
+
 Levels = Mapping[int, Mapping[str, int]]
 
 
 def queried(counts: Mapping[str, int]) -> int:
-    """Nodes of a level whose query is finished (whatever became of their subtree)."""
-    return counts.get("waiting", 0) + counts.get("complete", 0) + counts.get("failed", 0)
+    """Nodes of a level whose query is finished (whatever became of their subtree); a
+    leaf by rule is complete but never queried."""
+    finished = counts.get("waiting", 0) + counts.get("complete", 0) + counts.get("failed", 0)
+    return finished - counts.get("leaf_by_rule", 0)
 
 
 def queries_done(levels: Levels, max_depth: int) -> int:
@@ -24,25 +28,38 @@ def queries_done(levels: Levels, max_depth: int) -> int:
     return sum(queried(levels.get(level, {})) for level in range(1, max_depth))
 
 
-def remaining_queries(levels: Mapping[int, Mapping[str, int]], max_depth: int) -> float:
+def remaining_queries(levels: Levels, max_depth: int) -> float:
     """Queries still to make: the nodes not yet queried, plus the ones their subtrees
-    are expected to bring (each level's mean fan-out so far, level by level)."""
+    are expected to bring (each level's mean fan-out so far, level by level, less the
+    share of each level that leaf rules have made leaves so far)."""
     remaining = 0.0
     carried = 0.0  # nodes expected at this level from unqueried nodes above
     for level in range(1, max_depth):
         counts = levels.get(level, {})
-        unqueried = counts.get("pending", 0) + counts.get("running", 0) + carried
+        expected = carried * (1.0 - leaf_share(counts))
+        unqueried = counts.get("pending", 0) + counts.get("running", 0) + expected
         remaining += unqueried
         carried = unqueried * fan_out(levels, level)
     return remaining
 
 
-def fan_out(levels: Mapping[int, Mapping[str, int]], level: int) -> float:
+def fan_out(levels: Levels, level: int) -> float:
     """Mean children per queried node of ``level`` so far (0 when none is known)."""
     counts = levels.get(level, {})
-    queried = counts.get("waiting", 0) + counts.get("complete", 0)
-    children = sum(levels.get(level + 1, {}).values())
-    return children / queried if queried else 0.0
+    done = counts.get("waiting", 0) + counts.get("complete", 0) - counts.get("leaf_by_rule", 0)
+    children = nodes(levels.get(level + 1, {}))
+    return children / done if done > 0 else 0.0
+
+
+def leaf_share(counts: Mapping[str, int]) -> float:
+    """The share of a level's nodes that are leaves by rule (0 when none is known)."""
+    known = nodes(counts)
+    return counts.get("leaf_by_rule", 0) / known if known else 0.0
+
+
+def nodes(counts: Mapping[str, int]) -> int:
+    """A level's nodes, whatever their status (the items dropped are not nodes)."""
+    return sum(counts.get(status, 0) for status in STATUSES)
 
 
 def eta_seconds(remaining: float, rate: float | None) -> float | None:

@@ -69,7 +69,7 @@ from resumer.fake.limiter import (
     rate_limit_headers,
 )
 from resumer.fake.stats import Stats
-from resumer.fake.tree import FakeTree
+from resumer.fake.tree import CHILDREN_KEY, FakeTree
 
 _REASONS = {
     200: "OK",
@@ -521,7 +521,7 @@ class FakeAPI:
         return 200, {"rate": rate, "burst": burst}
 
     def _children(self, query: dict[str, str]) -> tuple[int, Any]:
-        node_id = query.get("id", query.get("featureId"))
+        node_id = query.get("id", query.get("featureId", query.get("subFeatureId")))
         if node_id is None:
             return 400, {"error": "missing id"}
         level = self.tree.level_of(node_id)
@@ -543,7 +543,7 @@ class FakeAPI:
                 return 404, {"error": "该特性没有子特性"}
             return 200, {"data": None}
         if not self.faults.page_size:
-            return 200, {"data": {"items": children}}
+            return 200, {"data": {self.tree.items_key(level): children}}
         return self._page(children, query)
 
     def _page(self, children: list[dict[str, Any]], query: dict[str, str]) -> tuple[int, Any]:
@@ -579,7 +579,11 @@ def _enveloped(status: int, document: Any) -> tuple[int, Any]:
     data = document.get("data")
     if data is None:
         return status, {"code": 0, "msg": "成功", "data": None}
-    envelope = {"list": data["items"], **({"next": data["next"]} if "next" in data else {})}
+    key = "items" if "items" in data else CHILDREN_KEY  # the renamed level keeps its word
+    envelope = {
+        "list" if key == "items" else key: data[key],
+        **({"next": data["next"]} if "next" in data else {}),
+    }
     return status, {"code": 0, "msg": "成功", "data": envelope}
 
 

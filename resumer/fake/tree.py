@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 TYPES = ("core", "edge", "misc", "beta")
+RENAMED_ID, CHILDREN_KEY = "subFeatureId", "children"  # the renamed level's words
 ROOT_PREFIX = "F"
 NAME_STYLES = ("en", "zh")
 # Names for names="zh": what a Chinese company's feature tree calls its features.
@@ -49,10 +50,18 @@ class FakeTree:
     fanout: Sequence[int] = (5, 5, 5)
     even: bool = False
     names: str = "en"  # or "zh": Chinese names ("支付网关 3.7")
+    # Items say whether they have children ("hasChildren": true / false), as many APIs do.
+    has_children: bool = False
+    childless: float | None = None  # share of nodes without children (None: about 1 in 8)
+    # The children of level-N nodes are named otherwise (0: none): their id is
+    # "subFeatureId", and they come in "children", not "items" (``CHILDREN_KEY``).
+    renamed_level: int = 0
 
     def __post_init__(self) -> None:
         if self.names not in NAME_STYLES:
             raise ValueError(f"names: expected one of {', '.join(NAME_STYLES)}, got {self.names!r}")
+        if self.childless is not None and not 0 <= self.childless <= 1:
+            raise ValueError(f"childless: expected a share from 0 to 1, got {self.childless!r}")
 
     def _hash(self, node_id: str) -> int:
         return zlib.crc32(f"{self.seed}:{node_id}".encode())
@@ -64,12 +73,24 @@ class FakeTree:
             name = f"{ZH_NAMES[(h >> 8) % len(ZH_NAMES)]} {number}"
         else:
             name = f"Feature {number}"
-        return {
-            "id": node_id,
+        level = node_id.count(".") + 1
+        item: dict[str, Any] = {
+            self.id_key(level): node_id,
             "name": name,
             "type": TYPES[h % len(TYPES)],
             "rank": h % 1000,
         }
+        if self.has_children:
+            item["hasChildren"] = self.child_count(node_id, level) > 0
+        return item
+
+    def id_key(self, level: int) -> str:
+        """The key of the id in the items of ``level``."""
+        return RENAMED_ID if self.renamed_level and level == self.renamed_level + 1 else "id"
+
+    def items_key(self, level: int) -> str:
+        """The key the children of a node of ``level`` come under in ``data``."""
+        return CHILDREN_KEY if self.renamed_level and level == self.renamed_level else "items"
 
     def root_items(self) -> list[dict[str, Any]]:
         return [self.item(f"{ROOT_PREFIX}{i}") for i in range(1, self.roots + 1)]
@@ -96,7 +117,10 @@ class FakeTree:
         if self.even or width == 0:
             return width
         h = self._hash(node_id + "#")
-        if h % 8 == 0:
+        if self.childless is not None:
+            if (h >> 16) % 1000 < self.childless * 1000:
+                return 0
+        elif h % 8 == 0:
             return 0  # about one node in eight has no children
         return 1 + (h >> 3) % (2 * width - 1)
 
@@ -114,7 +138,8 @@ class FakeTree:
             level, item = stack.pop()
             yield level, item
             if level < max_depth:
-                stack.extend((level + 1, c) for c in reversed(self.children(item["id"], level)))
+                children = self.children(_id_of(item), level)
+                stack.extend((level + 1, c) for c in reversed(children))
 
     def query_count(self, max_depth: int) -> int:
         """How many queries a complete crawl to ``max_depth`` makes (the source list excluded)."""
@@ -125,9 +150,9 @@ class FakeTree:
         return [self._expected(item, 1, max_depth) for item in self.root_items()]
 
     def _expected(self, item: dict[str, Any], level: int, max_depth: int) -> dict[str, Any]:
-        children = self.children(item["id"], level) if level < max_depth else []
+        children = self.children(_id_of(item), level) if level < max_depth else []
         return {
-            "id": item["id"],
+            "id": _id_of(item),
             "name": item["name"],
             "type": item["type"],
             "level": level,
@@ -135,6 +160,10 @@ class FakeTree:
             "payload": item,
             "children": [self._expected(c, level + 1, max_depth) for c in children],
         }
+
+
+def _id_of(item: dict[str, Any]) -> str:
+    return str(item["id"] if "id" in item else item[RENAMED_ID])
 
 
 def parse_fanout(text: str) -> tuple[int, ...]:

@@ -21,7 +21,7 @@ from typing import Any
 
 from resumer.errors import ConfigError
 from resumer.job.messages import dotted_key, quoted
-from resumer.job.settings import AuthSettings, Job
+from resumer.job.settings import AuthSettings, Job, Request
 from resumer.job.template import Redactor, Template
 from resumer.job.wire import (
     header_value_problem,
@@ -55,11 +55,16 @@ class BoundJob:
 
     job: Job
     request: BoundRequest
+    levels: Mapping[int, BoundRequest]  # the levels with a [levels.N.request] of their own
     source_url: str | None  # None: the roots come from a file
     proxy: str | None  # None: the environment's HTTP(S)_PROXY / NO_PROXY
     webhook: str | None  # [alerts] webhook; None without one
     auth: AuthSettings | None  # [auth] with its strings filled (token_command as written)
     secrets: tuple[str, ...]  # every value to mask: the ${VAR}s', a password in the proxy
+
+    def request_of(self, level: int) -> BoundRequest:
+        """The request that queries the nodes of ``level``."""
+        return self.levels.get(level, self.request)
 
     def redactor(self) -> Redactor:
         """A new masker of this run's secrets (one a client, which adds tokens it gets)."""
@@ -85,6 +90,14 @@ def bind(job: Job, environ: Mapping[str, str] | None = None) -> BoundJob:
             return [body(item) for item in value]
         return template(value) if isinstance(value, str) else value
 
+    def bound_request(request: Request) -> BoundRequest:
+        return BoundRequest(
+            url=template(request.url),
+            params={key: template(value) for key, value in request.params.items()},
+            headers={key: template(value) for key, value in request.headers.items()},
+            body=None if request.body is None else body(request.body),
+        )
+
     proxy = fill(request.proxy) or None
     auth = job.auth
     if auth is not None:
@@ -92,12 +105,12 @@ def bind(job: Job, environ: Mapping[str, str] | None = None) -> BoundJob:
         auth = dataclasses.replace(auth, **filled)
     return BoundJob(
         job=job,
-        request=BoundRequest(
-            url=template(request.url),
-            params={key: template(value) for key, value in request.params.items()},
-            headers={key: template(value) for key, value in request.headers.items()},
-            body=None if request.body is None else body(request.body),
-        ),
+        request=bound_request(request),
+        levels={
+            number: bound_request(level.request)
+            for number, level in job.levels.items()
+            if level.request is not None
+        },
         source_url=fill(job.source.url),
         proxy=proxy,
         webhook=fill(job.alerts.webhook) or None,
@@ -153,14 +166,23 @@ def _check_urls_and_headers(job: Job, env: Mapping[str, str]) -> None:
                 f"{hide.redact(problem)} "
                 f"(with {where} from the environment)"
             )
-    for name, text in job.request.headers.items():
-        for var in Template.compile(text).env_vars:
-            problem = header_value_problem(env[var])
-            if problem:
-                raise ConfigError(
-                    f"{job.origin}: request.headers.{dotted_key(name)}: "
-                    f"the value of ${{{var}}} {hide.redact(problem)}"
-                )
+    for section, request in _requests(job):
+        for name, text in request.headers.items():
+            for var in Template.compile(text).env_vars:
+                problem = header_value_problem(env[var])
+                if problem:
+                    raise ConfigError(
+                        f"{job.origin}: {section}.headers.{dotted_key(name)}: "
+                        f"the value of ${{{var}}} {hide.redact(problem)}"
+                    )
+
+
+def _requests(job: Job) -> Iterator[tuple[str, Request]]:
+    """``[request]``, then each level's own (``[levels.N.request]``), with its name."""
+    yield "request", job.request
+    for number, level in job.levels.items():
+        if level.request is not None:
+            yield f"levels.{number}.request", level.request
 
 
 def _urls(job: Job) -> Iterator[tuple[str, str]]:
@@ -168,7 +190,8 @@ def _urls(job: Job) -> Iterator[tuple[str, str]]:
         yield "source.url", job.source.url
     if job.auth is not None and job.auth.token_url:
         yield "auth.token_url", job.auth.token_url
-    yield "request.url", job.request.url
+    for section, request in _requests(job):
+        yield f"{section}.url", request.url
     if job.alerts.webhook:
         yield "alerts.webhook", job.alerts.webhook
     if job.request.proxy:

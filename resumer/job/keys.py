@@ -131,6 +131,16 @@ def _as_statuses(spec: Key, value: Any) -> Any:
     return INVALID
 
 
+def _as_levels(spec: Key, value: Any) -> Any:
+    if (
+        isinstance(value, list)
+        and value
+        and all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 64 for v in value)
+    ):
+        return frozenset(value)
+    return INVALID
+
+
 def _as_scalars(spec: Key, value: Any) -> Any:
     if isinstance(value, list) and value and all(_is_scalar(v) for v in value):
         return tuple(value)
@@ -214,6 +224,11 @@ KINDS: Mapping[str, Kind] = {
             "minItems": 1,
             "items": {"type": ["string", "number", "boolean"]},
         },
+    ),
+    "levels": Kind(
+        "a non-empty list of levels (1 to 64)",
+        _as_levels,
+        {"type": "array", "minItems": 1, "items": {"type": "integer", "minimum": 1, "maximum": 64}},
     ),
     "path": Kind(
         'a dotted path like "code" or "data.retryAfter"',
@@ -378,6 +393,16 @@ RULE_SCHEMA: Mapping[str, Key] = {
 }
 RULE_TESTS = ("in", "not_in", "missing")  # a field's test: exactly one of these
 
+# [[crawl.leaf]] and [[crawl.drop]]: a condition on an item, and the items' levels.
+ITEM_RULE_SCHEMA: Mapping[str, Key] = {
+    "field": Key("path", help="a dotted path in the item, with one of:"),
+    "in": RULE_SCHEMA["in"],
+    "not_in": RULE_SCHEMA["not_in"],
+    "missing": RULE_SCHEMA["missing"],
+    "level": Key("levels", None, help="only items of these levels (default: every level)"),
+}
+ITEM_RULE_KINDS = ("leaf", "drop")  # the arrays of [crawl] that hold them
+
 TLS_SCHEMA: Mapping[str, Key] = {
     "verify": Key("bool", True, help="false: no certificate check (a WARNING at start)"),
     "ca_bundle": Key("str", None, help="CA certificates (PEM) to trust instead of the system's"),
@@ -418,6 +443,11 @@ LEVEL_SCHEMA: Mapping[str, Key] = {
     "timeout": Key("float", None, minimum=0.001, maximum=3600, help="overrides request.timeout"),
     "attempts": Key("int", None, minimum=1, maximum=100, help="overrides retry.attempts"),
 }
+# [levels.N.request] and [levels.N.response]: the keys of [request] and [response] a level
+# may override (and response's [pagination] and [[rule]] tables).
+LEVEL_REQUEST_KEYS = ("url", "method", "params", "body", "headers")
+LEVEL_RESPONSE_KEYS = ("items", "id", "name", "type", "message")
+LEVEL_RESPONSE_TABLES = ("pagination", "rule")
 
 
 def _num(value: float) -> str:

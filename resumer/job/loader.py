@@ -12,6 +12,7 @@ no default (``keys``, ``settings``).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import tomllib
@@ -27,7 +28,12 @@ from resumer.job.keys import (
     AUTH_SCHEMA,
     AUTH_SECRETS,
     INVALID,
+    ITEM_RULE_KINDS,
+    ITEM_RULE_SCHEMA,
     KINDS,
+    LEVEL_REQUEST_KEYS,
+    LEVEL_RESPONSE_KEYS,
+    LEVEL_RESPONSE_TABLES,
     LEVEL_SCHEMA,
     MAX_JSON_DEPTH,
     PAGINATION_KEYS,
@@ -59,6 +65,7 @@ from resumer.job.settings import (
     Breaker,
     Condition,
     Crawl,
+    ItemRule,
     Job,
     Level,
     MetricsSettings,
@@ -189,9 +196,20 @@ class _Validator:
             pagination_raw = response_raw.pop("pagination", None)
             rules_raw = response_raw.pop("rule", None)
             raw = {**raw, "response": response_raw}
+        shape_raw: dict[str, Any] = {}
+        if isinstance(raw.get("crawl"), dict):
+            # [[crawl.leaf]] and [[crawl.drop]] are tables of their own.
+            crawl_raw = dict(raw["crawl"])
+            shape_raw = {kind: crawl_raw.pop(kind) for kind in ITEM_RULE_KINDS if kind in crawl_raw}
+            raw = {**raw, "crawl": crawl_raw}
         values = {name: self.section(name, raw.get(name, {})) for name in SCHEMA}
-        crawl = self.crawl(values["crawl"])
+        crawl = self.crawl(values["crawl"], shape_raw)
         request = self.request(values["request"], tls_raw)
+        response = Response(
+            **values["response"],
+            pagination=self.pagination(pagination_raw),
+            rules=self.rules(rules_raw),
+        )
         retry = Retry(**{**values["retry"], "retry_on": frozenset(values["retry"]["retry_on"])})
         return Job(
             text=self.text,
@@ -199,13 +217,9 @@ class _Validator:
             base_dir=self.base_dir,
             source=self.source(values["source"]),
             request=request,
-            response=Response(
-                **values["response"],
-                pagination=self.pagination(pagination_raw),
-                rules=self.rules(rules_raw),
-            ),
+            response=response,
             crawl=crawl,
-            levels=self.levels(raw.get("levels", {}), crawl, request.timeout, retry.attempts),
+            levels=self.levels(raw.get("levels", {}), crawl, request, response, retry.attempts),
             retry=retry,
             breaker=Breaker(**values["breaker"]),
             rate=Rate(**values["rate"]),
@@ -288,8 +302,13 @@ class _Validator:
             self.url("alerts", "webhook", values["webhook"], per_node=False)
         return AlertSettings(**values)
 
-    def crawl(self, values: dict[str, Any]) -> Crawl:
-        crawl = Crawl(**values)
+    def crawl(self, values: dict[str, Any], shape_raw: Mapping[str, Any]) -> Crawl:
+        max_depth = values["max_depth"]
+        crawl = Crawl(
+            **values,
+            leaf=self.item_rules("leaf", shape_raw.get("leaf"), max_depth),
+            drop=self.item_rules("drop", shape_raw.get("drop"), max_depth),
+        )
         if crawl.min_concurrency > crawl.http_concurrency:
             raise self.fail(
                 "crawl",
@@ -299,33 +318,71 @@ class _Validator:
             )
         return crawl
 
-    def pagination(self, raw: Any) -> Pagination | None:
+    def item_rules(self, kind: str, raw: Any, max_depth: int) -> tuple[ItemRule, ...]:
+        """``[[crawl.leaf]]`` / ``[[crawl.drop]]``: a field with exactly one of in / not_in
+        / missing, and optionally the items' levels (a leaf rule: above the leaf level)."""
+        if raw is None:
+            return ()
+        if not isinstance(raw, list):
+            raise self.fail("crawl", kind, f"expected [[crawl.{kind}]] tables")
+        rules = []
+        for number, table in enumerate(raw, start=1):
+            fail = self.array_fail(f"crawl.{kind}", number)
+            values = self.table(fail, table, ITEM_RULE_SCHEMA)
+            condition = self.condition(fail, table, values)
+            assert condition is not None  # field is required
+            levels = values["level"] or frozenset()
+            last = max_depth - 1 if kind == "leaf" else max_depth
+            beyond = sorted(level for level in levels if level > last)
+            if beyond and kind == "leaf":
+                raise fail(
+                    "level",
+                    f"level {beyond[0]} is crawl.max_depth or below it: its items are leaves "
+                    f"already (expected 1 to {last})",
+                )
+            if beyond:
+                raise fail(
+                    "level", f"no item has level {beyond[0]} (crawl.max_depth = {max_depth})"
+                )
+            rules.append(ItemRule(number, condition, levels))
+        return tuple(rules)
+
+    def array_fail(self, table: str, number: int) -> Callable[[str | None, str], ConfigError]:
+        """How a table of an array (``[[table]]``, the ``number``-th) words its errors:
+        the file and the table's line, ``table number: key: message``."""
+        line = rule_line(self.text, number, table)
+        at = f"{self.origin}:{line}" if line else self.origin
+
+        def fail(key: str | None, message: str) -> ConfigError:
+            named = f"{table} {number}: {key}" if key else f"{table} {number}"
+            return ConfigError(one_line(f"{at}: {named}: {message}"))
+
+        return fail
+
+    def pagination(self, raw: Any, section: str = "response.pagination") -> Pagination | None:
         if raw is None:
             return None
-        values = self.section("response.pagination", raw, PAGINATION_SCHEMA)
+        values = self.section(section, raw, PAGINATION_SCHEMA)
         mode = values["mode"]
-        self.keys_of_choice("response.pagination", raw, ("mode", mode), PAGINATION_KEYS)
+        self.keys_of_choice(section, raw, ("mode", mode), PAGINATION_KEYS)
         for key in ("page_param", "cursor_path", "cursor_param", *PAGINATION_KEYS[mode]):
             if values[key] == "" and key != "size_param":  # size_param "": the size is not sent
-                raise self.fail("response.pagination", key, "expected a non-empty string")
+                raise self.fail(section, key, "expected a non-empty string")
         return Pagination(**values)
 
-    def rules(self, raw: Any) -> tuple[Rule, ...]:
+    def rules(self, raw: Any, section: str = "response") -> tuple[Rule, ...]:
         """``[[response.rule]]``: each with a condition and one ``then``; a field with
         exactly one of in / not_in / missing; ``wait`` only to retry or throttle."""
         if raw is None:
             return ()
         if not isinstance(raw, list):
-            raise self.fail("response", "rule", "expected [[response.rule]] tables")
-        return tuple(self.rule(number, table) for number, table in enumerate(raw, start=1))
+            raise self.fail(section, "rule", f"expected [[{section}.rule]] tables")
+        return tuple(
+            self.rule(number, table, f"{section}.rule") for number, table in enumerate(raw, start=1)
+        )
 
-    def rule(self, number: int, raw: Any) -> Rule:
-        line = rule_line(self.text, number)
-        at = f"{self.origin}:{line}" if line else self.origin
-
-        def fail(key: str | None, message: str) -> ConfigError:
-            named = f"response.rule {number}: {key}" if key else f"response.rule {number}"
-            return ConfigError(one_line(f"{at}: {named}: {message}"))
+    def rule(self, number: int, raw: Any, table: str = "response.rule") -> Rule:
+        fail = self.array_fail(table, number)
 
         values = self.table(fail, raw, RULE_SCHEMA)
         condition = self.condition(fail, raw, values)
@@ -501,21 +558,29 @@ class _Validator:
         return Source(url=None, file=path if path.is_absolute() else self.base_dir / path)
 
     def request(self, values: dict[str, Any], tls_raw: Any = None) -> Request:
+        return self.built_request(
+            "request", values, proxy=self.proxy(values["proxy"]), tls=self.tls(tls_raw)
+        )
+
+    def built_request(
+        self, section: str, values: Mapping[str, Any], *, proxy: str | None, tls: Tls
+    ) -> Request:
+        """A ``Request`` from checked values: the method's defaults for params and body."""
         method = values["method"]
         params, body = values["params"], values["body"]
         if method == "GET" and body is not None:
-            raise self.fail("request", "body", "a GET request has no body; use params, or POST")
+            raise self.fail(section, "body", "a GET request has no body; use params, or POST")
         if method == "GET" and params is None:
             params = DEFAULT_TEMPLATE
         if method == "POST" and body is None:
             body = DEFAULT_TEMPLATE
         params = params if params is not None else MappingProxyType({})
-        self.url("request", "url", values["url"])
+        self.url(section, "url", values["url"])
         for key, item in params.items():
-            self.template("request", f"params.{dotted_key(key)}", item)
+            self.template(section, f"params.{dotted_key(key)}", item)
         for key, item in values["headers"].items():
-            self.header("request", f"headers.{dotted_key(key)}", key, item)
-        self.json_templates("request.body", body)
+            self.header(section, f"headers.{dotted_key(key)}", key, item)
+        self.json_templates(section, "body", body)
         return Request(
             url=values["url"],
             method=method,
@@ -523,8 +588,8 @@ class _Validator:
             body=body,
             headers=values["headers"],
             timeout=values["timeout"],
-            proxy=self.proxy(values["proxy"]),
-            tls=self.tls(tls_raw),
+            proxy=proxy,
+            tls=tls,
         )
 
     def url(self, section: str, key: str, value: str, *, per_node: bool = True) -> None:
@@ -559,15 +624,14 @@ class _Validator:
         if problem:
             raise self.fail(section, key, f"the value {problem}")
 
-    def json_templates(self, dotted: str, value: Any) -> None:
+    def json_templates(self, section: str, key: str, value: Any) -> None:
         if isinstance(value, Mapping):
-            for key, item in value.items():
-                self.json_templates(f"{dotted}.{dotted_key(key)}", item)
+            for name, item in value.items():
+                self.json_templates(section, f"{key}.{dotted_key(name)}", item)
         elif isinstance(value, tuple):
             for index, item in enumerate(value):
-                self.json_templates(f"{dotted}[{index}]", item)
+                self.json_templates(section, f"{key}[{index}]", item)
         elif isinstance(value, str):
-            section, _, key = dotted.partition(".")
             self.template(section, key, value)
 
     def template(self, section: str, key: str, value: str) -> None:
@@ -577,7 +641,7 @@ class _Validator:
             raise self.fail(section, key, str(exc)) from None
 
     def levels(
-        self, raw: Any, crawl: Crawl, default_timeout: float, default_attempts: int
+        self, raw: Any, crawl: Crawl, request: Request, response: Response, attempts: int
     ) -> Mapping[int, Level]:
         if not isinstance(raw, dict):
             raise self.fail("levels", None, "expected tables [levels.1], [levels.2], ...")
@@ -596,14 +660,82 @@ class _Validator:
                     f"level {shown} is not queried: expected 1 to {crawl.max_depth - 1} "
                     f"(levels below crawl.max_depth = {crawl.max_depth})",
                 )
-            given[number] = self.section(f"levels.{name}", table, LEVEL_SCHEMA)
+            own = dict(table) if isinstance(table, dict) else table
+            requested = own.pop("request", None) if isinstance(own, dict) else None
+            answered = own.pop("response", None) if isinstance(own, dict) else None
+            given[number] = self.section(f"levels.{name}", own, LEVEL_SCHEMA)
+            given[number]["request"] = self.level_request(f"levels.{name}", requested, request)
+            given[number]["response"] = self.level_response(f"levels.{name}", answered, response)
         levels = {}
         for number in range(1, crawl.max_depth):
             values = given.get(number, {"workers": DEFAULT_WORKERS})
-            timeout = values.get("timeout") or default_timeout
-            attempts = values.get("attempts") or default_attempts
-            levels[number] = Level(workers=values["workers"], timeout=timeout, attempts=attempts)
+            levels[number] = Level(
+                workers=values["workers"],
+                timeout=values.get("timeout") or request.timeout,
+                attempts=values.get("attempts") or attempts,
+                request=values.get("request"),
+                response=values.get("response"),
+            )
         return MappingProxyType(levels)
+
+    def level_request(self, level: str, raw: Any, top: Request) -> Request | None:
+        """``[levels.N.request]``: ``[request]`` with the level's keys. A header given
+        replaces that header; any other key replaces the top-level value whole. A level
+        that changes ``method`` inherits neither ``params`` nor ``body`` (the method's
+        defaults apply, as at the top)."""
+        if raw is None:
+            return None
+        section = f"{level}.request"
+        own = self.overrides(section, raw, LEVEL_REQUEST_KEYS, SCHEMA["request"])
+        method = own.get("method", top.method)
+        inherited = method == top.method
+        values = {
+            "url": own.get("url", top.url),
+            "method": method,
+            "params": own.get("params", top.params if inherited else None),
+            "body": own.get("body", top.body if inherited else None),
+            "headers": MappingProxyType({**top.headers, **own.get("headers", {})}),
+            "timeout": top.timeout,
+        }
+        return self.built_request(section, values, proxy=top.proxy, tls=top.tls)
+
+    def level_response(self, level: str, raw: Any, top: Response) -> Response | None:
+        """``[levels.N.response]``: ``[response]`` with the level's keys; a level's
+        ``[pagination]`` or ``[[rule]]`` replaces the top-level ones whole."""
+        if raw is None:
+            return None
+        section = f"{level}.response"
+        tables = raw if isinstance(raw, dict) else {}
+        keys = {key: value for key, value in tables.items() if key not in LEVEL_RESPONSE_TABLES}
+        own = self.overrides(
+            section, raw, (*LEVEL_RESPONSE_KEYS, *LEVEL_RESPONSE_TABLES), SCHEMA["response"], keys
+        )
+        if "pagination" in tables:
+            own["pagination"] = self.pagination(tables["pagination"], f"{section}.pagination")
+        if "rule" in tables:
+            own["rules"] = self.rules(tables["rule"], section)
+        return dataclasses.replace(top, **own)
+
+    def overrides(
+        self,
+        section: str,
+        raw: Any,
+        allowed: tuple[str, ...],
+        schema: Mapping[str, Key],
+        keys: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """The keys a level's table gives (checked as the top-level section's), and only
+        those: what it does not give comes from the top-level section."""
+        if not isinstance(raw, dict):
+            raise self.fail(section, None, "expected a table")
+        for key in raw:
+            if key not in allowed:
+                known = ", ".join(allowed)
+                raise self.fail(
+                    section, dotted_key(key), f"unknown key (a level may override: {known})"
+                )
+        keys = raw if keys is None else keys
+        return self.section(section, keys, {key: schema[key] for key in keys})
 
 
 class StoredJob(Protocol):

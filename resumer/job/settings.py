@@ -121,6 +121,20 @@ class Rule:
 
 
 @dataclass(frozen=True, slots=True)
+class ItemRule:
+    """One ``[[crawl.leaf]]`` or ``[[crawl.drop]]``: items whose ``condition`` holds are
+    stored as leaves (never queried), or not stored at all. ``levels``: the items' levels
+    it applies to (empty: every level). ``number`` counts from 1 in its array."""
+
+    number: int
+    condition: Condition
+    levels: frozenset[int] = frozenset()
+
+    def applies_to(self, level: int) -> bool:
+        return not self.levels or level in self.levels
+
+
+@dataclass(frozen=True, slots=True)
 class Response:
     items: str
     id: str
@@ -195,13 +209,21 @@ class Crawl:
     grace: float
     adaptive: bool = False
     min_concurrency: int = DEFAULT_MIN_CONCURRENCY
+    leaf: tuple[ItemRule, ...] = ()  # [[crawl.leaf]]: items stored as leaves
+    drop: tuple[ItemRule, ...] = ()  # [[crawl.drop]]: items not stored
 
 
 @dataclass(frozen=True, slots=True)
 class Level:
+    """``[levels.N]``: how the nodes OF level N are queried. ``request`` and ``response``
+    are the top-level sections with ``[levels.N.request]`` / ``[levels.N.response]``
+    applied (the top-level ones themselves when the level overrides nothing)."""
+
     workers: int
     timeout: float
     attempts: int = DEFAULT_ATTEMPTS
+    request: Request | None = None  # None: [request]
+    response: Response | None = None  # None: [response]
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,6 +302,21 @@ class Job:
     def level(self, n: int) -> Level:
         return self.levels[n]
 
+    def request_of(self, level: int) -> Request:
+        """The request that queries the nodes of ``level`` (``[levels.N.request]`` applied)."""
+        own = self.levels[level].request if level in self.levels else None
+        return self.request if own is None else own
+
+    def response_of(self, level: int) -> Response:
+        """How the answers about the nodes of ``level`` are read (``[levels.N.response]``)."""
+        own = self.levels[level].response if level in self.levels else None
+        return self.response if own is None else own
+
+    @property
+    def shaped(self) -> bool:
+        """Whether any ``[[crawl.leaf]]`` or ``[[crawl.drop]]`` rule is given."""
+        return bool(self.crawl.leaf or self.crawl.drop)
+
     def env_vars(self) -> tuple[str, ...]:
         """Every ``${VAR}`` the job refers to, in order of appearance, without repeats."""
         names: list[str] = []
@@ -293,6 +330,11 @@ class Job:
         strings.append(self.request.proxy or "")
         strings += [*self.request.params.values(), *self.request.headers.values()]
         strings += _strings_in(self.request.body)
+        for level in self.levels.values():
+            if level.request is not None and level.request is not self.request:
+                own = level.request
+                strings += [own.url, *own.params.values(), *own.headers.values()]
+                strings += _strings_in(own.body)
         strings += self.auth.templated() if self.auth is not None else []
         return strings
 

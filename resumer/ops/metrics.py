@@ -61,10 +61,24 @@ class _Nodes(Collector):
             "Nodes in the checkpoint, by level and status",
             labels=["level", "status"],
         )
+        leaves = GaugeMetricFamily(
+            "resumer_leaves_by_rule",
+            "Nodes stored as leaves by a [[crawl.leaf]] rule (among the complete), by level",
+            labels=["level"],
+        )
+        dropped = GaugeMetricFamily(
+            "resumer_items_dropped",
+            "Items a [[crawl.drop]] rule left out (not stored), by level",
+            labels=["level"],
+        )
         for level, by_status in sorted(self.counts().items()):
             for status in STATUSES:
                 family.add_metric([str(level), status], by_status.get(status, 0))
+            leaves.add_metric([str(level)], by_status.get("leaf_by_rule", 0))
+            dropped.add_metric([str(level)], by_status.get("dropped", 0))
         yield family
+        yield leaves
+        yield dropped
 
 
 def _or_nan(value: float | None) -> float:

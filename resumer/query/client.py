@@ -18,7 +18,7 @@ import json
 import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlencode
 
 import httpx
@@ -50,6 +50,7 @@ from resumer.query.answers import (
 )
 from resumer.query.mapping import Mapper, MappingError, lookup
 from resumer.query.pages import Pager
+from resumer.query.shape import shape_of
 from resumer.query.sources import read_source_file
 
 BODY_EXCERPT = 200  # characters of a response body kept in an error message
@@ -57,6 +58,22 @@ MAX_PAGES = 100_000  # pages of one node's children at most: a runaway cursor en
 _NO_NODE = dict.fromkeys(PLACEHOLDERS, "")  # placeholder values for the source call
 
 _Render = Callable[[Mapping[str, str]], Any]
+
+
+class _Asking(NamedTuple):
+    """How the nodes of one level are asked about, and their answers read: the level's
+    request and response (``[levels.N.request]`` / ``[levels.N.response]`` applied) and
+    the leaf and drop rules for the items they bring."""
+
+    method: str
+    url: Template
+    params: Mapping[str, Template]
+    body: _Render | None
+    headers: dict[str, Template]  # sent per call: templated, or unlike the shared ones
+    mapper: Mapper
+    pages: Pagination | None
+    rules: Rules
+    message: str | None  # where the API puts its own error text
 
 
 def _compile_json(value: Any) -> _Render:
@@ -93,30 +110,47 @@ class Client:
         self.auth = authorizer_for(
             bound, http, stop=self.gate.stop, protect=self._protect, redact=self.redactor.redact
         )
-        self._rules = Rules(job.response.rules)
-        self._message = job.response.message  # where the API puts its own error text
         if self.auth is not None:
             self.http = http = AuthorizedHTTP(http, self.auth, refuses=self._refuses)
         self._retry_on = job.retry.retry_on
-        self._method = job.request.method
-        self._url = request.url
-        self._params = request.params
-        self._body = _compile_json(request.body) if request.body is not None else None
-        headers = request.headers
         # Fixed headers go on the shared client once; only templated ones travel per call.
-        http.headers.update({k: t.render({}) for k, t in headers.items() if t.is_literal})
-        self._node_headers = {k: t for k, t in headers.items() if not t.is_literal}
-        self._mapper = Mapper(job.response)
-        self._pages = job.response.pagination
+        shared = {k: t.render({}) for k, t in request.headers.items() if t.is_literal}
+        http.headers.update(shared)
+        # Level 0 is the source's call (the level-1 list); level N, the queries of its nodes.
+        self._asking = {
+            level: self._asking_of(bound, level, shared) for level in range(job.crawl.max_depth)
+        }
         self._pacing = job.rate.adaptive  # read rate-limit headers
         self._timeout_args: dict[float, Any] = {}
         if bound.source_url is not None:
             self._source_url = bound.source_url
 
-    def _headers(self, values: Mapping[str, str]) -> dict[str, str] | None:
-        if not self._node_headers:
+    def _asking_of(self, bound: BoundJob, level: int, shared: Mapping[str, str]) -> _Asking:
+        job = bound.job
+        request = bound.request if level == 0 else bound.request_of(level)
+        response = job.response if level == 0 else job.response_of(level)
+        headers = {
+            name: template
+            for name, template in request.headers.items()
+            if not (template.is_literal and shared.get(name) == template.render({}))
+        }
+        return _Asking(
+            method=job.request.method if level == 0 else job.request_of(level).method,
+            url=request.url,
+            params=request.params,
+            body=_compile_json(request.body) if request.body is not None else None,
+            headers=headers,
+            mapper=Mapper(response, shape_of(job.crawl, level + 1)),
+            pages=response.pagination,
+            rules=Rules(response.rules),
+            message=response.message,
+        )
+
+    @staticmethod
+    def _headers(asking: _Asking, values: Mapping[str, str]) -> dict[str, str] | None:
+        if not asking.headers:
             return None
-        return {k: t.render(values) for k, t in self._node_headers.items()}
+        return {k: t.render(values) for k, t in asking.headers.items()}
 
     def query(self, task: Task, timeout: float) -> list[Item]:
         """``task``'s children: one HTTP call, or one per page when the API paginates."""
@@ -127,20 +161,21 @@ class Client:
             "level": str(task.level),
             "parent_id": task.parent_id,
         }
-        url = self._url.render(values, quote_segment)
-        params = {k: t.render(values) for k, t in self._params.items()}
-        body = self._body(values) if self._body is not None else None
-        headers = self._headers(values)
-        if self._pages is None:
+        asking = self._asking[task.level]
+        url = asking.url.render(values, quote_segment)
+        params = {k: t.render(values) for k, t in asking.params.items()}
+        body = asking.body(values) if asking.body is not None else None
+        headers = self._headers(asking, values)
+        if asking.pages is None:
             document = self._call(
-                self._method, _with_query(url, params), body, headers, timeout, task.level
+                asking.method, _with_query(url, params), body, headers, timeout, task.level
             )
-            return [] if document is EMPTY else self._items(document, self._method, url)
-        return self._all_pages(self._pages, url, params, body, headers, timeout, task.level)
+            return [] if document is EMPTY else self._items(asking, document, url)
+        return self._all_pages(asking, url, params, body, headers, timeout, task.level)
 
     def _all_pages(
         self,
-        pages: Pagination,
+        asking: _Asking,
         url: str,
         params: dict[str, str],
         body: Any,
@@ -150,21 +185,22 @@ class Client:
     ) -> list[Item]:
         """Every page, in order; any failure fails the whole query (nothing is kept)."""
         items: list[Item] = []
-        pager = Pager(pages, self.redactor.redact, lookup)
+        assert asking.pages is not None
+        pager = Pager(asking.pages, self.redactor.redact, lookup)
         for _ in range(MAX_PAGES):
             if pager.next_url is not None:  # link and next_url modes, after the first page
                 call_url, call_body = pager.next_url, body
-            elif self._method == "GET" or not isinstance(body, dict):
+            elif asking.method == "GET" or not isinstance(body, dict):
                 call_url, call_body = _with_query(url, {**params, **pager.extra()}), body
             else:
                 call_url, call_body = _with_query(url, params), {**body, **pager.extra()}
             answers: list[httpx.Response] = []
             document = self._call(
-                self._method, call_url, call_body, headers, timeout, level, answers.append
+                asking.method, call_url, call_body, headers, timeout, level, answers.append
             )
             if document is EMPTY:  # a rule said "no (more) children": the pages end here
                 return items
-            found = self._items(document, self._method, call_url)
+            found = self._items(asking, document, call_url)
             items += found
             answer = answers[0] if answers else None
             if not pager.advance(document, answer, found=len(found), url=call_url):
@@ -174,11 +210,13 @@ class Client:
     def load_roots(self) -> Iterable[Item]:
         """The level-1 nodes, from the source URL (fetched now) or file (read as they are
         taken: a long list never sits in memory whole)."""
+        asking = self._asking[0]
         if self.job.source.file is not None:
-            return read_source_file(self.job.source.file, self.job.response)
-        headers = self._headers(_NO_NODE)
+            return read_source_file(self.job.source.file, self.job.response, asking.mapper.shape)
+        headers = self._headers(asking, _NO_NODE)
         document = self._call("GET", self._source_url, None, headers, self.job.request.timeout)
-        return [] if document is EMPTY else self._items(document, "GET", self._source_url)
+        source = asking._replace(method="GET")
+        return [] if document is EMPTY else self._items(source, document, self._source_url)
 
     def _call(
         self,
@@ -192,6 +230,7 @@ class Client:
     ) -> Any:
         """One HTTP call through the gate; the decoded JSON body, or a classified QueryError.
         ``on_answer`` is given the response of a call that succeeds (its headers)."""
+        asking = self._asking[level]
         with self.gate.slot(level) as outcome:
             try:
                 response = self.http.request(
@@ -211,15 +250,15 @@ class Client:
             if self._pacing:
                 outcome.limits = parse_rate_limits(response.headers)
             answer = Body(response.content)
-            if self._rules and (verdict := self._rules.judge(response.status_code, answer)):
+            if asking.rules and (verdict := asking.rules.judge(response.status_code, answer)):
                 outcome.rule, outcome.then = verdict.rule, verdict.then
-                return self._decided(verdict, answer, method, response, outcome, on_answer)
+                return self._decided(asking, verdict, answer, method, response, outcome, on_answer)
             if response.status_code == 401:  # never a node's fault: the runner stops the run
-                raise self._refused(method, response, answer)
+                raise self._refused(asking, method, response, answer)
             if response.status_code < 300:
                 outcome.kind = SUCCESS
-                return self._document(answer, method, response, on_answer)
-            error = self._error(method, response, answer)
+                return self._document(asking, answer, method, response, on_answer)
+            error = self._error(asking, method, response, answer)
             outcome.kind = kind_of_status(
                 response.status_code, error.retry_after, self._retry_on, self.gate.sheds_load
             )
@@ -229,6 +268,7 @@ class Client:
 
     def _document(
         self,
+        asking: _Asking,
         answer: Body,
         method: str,
         response: httpx.Response,
@@ -237,7 +277,7 @@ class Client:
         """The decoded body of an answer to read items from; a QueryError if it is not JSON."""
         document = answer.document
         if document is NOT_JSON:
-            raise self._error(method, response, answer)
+            raise self._error(asking, method, response, answer)
         if _SURROGATE_ESCAPE.search(answer.content):  # rare: checked only then
             _refuse_lone_surrogates(document, method, self.redactor.redact(str(response.url)))
         if on_answer is not None:
@@ -246,6 +286,7 @@ class Client:
 
     def _decided(
         self,
+        asking: _Asking,
         verdict: Verdict,
         answer: Body,
         method: str,
@@ -260,13 +301,13 @@ class Client:
         then = verdict.then
         outcome.kind = RULE_KINDS[then]
         if then == "ok":
-            return self._document(answer, method, response, on_answer)
+            return self._document(asking, answer, method, response, on_answer)
         if then == "empty":
             return EMPTY
         if then == "renew":
-            raise self._refused(method, response, answer, verdict)
+            raise self._refused(asking, method, response, answer, verdict)
         where = self.redactor.redact(f"{method} {response.url}")
-        said = self._said(response, answer)
+        said = self._said(asking, response, answer)
         what = f"rule {verdict.rule} ({then}) on HTTP {response.status_code} from {where}"
         if then == "stop":
             raise StopError(f"{what}: the API said: {said}")
@@ -285,18 +326,25 @@ class Client:
 
     def _refuses(self, response: httpx.Response) -> bool:
         """Whether an answer refuses the credentials, so that ``AuthorizedHTTP`` renews
-        them once and sends the call again: a 401, or a rule's ``renew``."""
+        them once and sends the call again: a 401, or a rule's ``renew`` (any level's:
+        the answer does not say which level asked)."""
         if response.status_code == 401:
             return True
-        if not self._rules.renews:
+        renewing = {id(a.rules): a.rules for a in self._asking.values() if a.rules.renews}
+        if not renewing:
             return False
-        verdict = self._rules.judge(response.status_code, Body(response.content))
-        return verdict is not None and verdict.then == "renew"
+        body = Body(response.content)
+        for rules in renewing.values():
+            verdict = rules.judge(response.status_code, body)
+            if verdict is not None and verdict.then == "renew":
+                return True
+        return False
 
-    def _said(self, response: httpx.Response, answer: Body) -> str:
+    def _said(self, asking: _Asking, response: httpx.Response, answer: Body) -> str:
         """What the API said: its own message (``response.message``), else the start of
         the body."""
-        message = api_message(answer.document, self._message) if self._message else None
+        where = asking.message
+        message = api_message(answer.document, where) if where else None
         return self.redactor.redact(message) if message else self._excerpt(_text(response))
 
     def _protect(self, secrets: Iterable[str]) -> None:
@@ -307,6 +355,7 @@ class Client:
 
     def _refused(
         self,
+        asking: _Asking,
         method: str,
         response: httpx.Response,
         answer: Body,
@@ -323,15 +372,15 @@ class Client:
             what = f"{self.auth.what}, even renewed"
         else:
             what = self.auth.what
-        said = self._said(response, answer)
+        said = self._said(asking, response, answer)
         return AuthError(f"{status} from {where}: the API refused {what}; it said: {said}")
 
-    def _items(self, document: Any, method: str, url: str) -> list[Item]:
+    def _items(self, asking: _Asking, document: Any, url: str) -> list[Item]:
         try:
-            return self._mapper.items(document)
+            return asking.mapper.items(document)
         except MappingError as exc:
-            where = self.redactor.redact(f"{method} {url}")
-            message = api_message(document, self._message)
+            where = self.redactor.redact(f"{asking.method} {url}")
+            message = api_message(document, asking.message)
             if message:
                 said = f"the API said: {self.redactor.redact(message)}"
             else:
@@ -349,7 +398,9 @@ class Client:
             arg = self._timeout_args[seconds] = httpx.USE_CLIENT_DEFAULT if same else seconds
         return arg
 
-    def _error(self, method: str, response: httpx.Response, answer: Body) -> QueryError:
+    def _error(
+        self, asking: _Asking, method: str, response: httpx.Response, answer: Body
+    ) -> QueryError:
         """The QueryError for an HTTP error status or a body that is not JSON."""
         where = self.redactor.redact(f"{method} {response.url}")
         status = response.status_code
@@ -361,7 +412,7 @@ class Client:
             )
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
         return QueryError(
-            f"HTTP {status} from {where}: {self._said(response, answer)}",
+            f"HTTP {status} from {where}: {self._said(asking, response, answer)}",
             transient=status in self._retry_on,
             status=status,
             retry_after=retry_after,

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from resumer.errors import ResumerError
 from resumer.job.settings import Response
 from resumer.model import Item
+
+if TYPE_CHECKING:
+    from resumer.query.shape import Shape
 
 
 class MappingError(ResumerError, ValueError):
@@ -110,10 +113,13 @@ def _optional_text(value: Any) -> str:
 
 
 class Mapper:
-    """Turns a decoded body into ``Item``s following the [response] section."""
+    """Turns a decoded body into ``Item``s following the [response] section; with a
+    ``Shape``, each item is marked with the leaf or drop rule that matches it (a dropped
+    item need not map: it is judged before its id is read)."""
 
-    def __init__(self, response: Response) -> None:
+    def __init__(self, response: Response, shape: Shape | None = None) -> None:
         self.response = response
+        self.shape = shape
         self._id = _getter(response.id)
         self._name = _getter(response.name)
         self._type = _getter(response.type)
@@ -135,7 +141,7 @@ class Mapper:
         if not isinstance(found, list):
             where = f"items path {path!r}" if path else "the body"
             raise MappingError(f"{where} is {kind_of(found)}, expected a list of items")
-        if not self._plain_keys:
+        if self.shape is not None or not self._plain_keys:
             return [self.item(item, index) for index, item in enumerate(found)]
         # The usual case, inlined: plain keys whose values are already strings.
         id_key, name_key, type_key = self._plain_keys
@@ -150,10 +156,21 @@ class Mapper:
                 if type(raw_id) is str and type(name) is str and type(kind) is str:
                     out.append(Item(raw_id, name, kind, _encode_payload(item)))
                     continue
-            out.append(self.item(item, index))  # conversions and errors
+            out.append(self._mapped(item, index))  # conversions and errors
         return out
 
     def item(self, item: Any, index: int) -> Item:
+        """One item (the ``index``-th) as an ``Item``, marked by the shape's rules."""
+        if self.shape is None or not isinstance(item, dict):
+            return self._mapped(item, index)  # not an object: the usual error
+        leaf, drop = self.shape.judge(item)
+        if drop:
+            name, kind = _optional_text(self._name(item)), _optional_text(self._type(item))
+            return Item(_optional_text(self._id(item)), name, kind, "", 0, drop)
+        mapped = self._mapped(item, index)
+        return mapped._replace(leaf=leaf) if leaf else mapped
+
+    def _mapped(self, item: Any, index: int) -> Item:
         if not isinstance(item, dict):
             raise MappingError(f"item {index} is {kind_of(item)}, expected an object")
         raw_id = self._id(item)

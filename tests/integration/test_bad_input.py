@@ -257,6 +257,42 @@ CASES = [
         job(extra='[[response.rule]]\nfield = "data..code"\nmissing = true\nthen = "empty"'),
     ),
     Case(
+        "leaf-rule-without-a-test",
+        START,
+        ("job.toml:", "crawl.leaf 1: field", "needs one of in, not_in or missing"),
+        job(extra='[[crawl.leaf]]\nfield = "hasChildren"'),
+    ),
+    Case(
+        "leaf-rule-at-the-leaf-level",
+        START,
+        ("job.toml:", "crawl.leaf 1: level", "leaves already"),
+        job(extra='[[crawl.leaf]]\nfield = "leaf"\nin = [true]\nlevel = [2]'),
+    ),
+    Case(
+        "drop-rule-unknown-key",
+        START,
+        ("job.toml:", "crawl.drop 1: then", "unknown key"),
+        job(extra='[[crawl.drop]]\nfield = "type"\nin = ["x"]\nthen = "drop"'),
+    ),
+    Case(
+        "level-request-unknown-key",
+        START,
+        ("job.toml:", "levels.1.request.timeout", "a level may override"),
+        job(extra="[levels.1.request]\ntimeout = 3"),
+    ),
+    Case(
+        "level-response-of-a-level-not-queried",
+        START,
+        ("job.toml:", "[levels.2]", "not queried"),
+        job(extra='[levels.2.response]\nitems = "data.children"'),
+    ),
+    Case(
+        "level-response-rule-without-condition",
+        START,
+        ("job.toml:", "levels.1.response.rule 1", "no condition"),
+        job(extra='[[levels.1.response.rule]]\nthen = "empty"'),
+    ),
+    Case(
         "wrong-type",
         START,
         ("job.toml:", "crawl.max_depth", "expected an integer"),

@@ -124,6 +124,7 @@ def test_status_json_keeps_the_contracted_shape(tmp_path: Path) -> None:
     assert status["state"] == "complete"
     assert list(status["levels"]) == ["1", "2", "3", "4"]
     keys = ["pending", "running", "waiting", "complete", "failed", "total"]
+    keys += ["leaf_by_rule", "dropped"]  # counted beside the statuses (CONTRACT, Tree shape)
     assert all(list(level) == keys for level in status["levels"].values())
     with sqlite3.connect(tmp_path / "r.db") as db:
         nodes = db.execute("SELECT count(*) FROM nodes WHERE level > 0").fetchone()[0]

@@ -9,6 +9,7 @@ from collections import Counter
 from resumer.checkpoint.tally import Counts, Tally, gather
 
 ZERO = {"pending": 0, "running": 0, "waiting": 0, "complete": 0, "failed": 0}
+ZERO.update(leaf_by_rule=0, dropped=0)  # counted beside the statuses
 
 
 def test_moves_add_and_take_away_and_open_a_new_level() -> None:
@@ -38,8 +39,5 @@ def test_the_tally_is_its_own_and_hands_out_copies_by_level() -> None:
 
 def test_gather_fills_in_every_status_of_each_level() -> None:
     rows = [(1, "pending", 2), (2, "failed", 1), (1, "complete", 5)]
-    assert gather(rows) == {
-        1: {"pending": 2, "running": 0, "waiting": 0, "complete": 5, "failed": 0},
-        2: {"pending": 0, "running": 0, "waiting": 0, "complete": 0, "failed": 1},
-    }
+    assert gather(rows) == {1: {**ZERO, "pending": 2, "complete": 5}, 2: {**ZERO, "failed": 1}}
     assert gather([]) == {}

@@ -10,7 +10,7 @@ import sqlite3
 import pytest
 
 from resumer.checkpoint.store import Store
-from resumer.model import STATUSES, Children, Failure, Release
+from resumer.model import COUNTED, STATUSES, Children, Failure, Release
 from tests.unit.checkpoint.nodes import LEAF, item, load_roots, statuses
 
 
@@ -154,7 +154,7 @@ def test_the_source_list_is_stored_in_chunks_all_in_order(store: Store) -> None:
         rows = db.execute("SELECT item_id, position FROM nodes WHERE level = 1 ORDER BY id")
         assert [r for r in rows] == [(f"R{n}", n) for n in range(count)]
     assert open_children(store, "") == count
-    expected = {1: {**dict.fromkeys(STATUSES, 0), "pending": count}}
+    expected = {1: {**dict.fromkeys(COUNTED, 0), "pending": count}}
     assert store.live_counts() == store.counts() == expected
     with store.transaction() as tx:  # a second time: the job's node is no longer running
         assert tx.save_source(source.node, iter([item("X")]), 1, LEAF) == 0
@@ -167,3 +167,92 @@ def test_a_source_list_at_the_leaf_level_completes_the_job(store: Store) -> None
         tx.save_source(source.node, [item("A"), item("B")], 1, leaf_level=1)
     assert statuses(store) == {"A": "complete", "B": "complete"}
     assert store.source_status() == "complete"
+
+
+# -- leaves and drops by rule ----------------------------------------------------------
+
+
+def leaf_rules(store: Store) -> dict[str, int | None]:
+    with sqlite3.connect(store.path) as db:
+        return dict(db.execute("SELECT item_id, leaf_rule FROM nodes WHERE level > 0"))
+
+
+def test_a_leaf_by_rule_is_complete_and_its_parent_waits_only_for_the_others(
+    store: Store,
+) -> None:
+    (a,) = load_roots(store, "A")
+    children = [item("A.1")._replace(leaf=2), item("A.2"), item("A.3")._replace(leaf=1)]
+    assert store.save([Children(a.node, 1, children, 1)], LEAF) == {2}
+    assert statuses(store) == {
+        "A": "waiting",
+        "A.1": "complete",
+        "A.2": "pending",
+        "A.3": "complete",
+    }
+    assert leaf_rules(store) == {"A": None, "A.1": 2, "A.2": None, "A.3": 1}
+    assert open_children(store, "A") == 1
+    assert [task.id for task in store.claim(2, 10)] == ["A.2"]  # never a leaf by rule
+    counts = store.counts()[2]
+    assert (counts["complete"], counts["leaf_by_rule"], counts["running"]) == (2, 2, 1)
+    assert store.check() == []
+
+
+def test_a_node_whose_children_are_all_leaves_by_rule_completes_at_once(store: Store) -> None:
+    (a,) = load_roots(store, "A")
+    store.save([Children(a.node, 1, [item("A.1")._replace(leaf=1)], 1)], LEAF)
+    assert statuses(store) == {"A": "complete", "A.1": "complete"}
+    assert store.source_status() == "complete"
+    assert store.check() == []
+
+
+def test_dropped_items_are_not_stored_but_counted_and_positions_stay_dense(
+    store: Store,
+) -> None:
+    (a,) = load_roots(store, "A")
+    dropped = item("A.1")._replace(payload="", drop=1)
+    children = [dropped, item("A.2"), item("A.3")._replace(drop=2)]
+    store.save([Children(a.node, 1, children, 1)], LEAF)
+    assert statuses(store) == {"A": "waiting", "A.2": "pending"}
+    with sqlite3.connect(store.path) as db:
+        assert db.execute("SELECT position FROM nodes WHERE item_id = 'A.2'").fetchone() == (0,)
+    assert store.counts()[2]["dropped"] == 2
+    assert store.live_counts()[2]["dropped"] == 2
+    assert store.check() == []
+
+
+def test_a_node_whose_items_are_all_dropped_is_complete(store: Store) -> None:
+    (a,) = load_roots(store, "A")
+    store.save([Children(a.node, 1, [item("A.1")._replace(drop=1)], 1)], LEAF)
+    assert statuses(store) == {"A": "complete"}
+    assert store.counts()[2] == {**dict.fromkeys(COUNTED, 0), "dropped": 1}
+    assert store.check() == []
+
+
+def test_level_one_items_are_shaped_too(store: Store) -> None:
+    (source,) = store.claim(0, 1)
+    roots = [item("A")._replace(leaf=1), item("B")._replace(drop=1), item("C")]
+    store.save([Children(source.node, 0, roots, 1)], LEAF)
+    assert statuses(store) == {"A": "complete", "C": "pending"}
+    assert store.counts()[1]["leaf_by_rule"] == 1
+    assert store.counts()[1]["dropped"] == 1
+    assert store.check() == []
+
+
+def test_at_the_leaf_level_a_leaf_rule_changes_nothing(store: Store) -> None:
+    (a,) = load_roots(store, "A")
+    store.save([Children(a.node, 1, [item("A.1")], 1)], LEAF)
+    (a1,) = store.claim(2, 1)
+    store.save([Children(a1.node, 2, [item("A.1.1")], 1)], LEAF)
+    (a11,) = store.claim(3, 1)
+    store.save([Children(a11.node, 3, [item("A.1.1.1")._replace(leaf=1)], 1)], LEAF)
+    assert store.counts()[4]["leaf_by_rule"] == 0
+    assert leaf_rules(store)["A.1.1.1"] is None
+    assert store.source_status() == "complete"
+
+
+def test_check_finds_a_leaf_by_rule_with_children(store: Store) -> None:
+    (a,) = load_roots(store, "A")
+    store.save([Children(a.node, 1, [item("A.1")], 1)], LEAF)
+    with sqlite3.connect(store.path) as db:
+        db.execute("UPDATE nodes SET leaf_rule = 1 WHERE item_id = 'A'")
+    assert any("leaf by rule" in problem for problem in store.check())

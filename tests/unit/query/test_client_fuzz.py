@@ -274,7 +274,8 @@ def items_or_query_error(call: Callable[[], Any]) -> list[Item] | None:
         return None
     for item in found:
         assert isinstance(item, Item)
-        assert all(isinstance(field, str) for field in item)
+        assert all(isinstance(field, str) for field in (item.id, item.name, item.type))
+        assert (item.leaf, item.drop) == (0, 0)  # the job has no leaf or drop rule
         json.loads(item.payload)  # the payload stored is JSON text
     return found
 
@@ -473,7 +474,7 @@ def test_found_answers_give_items_or_a_query_error(answer: Answer) -> None:
 
 def storable(found: list[Item] | None) -> None:
     for item in found or []:
-        for field in item:
+        for field in (item.id, item.name, item.type, item.payload):
             field.encode("utf-8")  # what sqlite3 does with a str it binds
 
 
