@@ -103,15 +103,30 @@ def probe_table(report: Any) -> Table:
     for name in ("request", "status", "ms", "items", "first items (id / name / type) or error"):
         table.add_column(name, overflow="fold")
     for call in report.calls:
-        shown = "; ".join(f"{i.id} / {i.name} / {i.type}" for i in call.items[:3])
+        shown = "; ".join(_probed_item(i) for i in call.items[:3])
+        leaves = sum(1 for i in call.items if i.leaf)
+        dropped = sum(1 for i in call.items if i.drop)
+        count = str(len(call.items))
+        if leaves or dropped:
+            count += f" ({leaves} leaf by rule, {dropped} dropped)"
         table.add_row(
             call.request,
             f"{call.status or '-'} ({call.decided})" if call.decided else str(call.status or "-"),
             f"{call.seconds * 1000:.0f}",
-            str(len(call.items)),
+            count,
             Text(call.error, style="red") if call.error else Text(shown),
         )
     return table
+
+
+def _probed_item(item: Any) -> str:
+    """One item as probe shows it, with the rule that would make it a leaf or drop it."""
+    text = f"{item.id} / {item.name} / {item.type}"
+    if item.drop:
+        return f"{text} [dropped: crawl.drop {item.drop}]"
+    if item.leaf:
+        return f"{text} [leaf: crawl.leaf {item.leaf}]"
+    return text
 
 
 def _when(iso: str | None) -> str:

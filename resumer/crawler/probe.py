@@ -2,8 +2,9 @@
 
 Loads the roots, then queries a few nodes per level down to the leaf level,
 recording for each call the request (secrets masked), status, latency, how
-many items it mapped and the first few. Nothing is stored: no database is
-created. The caller renders the reports.
+many items it mapped and the first few (each marked with the ``[[crawl.leaf]]`` or
+``[[crawl.drop]]`` rule that matches it: those are not queried further). Nothing is
+stored: no database is created. The caller renders the reports.
 
 Tested by tests/integration/test_probe.py.
 """
@@ -109,7 +110,8 @@ def probe(job: Job, per_level: int) -> list[LevelReport]:
         if not items:
             roots.problem = error or "the source has no level-1 nodes"
         reports = [roots]
-        frontier = [Task(0, 1, i.id, i.name, i.type, "") for i in items[:per_level]]
+        queried = [i for i in items if not (i.leaf or i.drop)]
+        frontier = [Task(0, 1, i.id, i.name, i.type, "") for i in queried[:per_level]]
         for level in job.queried_levels:
             report = LevelReport(level + 1)
             children: list[Task] = []
@@ -124,7 +126,11 @@ def probe(job: Job, per_level: int) -> list[LevelReport]:
                 report.calls.append(
                     Call(request, recorder.status, took, found, error, recorder.decided)
                 )
-                children += [Task(0, level + 1, c.id, c.name, c.type, task.id) for c in found]
+                children += [
+                    Task(0, level + 1, c.id, c.name, c.type, task.id)
+                    for c in found
+                    if not (c.leaf or c.drop)  # a run would not query these
+                ]
             if not report.mapped:
                 errors = [call.error for call in report.calls if call.error]
                 report.problem = (

@@ -17,7 +17,10 @@ from resumer.job.keys import (
     AUTH_KEYS,
     AUTH_REQUIRED,
     AUTH_SCHEMA,
+    ITEM_RULE_SCHEMA,
     KINDS,
+    LEVEL_REQUEST_KEYS,
+    LEVEL_RESPONSE_KEYS,
     LEVEL_SCHEMA,
     PAGINATION_KEYS,
     PAGINATION_SCHEMA,
@@ -126,12 +129,45 @@ def _rules() -> dict[str, Any]:
     }
 
 
+def _item_rules(kind: str) -> dict[str, Any]:
+    """[[crawl.leaf]] / [[crawl.drop]]: an array of tables, each a field with one test."""
+    rule = _section(ITEM_RULE_SCHEMA)
+    rule["required"] = ["field"]
+    rule["oneOf"] = [{"required": [test]} for test in RULE_TESTS]
+    what = "stored as leaves, never queried" if kind == "leaf" else "not stored, nor queried"
+    return {
+        "type": "array",
+        "description": f"[[crawl.{kind}]]: items that match are {what}",
+        "items": rule,
+    }
+
+
+def _level() -> dict[str, Any]:
+    """[levels.N], with its [request] and [response] overrides (their keys only)."""
+    level = _section(LEVEL_SCHEMA)
+    request = _section({key: SCHEMA["request"][key] for key in LEVEL_REQUEST_KEYS})
+    response = _section({key: SCHEMA["response"][key] for key in LEVEL_RESPONSE_KEYS})
+    response["properties"]["pagination"] = _pagination()
+    response["properties"]["rule"] = _rules()
+    for section in (request, response):
+        section.pop("required", None)  # a level gives only what it overrides: what it
+        for key in section["properties"].values():  # does not comes from the top, not
+            key.pop("default", None)  # from a default
+    request["description"] = "overrides of [request] for the queries of this level's nodes"
+    response["description"] = "overrides of [response] for the answers about this level's nodes"
+    level["properties"]["request"] = request
+    level["properties"]["response"] = response
+    return level
+
+
 def json_schema() -> dict[str, Any]:
     """The job file's JSON Schema."""
     properties = {name: _section(keys) for name, keys in SCHEMA.items()}
     properties["response"]["properties"]["pagination"] = _pagination()
     properties["response"]["properties"]["rule"] = _rules()
     properties["request"]["properties"]["tls"] = _section(TLS_SCHEMA)
+    properties["crawl"]["properties"]["leaf"] = _item_rules("leaf")
+    properties["crawl"]["properties"]["drop"] = _item_rules("drop")
     properties["auth"] = _auth()
     properties["source"]["oneOf"] = [
         {"required": ["url"], "not": {"required": ["file"]}},
@@ -140,7 +176,7 @@ def json_schema() -> dict[str, Any]:
     properties["levels"] = {
         "type": "object",
         "description": "[levels.N]: settings for querying the nodes of level N",
-        "patternProperties": {"^[1-9][0-9]*$": _section(LEVEL_SCHEMA)},
+        "patternProperties": {"^[1-9][0-9]*$": _level()},
         "additionalProperties": False,
     }
     return {
@@ -214,6 +250,29 @@ ENVELOPE_RULES = """\
 """
 
 
+# The tree shape's rules and a level's own request and response, commented (README:
+# "Shaping the crawl"); each key of ITEM_RULE_SCHEMA appears once at least.
+SHAPE_RULES = """\
+# Tree shape: items that match a leaf rule are stored as leaves (complete, never queried);
+# items that match a drop rule are not stored at all. The condition words of the rules.
+# [[crawl.leaf]]
+# field = "hasChildren"
+# in = [false]
+# [[crawl.drop]]
+# field = "type"
+# not_in = ["core", "edge"]  # or: in = [...], missing = true
+# level = [2, 3]             # optional: only items of these levels
+"""
+LEVEL_OVERRIDES = """\
+# A level asked and read with other words than [request] and [response]:
+# [levels.3.request]         # for the queries OF level-3 nodes: url, method, params, body, headers
+# params = { subFeatureId = "{id}" }
+# [levels.3.response]        # items, id, name, type, message, [pagination], [[rule]]
+# items = "data.children"
+# id = "subFeatureId"
+"""
+
+
 def _lines(section: str, keys: Mapping[str, Key]) -> list[str]:
     lines = [f"[{section}]"]
     for name, key in keys.items():
@@ -248,7 +307,10 @@ def template() -> str:
             block = _lines("response.pagination", PAGINATION_SCHEMA)
             out += ["# " + line if not line.startswith("#") else line for line in block] + [""]
             out += [*ENVELOPE_RULES.splitlines(), ""]
+        if section == "crawl":
+            out += [*SHAPE_RULES.splitlines(), ""]
     out += [*_lines("levels.1", LEVEL_SCHEMA), ""]
+    out += [*LEVEL_OVERRIDES.splitlines(), ""]
     block = _lines("auth", AUTH_SCHEMA)
     out += ["# " + line if not line.startswith("#") else line for line in block] + [""]
     return "\n".join(out)

@@ -1,5 +1,6 @@
 """Conditions on a JSON document: the one implementation of the job file's condition
-words (``field`` with ``in`` / ``not_in`` / ``missing``), for answer rules.
+words (``field`` with ``in`` / ``not_in`` / ``missing``), for answer rules and for
+the leaf and drop rules on items (``shape``).
 
 Values compare as text (``mapping.as_text``: ``0`` matches ``0`` and ``"0"``, ``true``
 matches ``true`` and ``"true"``), because APIs are inconsistent about it. A null

@@ -53,3 +53,28 @@ def test_secrets_never_appear_in_the_probe(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert "key=***" in done.stdout.replace("\n", "")
     assert "s3cr3t" not in done.stdout + done.stderr
+
+
+def test_probe_marks_leaves_and_drops_by_rule_and_does_not_query_them(tmp_path: Path) -> None:
+    tree = FakeTree(seed=19, roots=6, fanout=(4, 4, 3), has_children=True, childless=0.5)
+    rules = (
+        '\n[[crawl.leaf]]\nfield = "hasChildren"\nin = [false]\n'
+        '\n[[crawl.drop]]\nfield = "type"\nin = ["beta"]\n'
+    )
+    with fake_api(tree) as server:
+        job = init_for(tmp_path, server.url)
+        job.write_text(job.read_text() + rules)
+        done = resumer("probe", job, "--per-level", "2", cwd=tmp_path, env={"COLUMNS": "300"})
+        asked = server.stats.snapshot()
+    assert done.returncode == 0, done.stdout + done.stderr
+    shown = done.stdout.replace("\n", " ")
+    roots = tree.root_items()
+    first_leaf = next(r for r in roots if not r["hasChildren"] and r["type"] != "beta")
+    assert (
+        f"{first_leaf['id']} / {first_leaf['name']} / {first_leaf['type']} [leaf: crawl.leaf 1]"
+        in " ".join(shown.split())
+    )
+    assert "leaf by rule" in shown
+    wanted = [r["id"] for r in roots if r["hasChildren"] and r["type"] != "beta"][:2]
+    assert all(asked[node] == 1 for node in wanted)
+    assert all(not asked[r["id"]] for r in roots if not r["hasChildren"] or r["type"] == "beta")

@@ -12,7 +12,7 @@ import pytest
 
 from resumer.errors import ConfigError
 from resumer.job.loader import parse_job
-from resumer.job.schema import ENVELOPE_RULES, json_schema, template
+from resumer.job.schema import ENVELOPE_RULES, LEVEL_OVERRIDES, SHAPE_RULES, json_schema, template
 from tests.helpers import resumer
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -99,6 +99,45 @@ def test_the_schema_and_the_loader_refuse_the_same_rules(rule: str) -> None:
     assert not valid(text)
     with pytest.raises(ConfigError, match=r"^job\.toml:5: response\.rule 1: "):
         parse_job(text, "job.toml")
+
+
+def uncommented(block: str) -> str:
+    """A commented template block as TOML: its lines from the first table header on."""
+    lines = block.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("# ["))
+    return "\n".join(line.removeprefix("# ") for line in lines[start:]) + "\n"
+
+
+def test_the_templates_tree_shape_uncommented_loads_and_passes_the_schema() -> None:
+    text = MINIMAL + uncommented(SHAPE_RULES) + uncommented(LEVEL_OVERRIDES)
+    job = parse_job(text, "job.toml")
+    assert [rule.condition.field for rule in (*job.crawl.leaf, *job.crawl.drop)] == [
+        "hasChildren",
+        "type",
+    ]
+    assert job.response_of(3).id == "subFeatureId"
+    assert dict(job.request_of(3).params) == {"subFeatureId": "{id}"}
+    assert valid(text)
+    assert SHAPE_RULES in template() and LEVEL_OVERRIDES in template()
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        "[[crawl.leaf]]\nin = [false]\n",  # no field
+        '[[crawl.leaf]]\nfield = "leaf"\n',  # a field with no test
+        '[[crawl.drop]]\nfield = "t"\nin = ["x"]\nmissing = true\n',  # two tests
+        '[[crawl.drop]]\nfield = "t"\nin = ["x"]\nlevel = []\n',  # no level
+        '[[crawl.drop]]\nfield = "t"\nin = ["x"]\nthen = "drop"\n',  # an unknown key
+        "[levels.2.request]\ntimeout = 3\n",  # not a key a level overrides
+        "[levels.2.response]\nitems = 3\n",  # wrong type
+        '[[levels.2.response.rule]]\nthen = "empty"\n',  # a rule with no condition
+    ],
+)
+def test_the_schema_and_the_loader_refuse_the_same_shapes(extra: str) -> None:
+    assert not valid(MINIMAL + extra)
+    with pytest.raises(ConfigError, match=r"^job\.toml:[56]: (crawl|levels)"):
+        parse_job(MINIMAL + extra, "job.toml")
 
 
 def test_the_schema_wants_exactly_one_of_url_and_file() -> None:
