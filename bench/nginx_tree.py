@@ -131,20 +131,22 @@ class Call:
 
     @property
     def children(self) -> bool:
-        return self.uri.startswith("/children/")
+        """A children query: a file of the tree here, the fake API's behind a proxy."""
+        return self.uri.startswith(("/children/", "/children?"))
 
 
-def parse_line(line: str) -> Call | None:
+def parse_line(line: str, unit: float = 1.0) -> Call | None:
+    """One line; ``unit``: seconds per unit of its time (0.001: milliseconds)."""
     parts = line.split(" ", 2)
     if len(parts) != 3 or not parts[1].isdigit():
         return None
-    return Call(float(parts[0]), int(parts[1]), parts[2].rstrip("\n"))
+    return Call(float(parts[0]) * unit, int(parts[1]), parts[2].rstrip("\n"))
 
 
-def read_access_log(path: Path, since: float = 0.0) -> list[Call]:
+def read_access_log(path: Path, since: float = 0.0, unit: float = 1.0) -> list[Call]:
     """Every call logged at or after ``since`` (epoch seconds)."""
     with path.open() as log:
-        calls = (parse_line(line) for line in log)
+        calls = (parse_line(line, unit) for line in log)
         return [c for c in calls if c is not None and c.time >= since]
 
 

@@ -1,10 +1,12 @@
 """Benchmark: how well resumer keeps to a server's rate limit, against a real nginx
-``limit_req`` and against resumer's own fake API.
+``limit_req``, a real HAProxy stick table and resumer's own fake API; and what a limit on
+the calls served at once, a backend restarted behind nginx and a quota closing cost.
 
     python bench/pacing.py                  # every row, one run each
     python bench/pacing.py --repeat 3       # medians of 3 runs per row
-    python bench/pacing.py --only nginx     # only the nginx rows (or: fake)
+    python bench/pacing.py --only nginx     # only the nginx rows (or: fake, haproxy)
     python bench/pacing.py --row "429 + Retry-After: 1" --only nginx   # rows by name
+    python bench/pacing.py --row "at once"  # the two rows of the calls served at once
     python bench/pacing.py --rate 100       # the server's limit, calls a second (default 100)
     python bench/pacing.py --timeline       # also print each run's calls per second
     python bench/pacing.py --keep DIR       # keep every run's job, logs and checkpoint
@@ -24,22 +26,44 @@ serves the tree as static files, with ``limit_req zone=api burst=10 nodelay`` at
 without it, or (c) nginx's default 503 without it; (d) is (a) with the limit dropping to a
 third at 30% of the allowed-rate time (config rewritten, SIGHUP to the master) and rising
 back once 70% of the queries are answered. A fresh nginx per run; what it logs
-(``$msec $status $request_uri``) gives the calls.
+(``$msec $status $request_uri``) gives the calls. (e) is nginx as a plain reverse proxy
+(one upstream server, keep-alive) in front of the fake API (no limit, 20 ms answers),
+which is killed (SIGKILL) once 30% of the queries are answered and started again on the
+same port 4 s later: meanwhile nginx answers 502, and the new process listens a few
+tenths of a second after its start (the measured time down is in the notes).
 
 The fake API (``resumer fake-api``) gets the same rows with its own rate limiter
 (``--rate-limit``, ``--burst``, ``--throttle-status``, ``--limit-retry-after``; the drop
 and rise through ``POST /_rate``), minus the adaptive one, plus (a) with each style of
 rate-limit headers (``--rate-headers ratelimit|x-ratelimit|draft|bucket``), and (a) with the
 other shapes of limiter (``--limiter window``: a fixed window of 1 s announcing its reset as
-a Unix time; ``--limiter sliding``: a sliding window of 1 s that counts refused calls too);
-its calls over time come
+a Unix time; ``--limiter sliding``: a sliding window of 1 s that counts refused calls too).
+Three rows of its own have no limit on the rate: at most 8 calls served at once, 503 at
+once beyond (``--limiter concurrency --rate-limit 8``, 20 ms answers), with the default
+job file and with the adaptive one; and a quota (``--quota 600 --closed-for 40``): after
+600 calls (54% of the queries, so that it closes once) every call is answered 429 with
+``Retry-After`` the seconds left, for 40 s: longer than ``[retry] max`` (30 s), within
+``[rate] max_pause`` (900 s), so the whole crawl sits it out. One second after the first
+refusal, the bench runs ``resumer status --json`` on the checkpoint, as a script would.
+The fake API's calls over time come
 from polling ``GET /_stats`` every 50 ms, so its figures are good to a call or two and
 its send rate to the poll's resolution. If the fake API lacks these options, a line says
 so and its rows are skipped.
 
+HAProxy (skipped if it is not installed) runs in the foreground (``haproxy -f cfg -db``)
+in front of the fake API (no limit of its own) with a stick table counting the calls to
+/children per client over the last second (``http_req_rate(1s)``, refused calls
+counted too) and refusing those beyond ``--rate`` with 429 and ``Retry-After: 1``
+(``http-after-response``); its log (``date(0,ms)``, status, URI, on its stdout) gives
+the calls.
+
+The restart and quota rows also run the same crawl without the fault first (in the run's
+``without-fault`` folder): the seconds the fault cost are measured against it.
+
 One run of every row takes about 15 minutes with a resumer that does not pace itself
 (most rows then wait out a Retry-After every second), ``--repeat 3`` about 45; nginx's
-rows are half of it.
+rows are half of it. The rows of the calls served at once, the restart, the quota and
+HAProxy take about 2 minutes (the quota alone 45 s).
 
 Figures per row (medians over the repeats):
 
@@ -48,10 +72,15 @@ Figures per row (medians over the repeats):
   allowed-rate time is killed and shows "did not finish";
 - allowed-rate s: the time a client sending exactly at the allowed rate needs for the
   1,110 queries: 1,110 / rate, or, when the limit changes, the time T at which the calls
-  allowed up to T (the schedule integrated, with the actual switch times) reach 1,110;
+  allowed up to T (the schedule integrated, with the actual switch times) reach 1,110.
+  Rows without a limit on the rate put here the time they are measured against: with 8
+  calls served at once, the ideal 1,110 x 20 ms / 8 (every slot busy); the restart and
+  the quota, the wall of the same crawl without the fault plus the time the backend was
+  down (measured) or the quota closed (40 s): a client that loses nothing else;
 - ratio: allowed-rate s / wall s (goal >= 0.9);
-- calls: calls to /children, refused ones included; throttled: those answered 429/503;
-  share: throttled / calls (goal <= 5%; <= 8% with the changing limit);
+- calls: calls to /children, refused ones included; throttled: those answered 429/503
+  (and 502/504 behind nginx's proxy: the backend down; for the quota: the calls sent while
+  it is closed); share: throttled / calls (goal <= 5%; <= 8% with the changing limit);
 - start s: from launch to the first call to /children (start-up, the level-1 list);
 - span s: from the first call to /children to the last;
 - tail s: from the last call to /children to resumer's exit;
@@ -67,7 +96,11 @@ Figures per row (medians over the repeats):
   the low phase (its first second left out); for nginx also a probe made before the
   crawl (sending at 1.5 x the rate for 2 s, reloading with a third, again), which shows
   a reload puts the new rate in force; the crawl's 200s alone cannot when the client
-  stays below the new limit anyway.
+  stays below the new limit anyway. For the restart: when the backend was killed, how
+  long it was down, the calls sent meanwhile, and the seconds lost (wall - the wall
+  without the restart). For the quota: when it first refused, the calls sent while
+  closed, the seconds lost, and the ``paused_until`` that ``resumer status --json``
+  reported while closed (null if it did not).
 
 Figures, not assertions: this is not a test.
 """
@@ -89,7 +122,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -98,11 +131,13 @@ from nginx_tree import (
     Nginx,
     check_refusal,
     check_reload,
+    free_port,
     nginx_binary,
     parse_line,
     read_access_log,
 )
 from nginx_tree import write_tree as write_nginx_tree
+from proxies import HAProxy, NginxProxy, haproxy_binary
 
 REPO = Path(__file__).resolve().parent.parent
 resumer_source = REPO  # the source tree resumer runs from (--resumer)
@@ -111,6 +146,14 @@ KILL_AFTER = 10  # x the allowed-rate time
 DROP_AT = 0.3  # of the allowed-rate time, after launch
 RISE_AT = 0.7  # of the queries answered
 FOLLOW_SLACK = 1.1  # x the new limit
+LATENCY = 0.02  # seconds, the fake API's answers in the concurrency and restart rows
+AT_ONCE = 8  # calls the fake API serves at once in the concurrency rows
+RESTART_AT = 0.3  # of the queries answered: the backend is killed
+DOWN_FOR = 4.0  # seconds from the kill to the backend's new start
+QUOTA = 600  # children calls, then the quota closes (once: 1,110 - 600 < 600)
+CLOSED_FOR = 40.0  # seconds: past retry.max (30), within [rate] max_pause (900)
+STATUS_AFTER = 1.0  # seconds after the quota's first refusal: `resumer status --json`
+PROXY_REFUSED = (429, 502, 503, 504)  # behind nginx, the backend down answers 502
 
 JOB = """\
 [source]
@@ -136,6 +179,20 @@ class Scenario:
     fake_flags: tuple[str, ...] = ()  # fake API: its rate-limit flags (--rate-limit added)
     changing: bool = False  # the limit drops to a third, then rises back
     adaptive: bool = False
+    rate_limited: bool = True  # fake API: --rate-limit at --rate (else no limit on the rate)
+    served_at_once: int = 0  # fake API: at most this many calls served at once (0 = no such)
+    latency: float = 0.0  # fake API: seconds before each answer
+    fault: str = ""  # "restart" (the backend behind nginx) or "quota"
+
+
+def fake_options(scenario: Scenario, rate: float) -> tuple[str, ...]:
+    """The fake API's flags for a row: its limit, its latency and the row's own flags."""
+    limit: tuple[str, ...] = ()
+    if scenario.served_at_once:
+        limit = ("--limiter", "concurrency", "--rate-limit", str(scenario.served_at_once))
+    elif scenario.rate_limited:
+        limit = ("--rate-limit", f"{rate:g}", "--burst", str(BURST))
+    return (*limit, "--latency", f"{scenario.latency:g}", *scenario.fake_flags)
 
 
 NGINX_ROWS = [
@@ -144,6 +201,12 @@ NGINX_ROWS = [
     Scenario("nginx: 503 (default), no Retry-After", "503"),
     Scenario("nginx: 429 + Retry-After: 1, limit / 3 and back", "429-retry-after", changing=True),
     Scenario("nginx: 429 + Retry-After: 1, adaptive <= 64", "429-retry-after", adaptive=True),
+    Scenario(
+        "nginx in front of the fake API (20 ms), which is killed at 30% and started 4 s later",
+        rate_limited=False,
+        latency=LATENCY,
+        fault="restart",
+    ),
 ]
 _RA = ("--throttle-status", "429", "--limit-retry-after", "1")
 FAKE_ROWS = [
@@ -184,6 +247,29 @@ FAKE_ROWS = [
         "fake: 429 + Retry-After: 1, limit / 3 and back",
         fake_flags=(*_RA, "--rate-headers", "none"),
         changing=True,
+    ),
+    Scenario(
+        "fake: at most 8 calls served at once, 503 beyond, 20 ms answers",
+        served_at_once=AT_ONCE,
+        latency=LATENCY,
+    ),
+    Scenario(
+        "fake: at most 8 calls served at once, 503 beyond, 20 ms answers, adaptive <= 64",
+        served_at_once=AT_ONCE,
+        latency=LATENCY,
+        adaptive=True,
+    ),
+    Scenario(
+        "fake: a quota of 600 calls, then closed for 40 s (429 + Retry-After: the seconds left)",
+        fake_flags=("--quota", str(QUOTA), "--closed-for", f"{CLOSED_FOR:g}"),
+        rate_limited=False,
+        fault="quota",
+    ),
+]
+HAPROXY_ROWS = [
+    Scenario(
+        "haproxy: http_req_rate(1s) over the rate, 429 + Retry-After: 1",
+        rate_limited=False,
     ),
 ]
 
@@ -260,32 +346,47 @@ class Target(Protocol):
     def traffic(self) -> Traffic: ...  # after the crawl
 
 
-class NginxTarget:
-    def __init__(self, server: Nginx) -> None:
-        self.server = server
-        self.source_url = f"{server.url}/features.json"
-        self.request_url = f"{server.url}/children/{{id}}.json"
+class LogTarget:
+    """A server whose access log gives the calls: nginx serving the tree, or a proxy in
+    front of the fake API. ``unit``: seconds per unit of the log's times; ``refused``: the
+    statuses counted as throttled."""
+
+    def __init__(
+        self,
+        access_log: Path,
+        source_url: str,
+        request_url: str,
+        *,
+        unit: float = 1.0,
+        refused: tuple[int, ...] = (429, 503),
+    ) -> None:
+        self.access_log = access_log
+        self.source_url = source_url
+        self.request_url = request_url
+        self.unit = unit
+        self.refused = refused
         self.launch = 0.0
         self.ok = 0
-        self.tail = LogTail(server.access_log)
+        self.tail = LogTail(access_log)
 
     def begin(self, launch: float) -> None:
         self.launch = launch
-        self.tail = LogTail(self.server.access_log)
+        self.tail = LogTail(self.access_log)
 
     def set_rate(self, rate: float) -> None:
-        self.server.set_rate(rate)
+        raise NotImplementedError(f"this server's limit does not change (asked for {rate:g}/s)")
 
     def answered(self) -> int:
         for line in self.tail.new_lines():
-            call = parse_line(line)
+            call = parse_line(line, self.unit)
             if call and call.children and call.status == 200 and call.time >= self.launch:
                 self.ok += 1
         return self.ok
 
     def traffic(self) -> Traffic:
-        calls = [c for c in read_access_log(self.server.access_log, self.launch) if c.children]
-        refused = [c.time for c in calls if c.status in (429, 503)]
+        logged = read_access_log(self.access_log, self.launch, self.unit)
+        calls = [c for c in logged if c.children]
+        refused = [c.time for c in calls if c.status in self.refused]
         return Traffic(
             sent=sorted(c.time for c in calls),
             accepted=sorted(c.time for c in calls if c.status == 200),
@@ -294,8 +395,68 @@ class NginxTarget:
         )
 
 
+class NginxTarget(LogTarget):
+    """nginx serving the tree, its limit changed by a reload."""
+
+    def __init__(self, server: Nginx) -> None:
+        url = server.url
+        super().__init__(server.access_log, f"{url}/features.json", f"{url}/children/{{id}}.json")
+        self.server = server
+
+    def set_rate(self, rate: float) -> None:
+        self.server.set_rate(rate)
+
+
 class FakeUnavailable(Exception):
     """The fake API does not take the rate-limit options (yet)."""
+
+
+def start_fake(
+    folder: Path, port: int, flags: tuple[str, ...]
+) -> tuple[subprocess.Popen[str], str]:
+    """``resumer fake-api`` serving the tree with ``flags`` on ``port`` (0: a free one), in
+    its own process; returns the process and its URL once it listens."""
+    command = [sys.executable, "-m", "resumer", "fake-api", "--port", str(port), "--even"]
+    command += ["--roots", str(ROOTS), "--fanout", ",".join([str(FANOUT)] * (DEPTH - 1))]
+    errors = folder / "fake-api.err"
+    with errors.open("a") as sink:
+        process = subprocess.Popen(
+            [*command, *flags], stdout=subprocess.PIPE, stderr=sink, text=True, env=child_env()
+        )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if not line.startswith("serving"):
+        process.wait()
+        lines = [x.strip(" │╭╰─╮╯") for x in errors.read_text().splitlines()]
+        raise FakeUnavailable(" ".join(x for x in lines if x) or f"no output: {line!r}")
+    threading.Thread(target=process.stdout.read, daemon=True).start()
+    return process, line.rsplit(" ", 1)[-1].strip()
+
+
+class Backend:
+    """The fake API behind a proxy, on a port of its own so that it can be killed and
+    started again where the proxy expects it."""
+
+    def __init__(self, folder: Path, flags: tuple[str, ...]) -> None:
+        self.folder = folder
+        self.flags = flags
+        self.port = free_port()
+        self.process: subprocess.Popen[str] | None = None
+
+    def start(self) -> Backend:
+        self.process, _ = start_fake(self.folder, self.port, self.flags)
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash or an OOM kill would: no call in flight is answered."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait()
 
 
 class FakeTarget:
@@ -303,23 +464,8 @@ class FakeTarget:
     from polling /_stats; the polls, the POST /_rate calls and the /features call are
     taken out of its counts."""
 
-    def __init__(self, folder: Path, rate: float, flags: tuple[str, ...]) -> None:
-        command = [sys.executable, "-m", "resumer", "fake-api", "--port", "0", "--even"]
-        command += ["--roots", str(ROOTS), "--fanout", ",".join([str(FANOUT)] * (DEPTH - 1))]
-        command += ["--rate-limit", f"{rate:g}", "--burst", str(BURST), *flags]
-        errors = folder / "fake-api.err"
-        with errors.open("w") as sink:
-            self.process = subprocess.Popen(
-                command, stdout=subprocess.PIPE, stderr=sink, text=True, env=child_env()
-            )
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        if not line.startswith("serving"):
-            self.process.wait()
-            lines = [x.strip(" │╭╰─╮╯") for x in errors.read_text().splitlines()]
-            raise FakeUnavailable(" ".join(x for x in lines if x) or f"no output: {line!r}")
-        threading.Thread(target=self.process.stdout.read, daemon=True).start()
-        self.url = line.rsplit(" ", 1)[-1].strip()
+    def __init__(self, folder: Path, flags: tuple[str, ...]) -> None:
+        self.process, self.url = start_fake(folder, 0, flags)
         self.source_url = f"{self.url}/features"
         self.request_url = f"{self.url}/children"
         self.posts = 0
@@ -375,6 +521,10 @@ class FakeTarget:
     def answered(self) -> int:
         return self.samples[-1][2]
 
+    def refused(self) -> int:
+        """Children calls answered 429 or 503 since begin, as of the last poll."""
+        return self.samples[-1][3]
+
     def traffic(self) -> Traffic:
         self._stop.set()
         self._sampler.join()
@@ -411,10 +561,18 @@ class Plan:
     rate: float
     queries: int
     changing: bool
+    # The time the row is measured against when it is not the allowed rate's (seconds).
+    reference: float | None = None
     schedule: list[tuple[float, float]] = field(default_factory=list)  # (s after launch, rate)
 
     def __post_init__(self) -> None:
         self.schedule = [(0.0, self.rate)]
+
+    @property
+    def allowed(self) -> float:
+        if self.reference is not None:
+            return self.reference
+        return allowed_time(self.schedule, self.queries)
 
     @property
     def low(self) -> float:
@@ -442,11 +600,11 @@ class Result:
     launch: float
     traffic: Traffic
     nodes: dict[str, int]
-    checked: str = ""  # what was checked before the crawl, for the notes
+    checked: str = ""  # what was checked before the crawl or seen during it, for the notes
 
     @property
     def allowed(self) -> float:
-        return allowed_time(self.plan.schedule, self.plan.queries)
+        return self.plan.allowed
 
     @property
     def share(self) -> float:
@@ -538,29 +696,47 @@ def checkpoint_counts(db: Path) -> dict[str, int]:
     return {status: count for status, count in rows}
 
 
-def supervise(process: subprocess.Popen[bytes], plan: Plan, target: Target, launch: float) -> bool:
-    """Wait for resumer, changing the limit as planned; kill it past KILL_AFTER x the
-    allowed-rate time. True if it finished by itself."""
+def supervise(
+    process: subprocess.Popen[bytes],
+    plan: Plan,
+    target: Target,
+    launch: float,
+    during: Callable[[], None] | None = None,
+) -> bool:
+    """Wait for resumer, changing the limit as planned and calling ``during`` (a fault's
+    schedule) every 50 ms; kill it past KILL_AFTER x the allowed-rate time (or the row's
+    reference). True if it finished by itself."""
     while True:
         try:
             process.wait(timeout=0.05)
             return True
         except subprocess.TimeoutExpired:
             pass
-        if time.time() - launch > KILL_AFTER * allowed_time(plan.schedule, plan.queries):
+        if time.time() - launch > KILL_AFTER * plan.allowed:
             process.kill()
             process.wait()
             return False
         plan.step(target, launch)
+        if during is not None:
+            during()
 
 
-def crawl(target: Target, scenario: Scenario, folder: Path, rate: float, queries: int) -> Result:
+def crawl(
+    target: Target,
+    scenario: Scenario,
+    folder: Path,
+    rate: float,
+    queries: int,
+    *,
+    during: Callable[[], None] | None = None,
+    reference: float | None = None,
+) -> Result:
     """``resumer start`` on a fresh checkpoint against ``target``."""
     job = folder / "job.toml"
     text = JOB.format(source=target.source_url, request=target.request_url)
     job.write_text(text + (ADAPTIVE if scenario.adaptive else ""))
     db = folder / "job.db"
-    plan = Plan(rate, queries, scenario.changing)
+    plan = Plan(rate, queries, scenario.changing, reference)
     command = [sys.executable, "-m", "resumer", "start", str(job), "--db", str(db)]
     with (folder / "resumer.log").open("wb") as log:
         launch = time.time()
@@ -569,7 +745,7 @@ def crawl(target: Target, scenario: Scenario, folder: Path, rate: float, queries
             command, cwd=folder, stdout=log, stderr=subprocess.STDOUT, env=child_env()
         )
         try:
-            finished = supervise(process, plan, target, launch)
+            finished = supervise(process, plan, target, launch, during)
             wall = time.time() - launch
         finally:
             if process.poll() is None:
@@ -597,11 +773,179 @@ def nginx_run(scenario: Scenario, www: Path, folder: Path, rate: float, queries:
 
 
 def fake_run(scenario: Scenario, folder: Path, rate: float, queries: int) -> Result:
-    target = FakeTarget(folder, rate, scenario.fake_flags)
+    if scenario.fault == "quota":
+        return quota_run(scenario, folder, rate, queries)
+    # Calls served at once: the ideal is every slot busy, each call taking the latency.
+    ideal = (
+        queries * scenario.latency / scenario.served_at_once if scenario.served_at_once else None
+    )
+    target = FakeTarget(folder, fake_options(scenario, rate))
     try:
-        return crawl(target, scenario, folder, rate, queries)
+        return crawl(target, scenario, folder, rate, queries, reference=ideal)
     finally:
         target.stop()
+
+
+def without_fault(scenario: Scenario, folder: Path) -> tuple[Scenario, Path]:
+    """The same row without its fault, run in a folder of its own."""
+    plain = replace(scenario, fault="", fake_flags=())
+    where = folder / "without-fault"
+    where.mkdir()
+    where.chmod(0o755)  # nginx's workers may run as another user
+    return plain, where
+
+
+def status_json(db: Path) -> dict[str, object]:
+    """``resumer status --json`` on the checkpoint, as a script would run it."""
+    command = [sys.executable, "-m", "resumer", "status", "--db", str(db), "--json"]
+    done = subprocess.run(
+        command, capture_output=True, text=True, env=child_env(), timeout=60, check=False
+    )
+    try:
+        answer = json.loads(done.stdout)
+    except ValueError:
+        return {"error": f"exit {done.returncode}: {done.stderr.strip()[-200:]}"}
+    return answer if isinstance(answer, dict) else {"error": f"not an object: {answer!r}"}
+
+
+class QuotaWatch:
+    """Once the quota has refused a call: ``resumer status --json`` on the checkpoint,
+    STATUS_AFTER s later (the crawl records its health every 0.5 s), keeping its answer."""
+
+    def __init__(self, target: FakeTarget, db: Path) -> None:
+        self.target = target
+        self.db = db
+        self.refused_at: float | None = None  # epoch seconds
+        self.status: dict[str, object] | None = None
+
+    def __call__(self) -> None:
+        if self.status is not None:
+            return
+        if self.refused_at is None:
+            if self.target.refused():
+                self.refused_at = time.time()
+        elif time.time() >= self.refused_at + STATUS_AFTER:
+            self.status = status_json(self.db)  # the quota is closed for long: no hurry
+
+    def note(self, result: Result, baseline: float) -> str:
+        if self.refused_at is None:
+            return "the quota never refused a call"
+        status = self.status or {"error": "not run (the crawl ended first)"}
+        paused = status["error"] if "error" in status else status.get("paused_until")
+        shown = "null" if paused is None else paused
+        return (
+            f"first refusal at {self.refused_at - result.launch:.1f} s;"
+            f" {result.traffic.throttled} calls while closed;"
+            f" lost {result.wall - baseline:.1f} s (without the quota: {baseline:.1f} s);"
+            f" status --json while closed: paused_until {shown}"
+        )
+
+
+def quota_run(scenario: Scenario, folder: Path, rate: float, queries: int) -> Result:
+    """The crawl against the quota, after the same crawl without it: the reference is that
+    crawl's wall plus the time the quota stays closed."""
+    baseline = fake_run(*without_fault(scenario, folder), rate, queries).wall
+    target = FakeTarget(folder, fake_options(scenario, rate))
+    try:
+        watch = QuotaWatch(target, folder / "job.db")
+        reference = baseline + CLOSED_FOR
+        result = crawl(target, scenario, folder, rate, queries, during=watch, reference=reference)
+    finally:
+        target.stop()
+    result.checked = watch.note(result, baseline)
+    return result
+
+
+class Restart:
+    """Kills the backend once RESTART_AT of the queries are answered and starts it again
+    DOWN_FOR seconds later (the times, epoch seconds, kept for the notes)."""
+
+    def __init__(self, backend: Backend, target: Target, queries: int) -> None:
+        self.backend = backend
+        self.target = target
+        self.queries = queries
+        self.killed: float | None = None
+        self.back: float | None = None  # listening again
+
+    def __call__(self) -> None:
+        if self.killed is None:
+            if self.target.answered() >= RESTART_AT * self.queries:
+                self.killed = time.time()  # before: nginx logs the 502s as the kill lands
+                self.backend.kill()
+        elif self.back is None and time.time() >= self.killed + DOWN_FOR:
+            self.backend.start()  # the crawl cannot end while it is down: blocking is fine
+            self.back = time.time()
+
+    @property
+    def down(self) -> float:
+        if self.killed is None:
+            return 0.0
+        return (self.back or time.time()) - self.killed
+
+    def note(self, result: Result, baseline: float) -> str:
+        if self.killed is None or self.back is None:
+            return "the backend was not killed and started again"
+        during = count_between(result.traffic.sent, self.killed, self.back)
+        return (
+            f"killed at {self.killed - result.launch:.1f} s, listening again"
+            f" {self.down:.1f} s later; {during} calls while down;"
+            f" lost {result.wall - baseline:.1f} s (without the restart: {baseline:.1f} s)"
+        )
+
+
+def proxied_run(
+    scenario: Scenario, folder: Path, rate: float, queries: int, baseline: float | None
+) -> Result:
+    """A crawl through nginx in front of the fake API; with a ``baseline`` (the wall of the
+    same crawl without the restart), the backend is killed and started again."""
+    backend = Backend(folder, fake_options(scenario, rate)).start()
+    try:
+        with NginxProxy(folder, backend.port) as proxy:
+            target = LogTarget(
+                proxy.access_log,
+                f"{proxy.url}/features",
+                f"{proxy.url}/children",
+                refused=PROXY_REFUSED,
+            )
+            if baseline is None:
+                return crawl(target, scenario, folder, rate, queries)
+            restart = Restart(backend, target, queries)
+            reference = baseline + DOWN_FOR
+            result = crawl(
+                target, scenario, folder, rate, queries, during=restart, reference=reference
+            )
+    finally:
+        backend.stop()
+    result.plan.reference = baseline + restart.down
+    result.checked = restart.note(result, baseline)
+    return result
+
+
+def restart_run(scenario: Scenario, folder: Path, rate: float, queries: int) -> Result:
+    """The restart row: the reference is the wall of the same crawl without the restart
+    plus the time the backend was down."""
+    plain, where = without_fault(scenario, folder)
+    baseline = proxied_run(plain, where, rate, queries, None).wall
+    return proxied_run(scenario, folder, rate, queries, baseline)
+
+
+def haproxy_run(scenario: Scenario, folder: Path, rate: float, queries: int) -> Result:
+    backend = Backend(folder, fake_options(scenario, rate)).start()
+    try:
+        with HAProxy(folder, backend.port, rate) as proxy:
+            problem = check_refusal(proxy.url, "429-retry-after", calls=int(rate) + 20)
+            if problem:
+                raise SystemExit(f"haproxy does not refuse with 429 + Retry-After: {problem}")
+            time.sleep(2.0)  # the rate forgets the check's calls (the last second weighs in)
+            target = LogTarget(
+                proxy.access_log,
+                f"{proxy.url}/features",
+                f"{proxy.url}/children",
+                unit=proxy.log_unit,
+            )
+            return crawl(target, scenario, folder, rate, queries)
+    finally:
+        backend.stop()
 
 
 # -- the table --------------------------------------------------------------------------
@@ -717,6 +1061,8 @@ def nginx_rows(args: argparse.Namespace, folder: Path) -> list[tuple[Scenario, l
         path.chmod(0o755)
 
     def run(scenario: Scenario, where: Path) -> Result:
+        if scenario.fault == "restart":
+            return restart_run(scenario, where, args.rate, queries)
         return nginx_run(scenario, www, where, args.rate, queries)
 
     return run_rows(NGINX_ROWS, args.repeat, run, folder)
@@ -735,9 +1081,23 @@ def fake_rows(args: argparse.Namespace, folder: Path) -> list[tuple[Scenario, li
         return []
 
 
+def haproxy_rows(args: argparse.Namespace, folder: Path) -> list[tuple[Scenario, list[Result]]]:
+    if haproxy_binary() is None:
+        print(
+            "haproxy is not installed (no haproxy on PATH nor /usr/sbin/haproxy): no haproxy rows"
+        )
+        return []
+    queries = ROOTS + ROOTS * FANOUT + ROOTS * FANOUT**2
+
+    def run(scenario: Scenario, where: Path) -> Result:
+        return haproxy_run(scenario, where, args.rate, queries)
+
+    return run_rows(HAPROXY_ROWS, args.repeat, run, folder)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", choices=("nginx", "fake"), help="only these rows")
+    parser.add_argument("--only", choices=("nginx", "fake", "haproxy"), help="only these rows")
     parser.add_argument(
         "--row", metavar="TEXT", help="only the row named TEXT, or those whose name holds it"
     )
@@ -761,6 +1121,8 @@ def main() -> None:
             rows += nginx_rows(args, folder)
         if args.only in (None, "fake"):
             rows += fake_rows(args, folder)
+        if args.only in (None, "haproxy"):
+            rows += haproxy_rows(args, folder)
     print(HEADER)
     print("|" + "---|" * (HEADER.count("|") - 1))
     for scenario, results in rows:
