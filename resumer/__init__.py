@@ -3,13 +3,15 @@
 The Python API (the CLI is built on it)::
 
     from pathlib import Path
-    from resumer import job_from_dict, load_job, run, resume, export, status
+    from resumer import diff, job_from_dict, load_job, run, resume, export, status
 
     job = load_job("job.toml")               # or job_from_dict({"source": {...}, ...})
     outcome = run(job, Path("features.db"))  # resume(Path("features.db")) after a stop
     for node in export(Path("features.db")):
         print(node.level, node.path, node.payload["name"])
     print(status(Path("features.db")).state)
+    for change in diff(Path("monday.db"), Path("tuesday.db")):   # two crawls compared
+        print(change.change, change.path, change.fields)
 
 The names below are the whole public API (``__all__``; a test holds it to what the
 package really exports). They load the read side only: a run imports httpx and the
@@ -32,21 +34,23 @@ rest when it starts. The package is laid out by concept, imports running one way
 
 from __future__ import annotations
 
-from resumer.api import export, resume, run, status
+from resumer.api import diff, export, resume, run, status
 from resumer.errors import ResumerError
 from resumer.job.loader import job_from_dict, load_job
 from resumer.job.settings import Job
-from resumer.results import JobStatus, Node, Outcome
+from resumer.results import Change, JobStatus, Node, Outcome
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Change",
     "Job",
     "JobStatus",
     "Node",
     "Outcome",
     "ResumerError",
     "__version__",
+    "diff",
     "export",
     "job_from_dict",
     "load_job",

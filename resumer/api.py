@@ -1,5 +1,5 @@
-"""The library's entry points: run, resume, status and export a job (``resumer`` exports
-these under the same names).
+"""The library's entry points: run, resume, status and export a job, and compare two
+crawls (``resumer`` exports these under the same names).
 
 The CLI is a thin layer over these functions; they raise ``ResumerError``s
 and print nothing. A run's progress display is the caller's (``progress``).
@@ -18,13 +18,15 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO
 
 from resumer.checkpoint import lock
 from resumer.checkpoint.backups import naming_backups
+from resumer.checkpoint.diff import Diff
 from resumer.checkpoint.export import (
     FORMATS,
     flat_nodes,
@@ -35,10 +37,19 @@ from resumer.checkpoint.export import (
 from resumer.checkpoint.store import FailedNode, Store
 from resumer.crawler.estimate import eta_seconds, remaining_queries
 from resumer.errors import CheckpointError, ConfigError
+from resumer.job.keys import DOTTED_PATH
 from resumer.job.loader import stored_job
 from resumer.job.settings import Job
 from resumer.model import SHAPED, STATUSES
-from resumer.results import JobStatus, Node, Outcome, ProgressFactory, iso_utc, no_progress
+from resumer.results import (
+    Change,
+    JobStatus,
+    Node,
+    Outcome,
+    ProgressFactory,
+    iso_utc,
+    no_progress,
+)
 
 log = logging.getLogger(__name__)
 
@@ -248,6 +259,92 @@ def _iso(stamp: float | None) -> str | None:
 
 def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value)
+
+
+def job_in(db: Path) -> Job:
+    """The job a checkpoint holds, as written (its ``${VAR}``s are read when it runs): to
+    crawl it again into a new checkpoint, ``run(job_in(old), new)``."""
+    with opened(db) as store:
+        return stored_job(store.job())
+
+
+class Comparison(NamedTuple):
+    """Two checkpoints being compared (``comparing``): the changes to stream, and what
+    the caller should say first (a running crawl, different job files)."""
+
+    diff: Diff
+    notes: list[str]
+
+
+def diff(
+    old: Path,
+    new: Path,
+    *,
+    level: int | None = None,
+    ignore: Iterable[str] = (),
+    partial: bool = False,
+) -> Iterator[Change]:
+    """What changed from the crawl in ``old`` to the one in ``new``, streamed.
+
+    ``ignore``: payload fields left out of the comparison, as ``"payload.updatedAt"``;
+    ``level``: only the changes of that level's nodes; ``partial``: compare crawls that
+    are not finished (otherwise a ``ConfigError``).
+    """
+    with comparing(old, new, level=level, ignore=ignore, partial=partial) as compared:
+        for difference in compared.diff.changes():
+            yield Change.of(difference)
+
+
+@contextlib.contextmanager
+def comparing(
+    old: Path,
+    new: Path,
+    *,
+    level: int | None = None,
+    ignore: Iterable[str] = (),
+    partial: bool = False,
+) -> Iterator[Comparison]:
+    """Both checkpoints opened for reading and checked (``diff`` and ``resumer diff``)."""
+    paths = [_ignored(path) for path in ignore]
+    if level is not None and level < 1:
+        raise ConfigError(f"level: expected a level from 1, got {level}")
+    with opened(old) as before, opened(new) as after:
+        notes = []
+        for db, store in ((old, before), (new, after)):
+            pid = lock.holder(db)
+            if pid is not None:
+                notes.append(
+                    f"{db}: a crawl is running (process {pid}): comparing what it has committed"
+                )
+            if not partial:
+                _check_finished(db, store)
+        if before.job().text != after.job().text:
+            notes.append(f"{old} and {new} hold different job files: compared anyway")
+        yield Comparison(Diff(before, after, ignore=paths, level=level, partial=partial), notes)
+
+
+def _ignored(path: str) -> str:
+    """An ``ignore`` path as the diff takes it: the part inside the payload."""
+    inside = path.removeprefix("payload.")
+    if inside == path or not DOTTED_PATH.match(inside):
+        raise ConfigError(
+            f"ignore {path!r}: expected a dotted path inside the payload, such as"
+            ' "payload.updatedAt"'
+        )
+    return inside
+
+
+def _check_finished(db: Path, store: Store) -> None:
+    """A crawl not finished (nodes left to query, or failed) is compared only when asked."""
+    totals = Counter[str]()
+    for by_status in store.counts().values():
+        totals.update({status: by_status.get(status, 0) for status in STATUSES})
+    left = [f"{totals[s]:,} {s}" for s in ("pending", "running", "failed") if totals[s]]
+    if left or store.source_status() != "complete":
+        what = ", ".join(left) or "its level-1 list is not loaded"
+        raise ConfigError(
+            f"{db}: the crawl is not complete ({what}); compare what is there with --partial"
+        )
 
 
 def failed(db: Path) -> Iterator[FailedNode]:

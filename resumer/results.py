@@ -1,5 +1,6 @@
-"""What the Python API hands back and takes: an exported node, a job's status, how a run
-ended (``Outcome``), and the type of the progress hook a run calls.
+"""What the Python API hands back and takes: an exported node, a job's status, a change
+between two crawls, how a run ended (``Outcome``), and the type of the progress hook a
+run calls.
 
 Typed and frozen, so a library user's code type-checks and cannot change them;
 ``JobStatus.as_json`` gives exactly the document ``resumer status --json``
@@ -21,6 +22,7 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
+from resumer.checkpoint.diff import Difference, Fields
 from resumer.checkpoint.export import FlatNode
 from resumer.checkpoint.tally import Counts
 from resumer.errors import EXIT_FAILED, EXIT_OK, EXIT_PAUSED, EXIT_STOPPED
@@ -47,6 +49,77 @@ class Node:
         return cls(
             row.level, row.id, row.name, row.type, row.parent_id, row.path, row.status, payload
         )
+
+
+@dataclass(frozen=True, slots=True)
+class NodeState:
+    """A node's name, type and payload (the item as the API returned it) on one side of
+    a change."""
+
+    name: str
+    type: str
+    payload: Any
+
+    @classmethod
+    def of(cls, fields: Fields | None) -> NodeState | None:
+        if fields is None:
+            return None
+        return cls(fields.name, fields.type, json.loads(fields.payload))
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One difference between two crawls (``resumer.diff``, ``resumer diff --json``).
+
+    ``change`` is ``added``, ``removed``, ``changed``, ``moved`` (the same id under
+    another parent: ``moved_from`` is its old path, ``path`` its new one) or, comparing
+    unfinished crawls, ``unfinished`` (``unfinished_in``: the side(s) whose children are
+    not known). ``fields``: ``"name"``, ``"type"``, ``"payload.KEY"``.
+    """
+
+    change: str
+    level: int
+    path: tuple[str, ...]
+    id: str
+    fields: tuple[str, ...] = ()
+    before: NodeState | None = None  # None for added
+    after: NodeState | None = None  # None for removed
+    moved_from: tuple[str, ...] | None = None
+    unfinished_in: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, difference: Difference) -> Change:
+        return cls(
+            difference.change,
+            difference.level,
+            difference.path,
+            difference.id,
+            difference.fields,
+            NodeState.of(difference.before),
+            NodeState.of(difference.after),
+            difference.moved_from,
+            difference.unfinished_in,
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        """The ``diff --json`` line: ``before`` absent for added, ``after`` for removed;
+        ``from`` and ``to`` for a move; ``in`` for unfinished."""
+        document: dict[str, Any] = {
+            "change": self.change,
+            "level": self.level,
+            "path": list(self.path),
+            "id": self.id,
+        }
+        if self.change == "unfinished":
+            document["in"] = list(self.unfinished_in)
+            return document
+        document["fields"] = list(self.fields)
+        for key, state in (("before", self.before), ("after", self.after)):
+            if state is not None:
+                document[key] = {"name": state.name, "type": state.type, "payload": state.payload}
+        if self.moved_from is not None:
+            document["from"], document["to"] = list(self.moved_from), list(self.path)
+        return document
 
 
 @dataclass(frozen=True, slots=True)

@@ -519,6 +519,24 @@ class Reader:
         ).fetchall()
         return [NodeRow._make(row) for row in rows]
 
+    def node(self, node: int) -> NodeRow:
+        """One node by its row."""
+        row = self._cur.execute(
+            "SELECT id, level, item_id, name, type, payload, status, last_error, position"
+            " FROM nodes WHERE id = ?",
+            (node,),
+        ).fetchone()
+        return NodeRow._make(row)
+
+    def repeated_ids(self, ids: Sequence[str]) -> set[str]:
+        """Which of ``ids`` more than one node holds (one scan of the table)."""
+        rows = self._cur.execute(
+            "SELECT item_id FROM nodes WHERE level > 0 AND item_id IN"
+            " (SELECT value FROM json_each(?)) GROUP BY item_id HAVING count(*) > 1",
+            (json.dumps(list(ids)),),
+        )
+        return {row[0] for row in rows}
+
 
 __all__ = [
     "FailedNode",

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 # The newest Alembic revision this code knows; a test checks it is the head.
 # Knowing it lets a checkpoint already at head open without importing Alembic.
-SCHEMA_REVISION = "0009"
+SCHEMA_REVISION = "0010"
 MIGRATIONS_DIR = Path(str(importlib.resources.files("resumer.checkpoint.migrations")))
 
 # The schema the migrations build, as SQLite records it: a new checkpoint is created
@@ -96,6 +96,17 @@ HEAD_SCHEMA = (
         status TEXT NOT NULL,
         n INTEGER NOT NULL,
         PRIMARY KEY (level, status))""",
+    # Read-only: the crawl a node a row, for sqlite3 and SQL tools (README: "The tree view").
+    """CREATE VIEW tree (level, id, name, type, parent_id, path, status, payload) AS
+    WITH RECURSIVE walk (node, level, id, name, type, parent_id, path, status, payload) AS (
+        SELECT id, level, item_id, name, type, NULL, json_array(item_id), status, payload
+        FROM nodes WHERE parent_id = 0
+        UNION ALL
+        SELECT c.id, c.level, c.item_id, c.name, c.type, walk.id,
+            json_insert(walk.path, '$[#]', c.item_id), c.status, c.payload
+        FROM nodes AS c JOIN walk ON c.parent_id = walk.node
+    )
+    SELECT level, id, name, type, parent_id, path, status, payload FROM walk""",
 )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -34,6 +35,7 @@ from resumer.errors import (
     ResumerError,
 )
 from resumer.job.loader import load_job
+from resumer.job.settings import Job
 from resumer.ops import logs
 from resumer.results import iso_utc
 
@@ -225,20 +227,116 @@ def probe(
 
 @app.command()
 def start(
-    job_file: Annotated[Path, typer.Argument(help="The job file (TOML).")],
-    db: DbOption = DEFAULT_DB,
+    job_file: Annotated[
+        Path | None, typer.Argument(help="The job file (TOML); none with --from.")
+    ] = None,
+    from_db: Annotated[
+        Path | None,
+        typer.Option(
+            "--from",
+            help="Crawl again the job stored in this checkpoint, into a new one (no job file).",
+            metavar="OLD.db",
+        ),
+    ] = None,
+    db: Annotated[
+        Path | None,
+        typer.Option(
+            "--db",
+            help="The checkpoint database [default: resumer.db; with --from, OLD's name and"
+            " the time, beside it].",
+        ),
+    ] = None,
     log_level: LogLevel = "INFO",
     log_file: LogFile = None,
     log_format: LogFormat = "text",
     metrics_port: MetricsPort = None,
 ) -> None:
     """Create the checkpoint, store the job file in it, and crawl until nothing is left."""
+    if (job_file is None) == (from_db is None):
+        given = "both" if job_file is not None else "neither"
+        fail(f"start: give a job file or --from OLD.db, not {given}", EXIT_USAGE)
     _logging(log_level, log_file, log_format)
     with _errors():
+        job: Path | Job
+        if from_db is not None:
+            job = api.job_in(from_db)
+            db = db or next_checkpoint(from_db)
+            err().print(f"crawling the job stored in {from_db} again, into {db}", markup=False)
+        else:
+            assert job_file is not None
+            job = job_file
+        db = db or DEFAULT_DB
         outcome = api.run(
-            job_file, db, progress=_progress, handle_signals=True, metrics_port=metrics_port
+            job, db, progress=_progress, handle_signals=True, metrics_port=metrics_port
         )
     _report(outcome, db)
+
+
+def next_checkpoint(old: Path, now: float | None = None) -> Path:
+    """Where ``start --from OLD`` writes by default: beside OLD, its name (without an
+    earlier time) and the time now, ``features-20261207-0300.db``; never a file there."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
+    stem = STAMPED.sub("", old.stem) or old.stem
+    suffix = old.suffix or ".db"
+    candidate, n = old.with_name(f"{stem}-{stamp}{suffix}"), 1
+    while candidate.exists():
+        n += 1
+        candidate = old.with_name(f"{stem}-{stamp}-{n}{suffix}")
+    return candidate
+
+
+STAMPED = re.compile(r"-\d{8}-\d{6}(-\d+)?$")  # the time next_checkpoint put in a name
+
+
+@app.command()
+def diff(
+    old: Annotated[Path, typer.Argument(help="The earlier crawl's checkpoint.", metavar="OLD.db")],
+    new: Annotated[Path, typer.Argument(help="The later crawl's checkpoint.", metavar="NEW.db")],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object a line, a change each.")
+    ] = False,
+    level: Annotated[
+        int | None, typer.Option("--level", help="Only the changes of this level.", min=1)
+    ] = None,
+    ignore: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--ignore",
+            help="A payload field left out of the comparison, as payload.updatedAt (repeat it).",
+            metavar="PATH",
+        ),
+    ] = None,
+    partial: Annotated[
+        bool, typer.Option("--partial", help="Compare crawls that are not finished.")
+    ] = False,
+) -> None:
+    """What changed between two crawls: nodes added, removed, changed, moved. Exit 0: no
+    difference; 1: differences; 2: an error."""
+    from resumer.results import Change
+
+    differences, first = 0, list[Change]()
+    with (
+        _errors(),
+        api.comparing(old, new, level=level, ignore=ignore or (), partial=partial) as compared,
+    ):
+        for note in compared.notes:
+            err().print(f"note: {note}", markup=False)
+        for difference in compared.diff.changes():
+            differences += difference.change != "unfinished"
+            if as_json:
+                line = json.dumps(Change.of(difference).as_json(), ensure_ascii=False)
+                sys.stdout.write(line + "\n")
+            elif len(first) < FIRST_CHANGES:
+                first.append(Change.of(difference))
+        tallies = compared.diff.tallies()
+    if not as_json:
+        from resumer.cli.display import diff_view
+
+        out().print(diff_view(tallies, first, differences))
+    raise typer.Exit(EXIT_FAILED if differences else EXIT_OK)
+
+
+FIRST_CHANGES = 20  # changes shown on a terminal (--json gives them all)
 
 
 @app.command()

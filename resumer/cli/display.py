@@ -6,6 +6,7 @@ Rendering only: the figures come in as plain dicts from the caller (a
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -291,3 +292,58 @@ class Progress:
             if self.figures is not None:
                 health = f"; {overall_text(self.figures(), self.clock() - self._began)}"
             log.info("%s%s", progress_line(counts, rates, self.leaf_level), health)
+
+
+def diff_view(tallies: Iterable[Any], first: list[Any], differences: int) -> Group:
+    """``resumer diff`` on a terminal: a table of the nodes each kind of change touched,
+    per level, and the first changes."""
+    table = Table(show_edge=False, header_style="bold")
+    columns = ("added", "removed", "changed", "moved", "unchanged")
+    table.add_column("level", justify="right")
+    for column in columns:
+        table.add_column(column, justify="right")
+    for tally in tallies:
+        table.add_row(str(tally.level), *(f"{getattr(tally, c):,}" for c in columns))
+    lines: list[Any] = [table]
+    if not differences:
+        lines.append(Text("no difference"))
+        return Group(*lines)
+    shown = f"the first {len(first)}" if len(first) < differences else "all"
+    lines.append(Text(f"{differences:,} difference(s); {shown} (--json gives every one):"))
+    for change in first:
+        lines.append(Text(f"  {_change_line(change)}", style=_CHANGE_STYLES.get(change.change, "")))
+    return Group(*lines)
+
+
+_CHANGE_STYLES = {"added": "green", "removed": "red", "moved": "yellow"}
+
+
+def _change_line(change: Any) -> str:
+    """One change in a line: what, where, and for a change its fields before and after."""
+    where = "/".join(change.path)
+    head = f"{change.change:<10} level {change.level}  {where}"
+    if change.change == "moved":
+        head += f"  (from {'/'.join(change.moved_from)})"
+    if change.change == "unfinished":
+        return f"{head}  (not finished in {' and '.join(change.unfinished_in)})"
+    shown = []
+    for field in change.fields:
+        before = _field_of(change.before, field)
+        after = _field_of(change.after, field)
+        shown.append(f"{field}: {before} -> {after}")
+    return head + (f"  {'; '.join(shown)}" if shown else "")
+
+
+def _field_of(state: Any, field: str) -> str:
+    """A field's value on one side, short (``"name"``, ``"payload.price"``)."""
+    if state is None:
+        return "-"
+    if field in ("name", "type"):
+        value = getattr(state, field)
+    elif field == "payload":
+        value = state.payload
+    else:
+        key = field.removeprefix("payload.")
+        value = state.payload.get(key, "(absent)") if isinstance(state.payload, dict) else None
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 40 else text[:37] + "..."

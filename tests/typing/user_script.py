@@ -22,3 +22,15 @@ def built_in_code() -> resumer.Job:
     return resumer.job_from_dict(
         {"source": {"url": "http://127.0.0.1:8808/features"}, "request": {"url": "x"}}
     )
+
+
+def what_changed(old: Path, new: Path) -> list[tuple[str, int, str, list[str]]]:
+    """Two nights' crawls compared, an updatedAt field left out."""
+    changes: list[resumer.Change] = list(
+        resumer.diff(old, new, level=3, ignore=["payload.updatedAt"], partial=False)
+    )
+    out = []
+    for change in changes:
+        name = change.after.name if change.after is not None else "(removed)"
+        out.append((change.change, change.level, "/".join(change.path), [name, *change.fields]))
+    return out

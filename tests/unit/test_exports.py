@@ -28,6 +28,8 @@ CONTRACT = {  # CONTRACT.md, "Python API"
     "JobStatus",
     "Outcome",
     "ResumerError",
+    "diff",  # "Recurring crawls": resumer.diff(old, new, ...)
+    "Change",  # the typed, frozen changes it yields
 }
 HEAVY = ("httpx", "httpcore", "rich", "typer", "tenacity", "prometheus_client")
 

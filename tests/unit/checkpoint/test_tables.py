@@ -31,7 +31,7 @@ def test_a_new_checkpoint_has_the_schema_the_migrations_build(tmp_path: Path) ->
     migrated = tmp_path / "migrated.db"
     alembic(migrated, "upgrade", "head")
     assert _schema(created.path) == _schema(migrated)
-    assert len(_schema(migrated)) == 9  # 4 tables, 3 automatic indexes, 2 partial ones
+    assert len(_schema(migrated)) == 10  # 4 tables, 3 automatic indexes, 2 partial ones, a view
 
 
 def _schema(path: Path) -> list[tuple[str, str, str | None]]:
