@@ -184,7 +184,8 @@ class Diff:
     def _differing(self, before: NodeRow, after: NodeRow) -> tuple[str, ...]:
         fields = [key for key in ("name", "type") if getattr(before, key) != getattr(after, key)]
         if before.payload != after.payload:  # the same text: the same payload, no decoding
-            fields += _payload_fields(before.payload, after.payload, self._ignore)
+            said = [(getattr(before, key), getattr(after, key)) for key in fields]
+            fields += _payload_fields(before.payload, after.payload, self._ignore, said)
         return tuple(fields)
 
     def _wanted(self, level: int) -> bool:
@@ -255,9 +256,16 @@ def _paired(
         yield row, None
 
 
-def _payload_fields(before: str, after: str, ignore: Sequence[tuple[str, ...]]) -> list[str]:
+def _payload_fields(
+    before: str,
+    after: str,
+    ignore: Sequence[tuple[str, ...]],
+    said: Sequence[tuple[str, str]] = (),
+) -> list[str]:
     """The top-level payload keys whose values differ (``ignore``d paths left out), as
-    "payload.KEY"; "payload" when one side is not an object."""
+    "payload.KEY"; "payload" when one side is not an object. A key that only repeats
+    the name or type already said (``said``: their values before and after) is left
+    out: a renamed feature is ``["name"]``, not ``["name", "payload.name"]``."""
     old, new = json.loads(before), json.loads(after)
     for path in ignore:
         _remove(old, path)
@@ -265,7 +273,12 @@ def _payload_fields(before: str, after: str, ignore: Sequence[tuple[str, ...]]) 
     if not (isinstance(old, dict) and isinstance(new, dict)):
         return [] if old == new else ["payload"]
     keys = [*old, *(key for key in new if key not in old)]
-    return [f"payload.{key}" for key in keys if old.get(key, _ABSENT) != new.get(key, _ABSENT)]
+    return [
+        f"payload.{key}"
+        for key in keys
+        if (values := (old.get(key, _ABSENT), new.get(key, _ABSENT)))[0] != values[1]
+        and values not in said
+    ]
 
 
 _ABSENT = object()

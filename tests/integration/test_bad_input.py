@@ -608,6 +608,48 @@ CASES = [
         ("app.db", "not a resumer database"),
         foreign_sqlite("app.db"),
     ),
+    # -- diff and start --from --------------------------------------------------
+    Case(
+        "diff-new-is-a-text-file",
+        ("diff", "r.db", "notes.txt"),
+        ("notes.txt", "not a resumer database"),
+        steps(checkpoint("r.db"), text_file("notes.txt")),
+    ),
+    Case(
+        "diff-old-is-missing",
+        ("diff", "gone.db", "r.db"),
+        ("gone.db", "no such database"),
+        checkpoint("r.db"),
+    ),
+    Case(
+        "diff-an-unfinished-crawl",
+        ("diff", "r.db", "s.db"),
+        ("s.db", "not complete", "--partial"),
+        steps(checkpoint("r.db"), checkpoint("s.db", finished=False)),
+    ),
+    Case(
+        "diff-ignore-outside-the-payload",
+        ("diff", "r.db", "s.db", "--ignore", "name"),
+        ("ignore", "'name'", "payload.updatedAt"),
+        steps(checkpoint("r.db"), checkpoint("s.db")),
+    ),
+    Case(
+        "start-from-a-missing-checkpoint",
+        ("start", "--from", "gone.db", "--db", "new.db"),
+        ("gone.db", "no such database"),
+    ),
+    Case(
+        "start-from-another-programs-sqlite",
+        ("start", "--from", "app.db", "--db", "new.db"),
+        ("app.db", "not a resumer database"),
+        foreign_sqlite("app.db"),
+    ),
+    Case(
+        "start-with-a-job-file-and-from",
+        ("start", "job.toml", "--from", "r.db"),
+        ("job file or --from", "not both"),
+        steps(job(), checkpoint("r.db")),
+    ),
     # -- -o and the backup's destination ---------------------------------------
     Case(
         "export-into-a-missing-folder",
