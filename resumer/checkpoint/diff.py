@@ -120,7 +120,8 @@ class Diff:
                         aside.put("old", reader, old_root, ())
                 else:
                     with self.old.reading() as old, self.new.reading() as new:
-                        yield from self._walk(old, new, old_root, new_root, (), aside)
+                        below = old.children(old_root.node), new.children(new_root.node)
+                        yield from self._walk(old, new, old_root, new_root, (), aside, *below)
             yield from self._set_aside(aside)
 
     # -- the walk ------------------------------------------------------------------
@@ -133,7 +134,10 @@ class Diff:
         after: NodeRow,
         above: tuple[str, ...],
         aside: _Aside,
+        old_children: list[NodeRow],
+        new_children: list[NodeRow],
     ) -> Iterator[Difference]:
+        """Compare a pair, then its children (given: read with their siblings')."""
         path = (*above, after.id)
         change = self._compared(before, after, path)
         if change is not None:
@@ -143,10 +147,25 @@ class Diff:
         )
         if unknown and self._wanted(after.level):
             yield Difference("unfinished", after.level, path, after.id, unfinished_in=unknown)
-        pairs = _paired(old.children(before.node), new.children(after.node))
+        if not (old_children or new_children):
+            return
+        pairs = list(_paired(old_children, new_children))
+        matched = [(o.node, n.node) for o, n in pairs if o is not None and n is not None]
+        # The grandchildren, a statement a side for the whole family.
+        old_below = old.children_of([o for o, _ in matched]) if matched else {}
+        new_below = new.children_of([n for _, n in matched]) if matched else {}
         for old_child, new_child in pairs:
             if old_child is not None and new_child is not None:
-                yield from self._walk(old, new, old_child, new_child, path, aside)
+                yield from self._walk(
+                    old,
+                    new,
+                    old_child,
+                    new_child,
+                    path,
+                    aside,
+                    old_below.get(old_child.node, []),
+                    new_below.get(new_child.node, []),
+                )
             elif unknown:
                 continue  # one side's children are not all known: not removed nor added
             elif old_child is not None:
@@ -163,6 +182,9 @@ class Diff:
         moved_from: tuple[str, ...] | None = None,
     ) -> Difference | None:
         """The change between two rows of the same node, or None (then it is unchanged)."""
+        if change == "changed" and before[3:6] == after[3:6]:  # name, type, payload: as is
+            self._counts[after.level, "unchanged"] += 1
+            return None
         fields = self._differing(before, after)
         if change == "changed" and not fields:
             self._counts[after.level, "unchanged"] += 1
