@@ -73,6 +73,12 @@ def build(path: Path, roots: int, edits: dict[str, str]) -> int:
         store.close()
 
 
+# 100 nodes renamed, 100 payloads changed, a level-2 subtree removed, one moved, one added.
+EDITS = {f"F1.{i}.{j}": "name" for i in range(1, 11) for j in range(1, 11)}
+EDITS |= {f"F2.{i}.{j}.1": "payload" for i in range(1, 11) for j in range(1, 11)}
+EDITS |= {"F3.1": "removed", "F4.2": "under F1", "F1.1.999": "under F1.1"}
+
+
 def timed(command: list[str], cwd: Path) -> tuple[float, float, int]:
     """(wall seconds, peak RSS MB, exit status) of ``command``, its output discarded."""
     began = time.perf_counter()
@@ -85,18 +91,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--roots", type=int, default=10, help="level-1 nodes (default 10)")
     parser.add_argument("--keep", type=Path, help="build the checkpoints here, and reuse them")
+    parser.add_argument("--build", type=Path, help=argparse.SUPPRESS)  # one, in a child
+    parser.add_argument("--edited", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.build:
+        began = time.perf_counter()
+        count = build(args.build, args.roots, EDITS if args.edited else {})
+        print(f"built {args.build.name}: {count:,} nodes in {time.perf_counter() - began:.0f} s")
+        return
     folder = args.keep or Path(tempfile.mkdtemp(prefix="resumer-bench-diff-"))
     folder.mkdir(parents=True, exist_ok=True)
-    edits = {f"F1.{i}.{j}": "name" for i in range(1, 11) for j in range(1, 11)}
-    edits |= {f"F2.{i}.{j}.1": "payload" for i in range(1, 11) for j in range(1, 11)}
-    edits |= {"F3.1": "removed", "F4.2": "under F1", "F1.1.999": "under F1.1"}
     old, new = folder / f"old-{args.roots}.db", folder / f"new-{args.roots}.db"
-    for path, applied in ((old, {}), (new, edits)):
+    for path, edited in ((old, []), (new, ["--edited"])):
         if not path.exists():
-            began = time.perf_counter()
-            count = build(path, args.roots, applied)
-            print(f"built {path.name}: {count:,} nodes in {time.perf_counter() - began:.0f} s")
+            # In a process of its own: a child forked from a big parent would report the
+            # parent's peak RSS as its own.
+            build_one = [sys.executable, __file__, "--roots", str(args.roots), "--build", str(path)]
+            subprocess.run([*build_one, *edited], check=True)
     command = [sys.executable, "-m", "resumer"]
     export = timed([*command, "export", "--db", str(old), "-o", os.devnull], folder)
     diff = timed([*command, "diff", str(old), str(new), "--json"], folder)

@@ -6,6 +6,7 @@
 - ``sqlitefile``: connections, pragmas and SQLite's errors as ours;
 - ``tally``: the kept counts per level and status;
 - ``export``: the export formats, streamed; ``files``: writing a file whole or not at all;
+- ``diff``: two checkpoints compared, streamed (``resumer diff``);
 - ``backups``: the backup folder and periodic backups; ``lock``: one live process a job.
 
 Every SQL statement of resumer is in this package; nothing here makes an HTTP call
