@@ -194,3 +194,20 @@ def test_the_tree_view_answers_the_documented_queries(tmp_path: Path) -> None:
     assert priced == [("F2.1.1", 12)]
     assert moved == (2, "F1", '["F1","F4.3"]')
     assert root == (None, '["F1"]')
+
+
+def test_start_from_without_db_writes_beside_the_old_one_named_by_the_time(
+    tmp_path: Path,
+) -> None:
+    from resumer.cli.app import next_checkpoint
+
+    old = tmp_path / "features.db"
+    first = next_checkpoint(old, now=0.0)
+    assert first.parent == tmp_path
+    assert first.name.startswith("features-") and first.suffix == ".db"
+    first.write_bytes(b"")
+    second = next_checkpoint(old, now=0.0)  # the same second: never the same file
+    assert second != first and second.name.startswith(first.stem)
+    # From a checkpoint named so, the next one does not pile the times up.
+    assert next_checkpoint(first, now=0.0).stem.count("-") == first.stem.count("-") + 1
+    assert next_checkpoint(first, now=86_400.0).stem.count("-") == first.stem.count("-")
