@@ -15,6 +15,9 @@ from typing import Any
 
 from resumer.fake.server import FakeAPI
 from resumer.fake.tree import FakeTree
+from resumer.http.pool import ClientPool, Pool
+
+ENGINES = ("curl", "httpx")  # [request] engine: the tests about HTTP behaviour run on both
 
 
 def job_text(url: str, *, max_depth: int = 4, extra: str = "", **sections: str) -> str:
@@ -44,6 +47,23 @@ def write_request_job(folder: Path, url: str, extra: str, *, max_depth: int) -> 
     path = folder / "job.toml"
     path.write_text(job_text(url, max_depth=max_depth, request=request), encoding="utf-8")
     return path
+
+
+def use_engine(job: Path, engine: str) -> Path:
+    """The job file at ``job``, rewritten to make its calls on ``engine``."""
+    text = job.read_text(encoding="utf-8")
+    assert "[request]\n" in text, "a job file with a [request] table"
+    job.write_text(text.replace("[request]\n", f'[request]\nengine = "{engine}"\n', 1), "utf-8")
+    return job
+
+
+def pool_of(engine: str, *, timeout: float) -> Pool:
+    """A pool of ``engine``, as a run makes it (``pool.pool_for``)."""
+    if engine == "curl":
+        from resumer.http.curl import CurlPool
+
+        return CurlPool(timeout=timeout)
+    return ClientPool(timeout=timeout)
 
 
 def crawl_in_process(job: Path) -> Any:

@@ -1,6 +1,8 @@
 """HTTP: the connections every call goes through, and what they carry.
 
 - ``pool``: ``ClientPool``, one keep-alive connection per thread, TLS and proxy wiring;
+  ``pool_for``, the pool of the job's engine;
+- ``curl``: ``CurlPool``, the same pool on libcurl (pycurl), the default engine;
 - ``deadline``: one deadline for a whole call (a dripping server cannot hold it);
 - ``tls``: certificates and trust (the system's store, a company CA, mutual TLS);
 - ``auth``: the ``Authorization`` value, tokens and their renewal (single flight);

@@ -12,6 +12,7 @@ bodies (``query``), nor of the database, the worker threads or retries.
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import ssl
 import threading
@@ -26,6 +27,8 @@ from resumer.http.deadline import NEVER, Watch, Watchdog
 from resumer.http.tls import ssl_context
 from resumer.job.bound import BoundJob
 from resumer.job.settings import Tls
+
+log = logging.getLogger(__name__)
 
 
 class HTTP(Protocol):
@@ -47,6 +50,19 @@ class HTTP(Protocol):
         timeout: Any = ...,
         content: Any = ...,
     ) -> httpx.Response: ...
+
+
+class Pool(HTTP, Protocol):
+    """An engine's pool (``ClientPool``, ``curl.CurlPool``): the calls, and its closing."""
+
+    @property
+    def size(self) -> int: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Pool: ...
+
+    def __exit__(self, *exc: object) -> None: ...
 
 
 class ClientPool:
@@ -93,7 +109,7 @@ class ClientPool:
         self._watchdog = watchdog or Watchdog()  # its clock times the calls
         self._clock = self._watchdog.clock
         self._timeouts = self.timeout.as_dict()  # the extension of a call on the default
-        self._urls = _Urls()
+        self._urls = URLs()
 
     def request(
         self,
@@ -105,7 +121,7 @@ class ClientPool:
         timeout: Any = httpx.USE_CLIENT_DEFAULT,
         content: Any = None,  # a body as it is (the [auth] token call's form)
     ) -> httpx.Response:
-        seconds = self._seconds if timeout is httpx.USE_CLIENT_DEFAULT else _seconds(timeout)
+        seconds = self._seconds if timeout is httpx.USE_CLIENT_DEFAULT else call_seconds(timeout)
         try:
             pooled = self._free.pop()
         except IndexError:
@@ -140,14 +156,14 @@ class ClientPool:
 
         ``Client.send`` costs 60-160 us a call in what the pool never uses (auth
         flows, hooks, cookie bookkeeping, the redirect loop) and ``build_request``
-        parses every URL whole; here the path part's parse is shared (``_Urls``) and
+        parses every URL whole; here the path part's parse is shared (``URLs``) and
         the request goes straight to the transport the client would pick (its proxy
         mount, its TLS). A URL with credentials, a client holding cookies, or an httpx
         without the two client methods used here take the client's own way.
         """
         client = pooled.client
         extensions = pooled.extensions
-        parsed = self._urls.parse(url) if _DIRECT and isinstance(url, str) else None
+        parsed = self._urls.parse(url) if URL_SHORTCUTS and isinstance(url, str) else None
         if parsed is None or client.cookies:
             request = client.build_request(
                 method,
@@ -252,17 +268,42 @@ class ClientPool:
         self.close()
 
 
-def pool_for(bound: BoundJob, **options: Any) -> ClientPool:
-    """The pool a run of the job calls through: its timeout, TLS settings and proxy
-    (``options``: the rest of ``ClientPool``'s). ``ConfigError`` for a certificate file
-    that cannot be used."""
+def pool_for(bound: BoundJob, **options: Any) -> Pool:
+    """The pool a run of the job calls through, on the job's engine (``request.engine``):
+    its timeout, TLS settings and proxy (``options``: the rest of ``ClientPool``'s, for the
+    httpx engine). ``ConfigError`` for a certificate file that cannot be used. Without
+    pycurl, the curl engine is httpx's, and one WARNING says so."""
     job = bound.job
+    context = ssl_context(job.request.tls, origin=job.origin)  # checks the files on both
+    if job.request.engine == "curl" and not options:
+        curl = _curl_module()
+        if curl is not None:
+            pool: Pool = curl.CurlPool(
+                timeout=job.request.timeout, tls=job.request.tls, proxy=bound.proxy
+            )
+            return pool
     return ClientPool(
-        timeout=job.request.timeout,
-        ssl_context=ssl_context(job.request.tls, origin=job.origin),
-        proxy=bound.proxy,
-        **options,
+        timeout=job.request.timeout, ssl_context=context, proxy=bound.proxy, **options
     )
+
+
+_warned = threading.Event()  # the missing pycurl is said once a process
+
+
+def _curl_module() -> Any:
+    """``resumer.http.curl`` (which imports pycurl), or None when pycurl cannot be imported."""
+    try:
+        from resumer.http import curl
+    except ImportError as exc:
+        if not _warned.is_set():
+            _warned.set()
+            log.warning(
+                '[request] engine = "curl": pycurl cannot be imported (%s); the calls go '
+                'through httpx (pip install pycurl, or engine = "httpx" to silence this)',
+                exc,
+            )
+        return None
+    return curl
 
 
 class _Pooled:
@@ -365,7 +406,7 @@ _URL_CACHE = 256  # distinct paths whose parse is kept (one, usually: the childr
 _MAX_URL = 65536  # characters: httpx refuses longer URLs (with its own message)
 
 
-class _Urls:
+class URLs:
     """``httpx.URL``s made from a parse of their path part shared by every call to it.
 
     Parsing a URL whole costs about 25 us in httpx (every character checked,
@@ -405,11 +446,11 @@ class _Urls:
 
 
 def _shortcuts_work() -> bool:
-    """True if this httpx has what ``ClientPool._send`` and ``_Urls`` rely on (a URL made
+    """True if this httpx has what ``ClientPool._send`` and ``URLs`` rely on (a URL made
     from a shared parse equals httpx's own, the client's transport and redirect methods)."""
     sample = "http://example.com:8080/a%20b/c?id=R1.2&name=A+b%2F&type="
     try:
-        made = _Urls().parse(sample)
+        made = URLs().parse(sample)
         same = made is not None and made == httpx.URL(sample) and str(made) == sample
     except Exception:
         return False
@@ -421,10 +462,10 @@ def _shortcuts_work() -> bool:
     )
 
 
-_DIRECT = _shortcuts_work()
+URL_SHORTCUTS = _shortcuts_work()
 
 
-def _seconds(timeout: Any) -> float | None:
+def call_seconds(timeout: Any) -> float | None:
     """A call's deadline in seconds from its httpx timeout; None for no deadline."""
     if isinstance(timeout, httpx.Timeout):
         parts = [t for t in (timeout.connect, timeout.read, timeout.write, timeout.pool) if t]

@@ -28,6 +28,7 @@ from resumer.job.settings import (
     DEFAULT_BACKOFF_MULTIPLIER,
     DEFAULT_BACKUPS_KEPT,
     DEFAULT_BURST,
+    DEFAULT_ENGINE,
     DEFAULT_FAILURE_THRESHOLD,
     DEFAULT_GRACE,
     DEFAULT_HTTP_CONCURRENCY,
@@ -44,6 +45,7 @@ from resumer.job.settings import (
     DEFAULT_RETRY_ON,
     DEFAULT_TIMEOUT,
     DEFAULT_WORKERS,
+    ENGINES,
     PAGINATION_MODES,
     RULE_OUTCOMES,
 )
@@ -256,6 +258,12 @@ SCHEMA: Mapping[str, Mapping[str, Key]] = {
         "timeout": Key("float", DEFAULT_TIMEOUT, minimum=0.001, maximum=3600, help="seconds"),
         "proxy": Key(
             "str", None, help="proxy URL for every call; default: HTTP(S)_PROXY / NO_PROXY"
+        ),
+        "engine": Key(
+            "str",
+            DEFAULT_ENGINE,
+            choices=ENGINES,
+            help="what makes the HTTP calls: libcurl (pycurl) or httpx; same meaning of every key",
         ),
     },
     "response": {

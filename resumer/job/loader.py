@@ -476,7 +476,7 @@ class _Validator:
             client_key=paths["client_key"],
         )
 
-    def proxy(self, value: str | None) -> str | None:
+    def proxy(self, value: str | None, engine: str) -> str | None:
         """``request.proxy``: checked like request.url, with the proxy schemes; the
         message never shows a password written in it."""
         if value is None:
@@ -487,7 +487,7 @@ class _Validator:
             raise self.fail("request", "proxy", "placeholders have no value here (no node)")
         if self.lenient or template.parts[0][0] == "env":
             return value
-        problem = proxy_problem(with_samples(value, {}))
+        problem = proxy_problem(with_samples(value, {}), engine)
         if problem:
             raise self.fail("request", "proxy", f"{quoted(mask_userinfo(value))} {problem}")
         return value
@@ -558,9 +558,13 @@ class _Validator:
         return Source(url=None, file=path if path.is_absolute() else self.base_dir / path)
 
     def request(self, values: dict[str, Any], tls_raw: Any = None) -> Request:
-        return self.built_request(
-            "request", values, proxy=self.proxy(values["proxy"]), tls=self.tls(tls_raw)
+        built = self.built_request(
+            "request",
+            values,
+            proxy=self.proxy(values["proxy"], values["engine"]),
+            tls=self.tls(tls_raw),
         )
+        return dataclasses.replace(built, engine=values["engine"])
 
     def built_request(
         self, section: str, values: Mapping[str, Any], *, proxy: str | None, tls: Tls
@@ -697,7 +701,8 @@ class _Validator:
             "headers": MappingProxyType({**top.headers, **own.get("headers", {})}),
             "timeout": top.timeout,
         }
-        return self.built_request(section, values, proxy=top.proxy, tls=top.tls)
+        built = self.built_request(section, values, proxy=top.proxy, tls=top.tls)
+        return dataclasses.replace(built, engine=top.engine)
 
     def level_response(self, level: str, raw: Any, top: Response) -> Response | None:
         """``[levels.N.response]``: ``[response]`` with the level's keys; a level's

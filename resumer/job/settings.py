@@ -37,6 +37,8 @@ from resumer.policies.defaults import DEFAULT_RETRY_ON as DEFAULT_RETRY_ON
 DEFAULT_METHOD = "GET"
 DEFAULT_TEMPLATE = MappingProxyType({"id": "{id}", "name": "{name}", "type": "{type}"})
 DEFAULT_TIMEOUT = 10.0  # seconds, connect + read, per HTTP call
+ENGINES = ("curl", "httpx")  # what makes the HTTP calls: libcurl (through pycurl), or httpx
+DEFAULT_ENGINE = "curl"  # the one with less CPU a call; httpx when pycurl cannot be imported
 DEFAULT_MAX_DEPTH = 4  # the leaf level
 DEFAULT_HTTP_CONCURRENCY = 16  # HTTP calls in flight, all levels together
 DEFAULT_WORKERS = 4  # worker threads per queried level
@@ -78,6 +80,7 @@ class Request:
     timeout: float
     proxy: str | None = None  # templated (``${VAR}`` for its password); None: the environment's
     tls: Tls = Tls()
+    engine: str = DEFAULT_ENGINE  # one of ENGINES
 
 
 @dataclass(frozen=True, slots=True)

@@ -78,8 +78,9 @@ def url_problem(url: str) -> str | None:
     return _httpx_problem(url)
 
 
-def proxy_problem(url: str) -> str | None:
+def proxy_problem(url: str, engine: str = "httpx") -> str | None:
     """What makes ``url`` unusable as ``request.proxy`` (completing "<url> ..."), or None.
+    ``engine``: the job's; SOCKS on httpx needs socksio (libcurl speaks it itself).
 
     >>> proxy_problem("ftp://proxy:3128")
     'must start with http://, https://, socks5:// or socks5h://'
@@ -92,7 +93,9 @@ def proxy_problem(url: str) -> str | None:
             + (f" or {PROXY_SCHEMES[-1]}://")
         )
     problem = url_problem(f"http://{rest}")
-    if problem is None and scheme.lower().startswith("socks") and not find_spec("socksio"):
+    socks = problem is None and scheme.lower().startswith("socks")
+    on_httpx = engine == "httpx" or not find_spec("pycurl")  # without pycurl, curl is httpx
+    if socks and on_httpx and not find_spec("socksio"):
         return "is a SOCKS proxy, which needs the socksio package: pip install 'httpx[socks]'"
     return problem
 

@@ -21,7 +21,7 @@ import pytest
 from resumer import api
 from resumer.fake.auth import FakeAuth
 from resumer.fake.tree import FakeTree
-from tests.helpers import fake_api, resumer, spawn, write_job
+from tests.helpers import fake_api, resumer, spawn, use_engine, write_job
 
 SMALL = FakeTree(seed=2, roots=3, fanout=(3, 2, 2))
 SECRET = "cl13nt-s3cret-value"
@@ -65,12 +65,14 @@ def leaked(secrets: list[str], *places: str | Path) -> list[str]:
     return found
 
 
-def test_one_second_tokens_over_a_crawl_of_seconds_no_stampede_no_leak(tmp_path: Path) -> None:
+def test_one_second_tokens_over_a_crawl_of_seconds_no_stampede_no_leak(
+    engine: str, tmp_path: Path
+) -> None:
     tree = FakeTree(seed=5, roots=6, fanout=(5, 4, 3))
     auth = FakeAuth(client_id="crawler", client_secret=SECRET, ttl=1.0)
     with fake_api(tree, latency=0.12, auth=auth) as server:
         server.stats.keep_events()
-        job = write_job(tmp_path, server.url, extra=oauth2(server.url))
+        job = use_engine(write_job(tmp_path, server.url, extra=oauth2(server.url)), engine)
         db, log = tmp_path / "r.db", tmp_path / "run.log"
         done = resumer(
             "start", job, "--db", db, "--log-file", log, "--log-level", "DEBUG",
@@ -116,11 +118,13 @@ def test_a_wrong_secret_stops_with_exit_2_and_resume_with_the_right_one_complete
 
 
 def test_tokens_revoked_mid_crawl_stop_the_run_and_nothing_fails(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    engine: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     auth = FakeAuth(client_id="crawler", client_secret=SECRET)
     with fake_api(SMALL, latency=0.05, auth=auth) as server:
-        job = write_job(tmp_path, server.url, extra=oauth2(server.url) + FAST_RETRY)
+        job = use_engine(
+            write_job(tmp_path, server.url, extra=oauth2(server.url) + FAST_RETRY), engine
+        )
         db = tmp_path / "r.db"
         process = spawn("start", job, "--db", db, cwd=tmp_path, env={"CLIENT_SECRET": SECRET})
         try:
@@ -141,7 +145,7 @@ def test_tokens_revoked_mid_crawl_stop_the_run_and_nothing_fails(
 
 
 def test_a_401_without_auth_stops_the_run_and_fails_nothing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    engine: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     auth = FakeAuth(tokens=["good-static-token"])
     with fake_api(SMALL, auth=auth) as server:
@@ -152,7 +156,7 @@ def test_a_401_without_auth_stops_the_run_and_fails_nothing(
         source = '[source]\nfile = "roots.json"\n'
         roots = [dict(r) for r in SMALL.root_items()]
         (tmp_path / "roots.json").write_text(json.dumps(roots), encoding="utf-8")
-        job = write_job(tmp_path, server.url, request=request, source=source)
+        job = use_engine(write_job(tmp_path, server.url, request=request, source=source), engine)
         db = tmp_path / "r.db"
         done = resumer("start", job, "--db", db, cwd=tmp_path, env={"API_TOKEN": "stale-token"})
         assert done.returncode == 2, done.stderr
@@ -197,13 +201,13 @@ def test_a_failing_token_command_stops_with_exit_2(tmp_path: Path) -> None:
 
 
 def test_basic_credentials_crawl_and_never_reach_the_checkpoint(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    engine: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("API_PASSWORD", "b4sic-pass")
     auth = FakeAuth(users={"ann": "b4sic-pass"})
     with fake_api(SMALL, auth=auth) as server:
         extra = '[auth]\ntype = "basic"\nusername = "ann"\npassword = "${API_PASSWORD}"\n'
-        job = write_job(tmp_path, server.url, extra=extra)
+        job = use_engine(write_job(tmp_path, server.url, extra=extra), engine)
         outcome = api.run(job, tmp_path / "r.db")
     assert outcome.exit_status == 0
     assert exported(tmp_path / "r.db") == SMALL.expected_export(4)

@@ -22,9 +22,9 @@ import httpx
 import pytest
 
 from resumer import api
-from resumer.http.pool import ClientPool
+from resumer.http.pool import Pool
 from resumer.results import Outcome
-from tests.helpers import write_job
+from tests.helpers import pool_of, use_engine, write_job
 
 DRIP = 0.3  # seconds between two bytes of a dripped answer
 BODY = 100  # bytes of a dripped answer
@@ -113,7 +113,7 @@ def drip_server(mode: str) -> Iterator[DripServer]:
         thread.join(5)
 
 
-def timed_call(pool: ClientPool, url: str) -> tuple[BaseException | None, float]:
+def timed_call(pool: Pool, url: str) -> tuple[BaseException | None, float]:
     began = time.monotonic()
     try:
         pool.request("GET", url)
@@ -123,26 +123,26 @@ def timed_call(pool: ClientPool, url: str) -> tuple[BaseException | None, float]
 
 
 @pytest.mark.parametrize("mode", ["drip", "drip-head"])
-def test_a_dripped_answer_ends_the_call_at_its_timeout(mode: str) -> None:
-    with drip_server(mode) as server, ClientPool(timeout=1.0) as pool:
+def test_a_dripped_answer_ends_the_call_at_its_timeout(mode: str, engine: str) -> None:
+    with drip_server(mode) as server, pool_of(engine, timeout=1.0) as pool:
         error, took = timed_call(pool, f"{server.url}/children?id=R0")
     assert isinstance(error, httpx.TimeoutException)
     assert "no complete answer within 1.0s" in str(error)
     assert took < 1.0 + SLACK
 
 
-def test_a_silent_server_ends_the_call_at_its_timeout() -> None:
-    with drip_server("silent") as server, ClientPool(timeout=1.0) as pool:
+def test_a_silent_server_ends_the_call_at_its_timeout(engine: str) -> None:
+    with drip_server("silent") as server, pool_of(engine, timeout=1.0) as pool:
         error, took = timed_call(pool, f"{server.url}/children?id=R0")
     assert isinstance(error, httpx.TimeoutException)
     assert took < 1.0 + SLACK
 
 
-def test_a_server_that_accepts_and_never_reads_ends_the_call_at_its_timeout() -> None:
+def test_a_server_that_accepts_and_never_reads_ends_the_call_at_its_timeout(engine: str) -> None:
     listener = socket.create_server(("127.0.0.1", 0))  # the kernel accepts; nobody reads
     url = f"http://127.0.0.1:{listener.getsockname()[1]}/children"
     try:
-        with ClientPool(timeout=1.0) as pool:
+        with pool_of(engine, timeout=1.0) as pool:
             error, took = timed_call(pool, url)
     finally:
         listener.close()
@@ -150,8 +150,8 @@ def test_a_server_that_accepts_and_never_reads_ends_the_call_at_its_timeout() ->
     assert took < 1.0 + SLACK
 
 
-def test_a_redirect_to_a_dripping_endpoint_ends_within_the_same_timeout() -> None:
-    with drip_server("drip") as server, ClientPool(timeout=1.0) as pool:
+def test_a_redirect_to_a_dripping_endpoint_ends_within_the_same_timeout(engine: str) -> None:
+    with drip_server("drip") as server, pool_of(engine, timeout=1.0) as pool:
         error, took = timed_call(pool, f"{server.url}/redirect")
         calls = dict(server.calls)
     assert isinstance(error, httpx.TimeoutException)
@@ -171,7 +171,7 @@ def crawl(job: Path, db: Path, bound: float) -> tuple[Outcome | None, float]:
 
 @pytest.mark.parametrize("mode", ["drip", "silent"])
 def test_a_crawl_against_an_api_that_never_finishes_its_answers_fails_in_time(
-    tmp_path: Path, mode: str
+    tmp_path: Path, mode: str, engine: str
 ) -> None:
     attempts, timeout = 2, 1.0
     worst = attempts * timeout * ROOTS  # every attempt of every node one after the other
@@ -186,7 +186,7 @@ def test_a_crawl_against_an_api_that_never_finishes_its_answers_fails_in_time(
                 "[breaker]\nfailure_threshold = 100\n"  # every attempt reaches the server
             ),
         )
-        outcome, took = crawl(job, tmp_path / "r.db", bound=worst + 60)
+        outcome, took = crawl(use_engine(job, engine), tmp_path / "r.db", bound=worst + 60)
         calls = server.calls["/children"]
     assert outcome is not None, "the crawl hung"
     assert (outcome.exit_status, outcome.failed) == (1, ROOTS)

@@ -35,21 +35,25 @@ def exported(db: Path) -> Any:
 
 
 @pytest.mark.parametrize(
-    ("pagination", "next_link", "method"),
+    ("pagination", "next_link", "method", "engine"),
     [
-        ('mode = "link"', "header", "GET"),
-        ('mode = "link"', "header", "POST"),
-        ('mode = "next_url"', "body", "GET"),
-        ('mode = "next_url"\nnext_url_path = "links.next"', "body", "POST"),
-        ('mode = "offset"\nlimit = 2', "", "GET"),
-        ('mode = "offset"\nlimit = 2', "", "POST"),
+        ('mode = "link"', "header", "GET", "curl"),
+        ('mode = "link"', "header", "GET", "httpx"),
+        ('mode = "link"', "header", "POST", "curl"),
+        ('mode = "next_url"', "body", "GET", "curl"),
+        ('mode = "next_url"', "body", "GET", "httpx"),
+        ('mode = "next_url"\nnext_url_path = "links.next"', "body", "POST", "curl"),
+        ('mode = "offset"\nlimit = 2', "", "GET", "curl"),
+        ('mode = "offset"\nlimit = 2', "", "POST", "httpx"),
     ],
 )
 def test_each_mode_crawls_the_whole_tree(
-    tmp_path: Path, pagination: str, next_link: str, method: str
+    tmp_path: Path, pagination: str, next_link: str, method: str, engine: str
 ) -> None:
     with FakeAPI(TREE, faults=Faults(page_size=2, next_link=next_link)) as server:
-        request = f'[request]\nurl = "{server.url}/children"\nmethod = "{method}"\n'
+        request = (
+            f'[request]\nurl = "{server.url}/children"\nmethod = "{method}"\nengine = "{engine}"\n'
+        )
         response = f'[response]\nitems = "data.items"\n[response.pagination]\n{pagination}\n'
         job = write_job(tmp_path, server.url, request=request, response=response)
         assert api.run(job, tmp_path / "r.db").exit_status == 0

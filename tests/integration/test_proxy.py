@@ -22,7 +22,7 @@ from resumer import api
 from resumer.errors import ConfigError
 from resumer.fake.server import FakeAPI
 from resumer.fake.tree import FakeTree
-from tests.helpers import crawl_in_process, write_request_job
+from tests.helpers import crawl_in_process, use_engine, write_request_job
 
 TREE = FakeTree(seed=9, roots=3, fanout=(3, 2))
 DEPTH = 3
@@ -132,45 +132,53 @@ def no_proxy_from_the_shell(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name.lower(), raising=False)
 
 
-def write_proxy_job(folder: Path, url: str, proxy: str | None = None) -> Path:
+def write_proxy_job(folder: Path, url: str, proxy: str | None = None, engine: str = "curl") -> Path:
     line = f'proxy = "{proxy}"\n' if proxy else ""
-    return write_request_job(folder, url, line, max_depth=DEPTH)
+    return use_engine(write_request_job(folder, url, line, max_depth=DEPTH), engine)
 
 
 crawl = crawl_in_process
 
 
 def test_request_proxy_sends_every_call_through_it(
-    tmp_path: Path, proxy: Proxy, origin: FakeAPI, monkeypatch: pytest.MonkeyPatch
+    engine: str, tmp_path: Path, proxy: Proxy, origin: FakeAPI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")  # the key wins over the shell
-    assert crawl(write_proxy_job(tmp_path, origin.url, proxy.url)) == TREE.expected_export(DEPTH)
+    assert crawl(
+        write_proxy_job(tmp_path, origin.url, proxy.url, engine=engine)
+    ) == TREE.expected_export(DEPTH)
     assert proxy.forwarded == origin.stats.received == CALLS
 
 
 def test_http_proxy_from_the_environment_sends_every_call_through_it(
-    tmp_path: Path, proxy: Proxy, origin: FakeAPI, monkeypatch: pytest.MonkeyPatch
+    engine: str, tmp_path: Path, proxy: Proxy, origin: FakeAPI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("HTTP_PROXY", proxy.url)
-    assert crawl(write_proxy_job(tmp_path, origin.url)) == TREE.expected_export(DEPTH)
+    assert crawl(write_proxy_job(tmp_path, origin.url, engine=engine)) == TREE.expected_export(
+        DEPTH
+    )
     assert proxy.forwarded == origin.stats.received == CALLS
 
 
 def test_no_proxy_is_honoured_without_request_proxy(
-    tmp_path: Path, proxy: Proxy, origin: FakeAPI, monkeypatch: pytest.MonkeyPatch
+    engine: str, tmp_path: Path, proxy: Proxy, origin: FakeAPI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("HTTP_PROXY", proxy.url)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
-    assert crawl(write_proxy_job(tmp_path, origin.url)) == TREE.expected_export(DEPTH)
+    assert crawl(write_proxy_job(tmp_path, origin.url, engine=engine)) == TREE.expected_export(
+        DEPTH
+    )
     assert proxy.forwarded == 0 and origin.stats.received == CALLS
 
 
 def test_proxy_credentials_from_the_environment_stay_out_of_the_checkpoint(
-    tmp_path: Path, guarded: Proxy, origin: FakeAPI, monkeypatch: pytest.MonkeyPatch
+    engine: str, tmp_path: Path, guarded: Proxy, origin: FakeAPI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PROXY_PASSWORD", PASSWORD)
     address = guarded.url.replace("http://", "http://crawler:${PROXY_PASSWORD}@")
-    assert crawl(write_proxy_job(tmp_path, origin.url, address)) == TREE.expected_export(DEPTH)
+    assert crawl(
+        write_proxy_job(tmp_path, origin.url, address, engine=engine)
+    ) == TREE.expected_export(DEPTH)
     assert guarded.forwarded == CALLS and guarded.refused == 0
     for path in tmp_path.iterdir():
         if path.name.startswith("r.db"):
@@ -178,11 +186,11 @@ def test_proxy_credentials_from_the_environment_stay_out_of_the_checkpoint(
 
 
 def test_a_wrong_proxy_password_is_masked_in_the_errors(
-    tmp_path: Path, guarded: Proxy, origin: FakeAPI, caplog: pytest.LogCaptureFixture
+    engine: str, tmp_path: Path, guarded: Proxy, origin: FakeAPI, caplog: pytest.LogCaptureFixture
 ) -> None:
     wrong = "wr0ng-s3cret"
     address = guarded.url.replace("http://", f"http://crawler:{wrong}@")
-    job = write_proxy_job(tmp_path, origin.url, address)
+    job = write_proxy_job(tmp_path, origin.url, address, engine=engine)
     assert api.run(job, tmp_path / "r.db").exit_status != 0
     assert guarded.refused >= 1 and origin.stats.received == 0
     logged = "\n".join(record.getMessage() for record in caplog.records)

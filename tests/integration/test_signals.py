@@ -9,7 +9,15 @@ from pathlib import Path
 import pytest
 
 from resumer.fake.tree import FakeTree
-from tests.helpers import export_json, fake_api, resumer, spawn, write_csv_roots, write_job
+from tests.helpers import (
+    export_json,
+    fake_api,
+    resumer,
+    spawn,
+    use_engine,
+    write_csv_roots,
+    write_job,
+)
 
 TREE = FakeTree(seed=5, roots=6, fanout=(5, 4, 3))
 
@@ -38,11 +46,14 @@ def test_one_signal_drains_checkpoints_and_exits_130(tmp_path: Path, signum: int
     assert set(calls.values()) == {1}  # in-flight queries finished and were stored once
 
 
-def test_a_second_ctrl_c_quits_without_waiting_for_queries_in_flight(tmp_path: Path) -> None:
+def test_a_second_ctrl_c_quits_without_waiting_for_queries_in_flight(
+    tmp_path: Path, engine: str
+) -> None:
     expected = write_csv_roots(tmp_path, TREE)
     crawl = "[crawl]\nmax_depth = 4\nhttp_concurrency = 8\ngrace = 600\n"
     with fake_api(TREE, latency=600) as server:  # answers would take 10 minutes
-        job = write_job(tmp_path, server.url, source='[source]\nfile = "roots.csv"\n', crawl=crawl)
+        source = '[source]\nfile = "roots.csv"\n'
+        job = use_engine(write_job(tmp_path, server.url, source=source, crawl=crawl), engine)
         process = spawn("start", job, "--db", "r.db", cwd=tmp_path)
         assert server.stats.wait_for(2, timeout=60)
         process.send_signal(signal.SIGINT)

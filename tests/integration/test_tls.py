@@ -21,7 +21,7 @@ from resumer import api
 from resumer.errors import ConfigError
 from resumer.fake.server import FakeAPI
 from resumer.fake.tree import FakeTree
-from tests.helpers import crawl_in_process, resumer, write_request_job
+from tests.helpers import crawl_in_process, resumer, use_engine, write_request_job
 
 TREE = FakeTree(seed=5, roots=3, fanout=(3, 2))
 DEPTH = 3
@@ -53,36 +53,38 @@ def mutual(ca: trustme.CA) -> Iterator[FakeAPI]:
         yield server
 
 
-def write_tls_job(folder: Path, url: str, tls: str = "") -> Path:
+def write_tls_job(folder: Path, url: str, tls: str = "", engine: str = "curl") -> Path:
     extra = f"[request.tls]\n{tls}" if tls else ""
-    return write_request_job(folder, url, extra, max_depth=DEPTH)
+    return use_engine(write_request_job(folder, url, extra, max_depth=DEPTH), engine)
 
 
 crawl = crawl_in_process
 
 
 def test_a_private_ca_is_trusted_with_ca_bundle(
-    tmp_path: Path, ca: trustme.CA, https: FakeAPI
+    engine: str, tmp_path: Path, ca: trustme.CA, https: FakeAPI
 ) -> None:
     ca.cert_pem.write_to_path(str(tmp_path / "corp-ca.pem"))
-    job = write_tls_job(tmp_path, https.url, 'ca_bundle = "corp-ca.pem"\n')  # relative
+    job = write_tls_job(
+        tmp_path, https.url, 'ca_bundle = "corp-ca.pem"\n', engine=engine
+    )  # relative
     assert crawl(job) == TREE.expected_export(DEPTH)
     assert https.stats.received == TREE.query_count(DEPTH) + 1  # the source too
 
 
 def test_a_private_ca_is_trusted_with_ssl_cert_file(
-    tmp_path: Path, ca: trustme.CA, https: FakeAPI, monkeypatch: pytest.MonkeyPatch
+    engine: str, tmp_path: Path, ca: trustme.CA, https: FakeAPI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ca.cert_pem.write_to_path(str(tmp_path / "corp-ca.pem"))
     monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "corp-ca.pem"))
-    assert crawl(write_tls_job(tmp_path, https.url)) == TREE.expected_export(DEPTH)
+    assert crawl(write_tls_job(tmp_path, https.url, engine=engine)) == TREE.expected_export(DEPTH)
 
 
 def test_verify_false_crawls_and_warns_at_start(
-    tmp_path: Path, https: FakeAPI, caplog: pytest.LogCaptureFixture
+    engine: str, tmp_path: Path, https: FakeAPI, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.WARNING, logger="resumer.http.tls"):
-        assert crawl(write_tls_job(tmp_path, https.url, "verify = false\n")) == (
+        assert crawl(write_tls_job(tmp_path, https.url, "verify = false\n", engine=engine)) == (
             TREE.expected_export(DEPTH)
         )
     warnings = [r for r in caplog.records if "verify = false" in r.getMessage()]
@@ -91,7 +93,7 @@ def test_verify_false_crawls_and_warns_at_start(
 
 @pytest.mark.parametrize("layout", ["one file", "cert and key"])
 def test_mutual_tls_presents_the_client_certificate(
-    tmp_path: Path, ca: trustme.CA, mutual: FakeAPI, layout: str
+    engine: str, tmp_path: Path, ca: trustme.CA, mutual: FakeAPI, layout: str
 ) -> None:
     ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
     client = ca.issue_cert("crawler@example.com")
@@ -102,12 +104,16 @@ def test_mutual_tls_presents_the_client_certificate(
         client.cert_chain_pems[0].write_to_path(str(tmp_path / "client.crt"))
         client.private_key_pem.write_to_path(str(tmp_path / "client.key"))
         keys = 'client_cert = "client.crt"\nclient_key = "client.key"\n'
-    job = write_tls_job(tmp_path, mutual.url, f'ca_bundle = "ca.pem"\n{keys}')
+    job = write_tls_job(tmp_path, mutual.url, f'ca_bundle = "ca.pem"\n{keys}', engine=engine)
     assert crawl(job) == TREE.expected_export(DEPTH)
 
 
-def test_an_untrusted_ca_fails_with_one_line_naming_the_fix(tmp_path: Path, https: FakeAPI) -> None:
-    job = write_tls_job(tmp_path, https.url)  # the system's store: it lacks the test CA
+def test_an_untrusted_ca_fails_with_one_line_naming_the_fix(
+    engine: str, tmp_path: Path, https: FakeAPI
+) -> None:
+    job = write_tls_job(
+        tmp_path, https.url, engine=engine
+    )  # the system's store: it lacks the test CA
     done = resumer("start", job, "--db", "r.db", cwd=tmp_path, timeout=60)
     assert done.returncode == 2  # the run stops: every call would fail the same way
     assert "Traceback" not in done.stderr + done.stdout
@@ -155,11 +161,11 @@ class HandshakeOnly:
 
 
 def test_a_server_wanting_a_client_certificate_names_client_cert(
-    tmp_path: Path, ca: trustme.CA
+    engine: str, tmp_path: Path, ca: trustme.CA
 ) -> None:
     ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
     with HandshakeOnly(server_context(ca, client_certs=True)) as server:
-        job = write_tls_job(tmp_path, server.url, 'ca_bundle = "ca.pem"\n')
+        job = write_tls_job(tmp_path, server.url, 'ca_bundle = "ca.pem"\n', engine=engine)
         done = resumer("start", job, "--db", "r.db", cwd=tmp_path, timeout=60)
     assert done.returncode == 2
     assert "Traceback" not in done.stderr + done.stdout

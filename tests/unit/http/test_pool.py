@@ -10,7 +10,7 @@ import pytest
 import respx
 
 from resumer.fake.tree import FakeTree
-from resumer.http.pool import ClientPool, _Urls
+from resumer.http.pool import ClientPool, URLs
 from tests.helpers import fake_api
 
 BASE = "http://127.0.0.1:9"
@@ -28,7 +28,7 @@ BASE = "http://127.0.0.1:9"
     ],
 )
 def test_a_url_made_from_a_shared_parse_is_the_one_httpx_parses(url: str) -> None:
-    urls = _Urls()
+    urls = URLs()
     for _ in range(2):  # the first parse of the path, then the shared one
         made = urls.parse(url)
         assert made is not None
@@ -49,7 +49,7 @@ def test_a_url_made_from_a_shared_parse_is_the_one_httpx_parses(url: str) -> Non
     ],
 )
 def test_urls_the_shortcut_is_not_sure_of_are_left_to_httpx(url: str) -> None:
-    assert _Urls().parse(url) is None
+    assert URLs().parse(url) is None
 
 
 def test_a_call_sends_the_client_headers_and_the_call_headers() -> None:
