@@ -11,12 +11,16 @@ queries) unless said otherwise:
 - API-bound: 50 ms per answer, 64 in flight, next to the ideal time;
 - client-bound: 0 ms, 16 and 64 in flight, next to a plain httpx thread pool
   with as many threads crawling the same tree without a checkpoint;
+
+the API-bound and client-bound rows run once per HTTP engine (``--engines``,
+default curl and httpx), the engines' runs taking turns, so that both see
+the same machine;
 - scale: a million nodes (10 x 10 x 100 x 100, 0 ms): the crawl, ``status``,
   ``export``, and ``resume`` after a kill -9 half-way;
 - scale10m (only with ``--only scale10m``): the same for ten million nodes
   (10 x 10 x 100 x 1,000).
 
-It prints one Markdown table: wall time, queries/s, the client process's CPU
+It prints one Markdown table: the engine, wall time, queries/s, the client process's CPU
 (user + sys) per query in microseconds, its peak RSS, and the figure that
 matters for the row. The CPU figure is the steady one on a shared machine,
 where wall times move with whatever else runs. Figures, not assertions:
@@ -33,6 +37,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -115,6 +120,7 @@ def run_resumer(
     extra: str = "",
     crawl_extra: str = "",
     request_extra: str = "",
+    engine: str = "curl",
 ) -> Run:
     """``resumer start`` on a fresh checkpoint; ``extra`` sections go at the job file's end,
     ``crawl_extra`` and ``request_extra`` lines into its [crawl] and [request] sections."""
@@ -127,7 +133,7 @@ def run_resumer(
         w2=w2,
         w3=w3,
         crawl_extra=crawl_extra,
-        request_extra=request_extra,
+        request_extra=f'engine = "{engine}"\n{request_extra}',
     )
     job.write_text(text + extra)
     db = folder / f"{job.stem}.db"
@@ -149,7 +155,7 @@ def run_plain(url: str, threads: int, folder: Path) -> Run:
     return Run(wall, rss, int(output.strip()), cpu)
 
 
-Row = tuple[str, Run, str]
+Row = tuple[str, str, Run, str]  # scenario, engine, figures, note
 
 
 def median_run(runs: list[Run]) -> Run:
@@ -158,45 +164,67 @@ def median_run(runs: list[Run]) -> Run:
     return replace(middle, cpu=sorted(r.cpu for r in runs)[len(runs) // 2])
 
 
-def api_bound(roots: int, fanout: str, queries: int, repeat: int, folder: Path) -> Row:
+def by_engine(engines: list[str], repeat: int, one: Callable[[str], Run]) -> dict[str, Run]:
+    """The median run of each engine; the engines take turns, run after run."""
+    runs: dict[str, list[Run]] = {engine: [] for engine in engines}
+    for _ in range(repeat):
+        for engine in engines:
+            runs[engine].append(one(engine))
+    return {engine: median_run(each) for engine, each in runs.items()}
+
+
+def api_bound(
+    roots: int, fanout: str, queries: int, repeat: int, folder: Path, engines: list[str]
+) -> list[Row]:
     """50 ms per answer, 64 in flight: how close to the ideal time."""
     latency, concurrency = 0.05, 64
     api, url = start_fake_api(roots, fanout, latency)
     try:
-        run = median_run(
-            [run_resumer(url, concurrency, (8, 16, 64), folder) for _ in range(repeat)]
+        runs = by_engine(
+            engines, repeat, lambda e: run_resumer(url, concurrency, (8, 16, 64), folder, engine=e)
         )
     finally:
         api.terminate()
         api.wait()
     ideal = queries * latency / concurrency + 3 * latency
-    return (
-        "50 ms, 64 in flight (workers 8/16/64)",
-        run,
-        f"{ideal / run.wall:.2f} of ideal ({ideal:.1f} s)",
-    )
+    return [
+        (
+            "50 ms, 64 in flight (workers 8/16/64)",
+            engine,
+            run,
+            f"{ideal / run.wall:.2f} of ideal ({ideal:.1f} s)",
+        )
+        for engine, run in runs.items()
+    ]
 
 
-def client_bound(roots: int, fanout: str, threads: int, repeat: int, folder: Path) -> list[Row]:
+def client_bound(
+    roots: int, fanout: str, threads: int, repeat: int, folder: Path, engines: list[str]
+) -> list[Row]:
     """0 ms per answer: the client's own cost next to a plain httpx pool's, ``threads``
     calls in flight in both (resumer: that many level-3 workers, a few for levels 1-2)."""
     api, url = start_fake_api(roots, fanout, 0.0)
     workers = (max(1, threads // 8), max(1, threads // 4), threads)
     try:
-        mine = median_run([run_resumer(url, threads, workers, folder) for _ in range(repeat)])
+        runs = by_engine(
+            engines, repeat, lambda e: run_resumer(url, threads, workers, folder, engine=e)
+        )
         plain = median_run([run_plain(url, threads, folder) for _ in range(repeat)])
     finally:
         api.terminate()
         api.wait()
     shape = "/".join(map(str, workers))
-    return [
+    rows: list[Row] = [
         (
             f"0 ms, {threads} in flight (workers {shape})",
-            mine,
-            f"{plain.wall / mine.wall:.2f} of plain pool",
-        ),
-        (f"0 ms, plain httpx pool, {threads} threads", plain, "baseline"),
+            engine,
+            run,
+            f"{plain.wall / run.wall:.2f} of plain pool",
+        )
+        for engine, run in runs.items()
     ]
+    rows.append((f"0 ms, plain httpx pool, {threads} threads", "httpx", plain, "baseline"))
+    return rows
 
 
 def scale(folder: Path, leaves: int = 100) -> list[Row]:
@@ -212,17 +240,17 @@ def scale(folder: Path, leaves: int = 100) -> list[Row]:
         run = run_resumer(url, 16, (2, 4, 16), folder)
         db = max(folder.glob("job-*.db"), key=lambda p: p.stat().st_mtime)
         size = sum(p.stat().st_size for p in folder.glob(f"{db.name}*")) / 1e6
-        rows.append((f"{label}: start, {nodes:,} nodes", run, f"database {size:.0f} MB"))
+        rows.append((f"{label}: start, {nodes:,} nodes", "curl", run, f"database {size:.0f} MB"))
         cli = [sys.executable, "-m", "resumer"]
         status = min(
             (timed([*cli, "status", "--db", str(db)], folder) for _ in range(3)),
             key=lambda t: t[0],
         )
-        rows.append((f"{label}: status", Run(status[0], status[1], 0), "best of 3"))
+        rows.append((f"{label}: status", "", Run(status[0], status[1], 0), "best of 3"))
         out = folder / "export.json"
         wall, rss, _, _ = timed([*cli, "export", "--db", str(db), "-o", str(out)], folder)
         size = out.stat().st_size / 1e6
-        rows.append((f"{label}: export", Run(wall, rss, 0), f"{size:.0f} MB of JSON"))
+        rows.append((f"{label}: export", "", Run(wall, rss, 0), f"{size:.0f} MB of JSON"))
         out.unlink()
         rows.append(resume_after_kill(url, cli, folder, queries, label))
     finally:
@@ -273,6 +301,7 @@ def resume_after_kill(url: str, cli: list[str], folder: Path, queries: int, labe
         raise SystemExit(f"resume failed with status {status}")
     return (
         f"{label}: resume after kill -9",
+        "curl",
         Run(wall, usage.ru_maxrss / 1024, 0),
         f"first query after {first_query:.2f} s",
     )
@@ -297,7 +326,11 @@ def main() -> None:
         help="only the 50 ms (api), the 0 ms (client), the million-node (scale) runs, or the"
         " ten-million-node runs (scale10m: never part of the default run; about 10 minutes)",
     )
+    parser.add_argument(
+        "--engines", default="curl,httpx", help="the engines of the 50 ms and 0 ms rows, in turn"
+    )
     args = parser.parse_args()
+    engines = args.engines.split(",")
     roots, fanout = (5, "10,20,10") if args.quick else (20, "20,50,10")
     widths = [int(x) for x in fanout.split(",")]
     queries = 1 + roots + roots * widths[0] + roots * widths[0] * widths[1]
@@ -307,24 +340,24 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="resumer-bench-") as tmp:
         folder = Path(tmp)
         if args.only in (None, "api"):
-            rows.append(api_bound(roots, fanout, queries, args.repeat, folder))
+            rows.extend(api_bound(roots, fanout, queries, args.repeat, folder, engines))
         if args.only in (None, "client"):
             for threads in (16, 64):
-                rows.extend(client_bound(roots, fanout, threads, args.repeat, folder))
+                rows.extend(client_bound(roots, fanout, threads, args.repeat, folder, engines))
         if args.only in (None, "scale") and not args.quick:
             rows.extend(scale(folder))
         if args.only == "scale10m":
             rows.extend(scale(folder, leaves=1000))
     print(
-        f"| {'scenario':<42} | {'wall s':>7} | {'queries/s':>9} | {'CPU us/query':>12} |"
+        f"| {'scenario':<42} | engine | {'wall s':>7} | {'queries/s':>9} | {'CPU us/query':>12} |"
         f" {'peak RSS MB':>11} | figure |"
     )
-    print(f"|{'-' * 44}|{'-' * 9}|{'-' * 11}|{'-' * 14}|{'-' * 13}|--------|")
-    for name, run, note in rows:
+    print(f"|{'-' * 44}|--------|{'-' * 9}|{'-' * 11}|{'-' * 14}|{'-' * 13}|--------|")
+    for name, engine, run, note in rows:
         rate = f"{run.queries / run.wall:,.0f}" if run.queries else ""
         cpu = f"{run.cpu / run.queries * 1e6:,.0f}" if run.queries and run.cpu else ""
         print(
-            f"| {name:<42} | {run.wall:>7.2f} | {rate:>9} | {cpu:>12} |"
+            f"| {name:<42} | {engine:<6} | {run.wall:>7.2f} | {rate:>9} | {cpu:>12} |"
             f" {run.rss_mb:>11.1f} | {note} |"
         )
 

@@ -53,6 +53,7 @@ MAX_REDIRECTS = 20  # hops followed at most in one call (httpx's default)
 USER_AGENT = f"resumer (libcurl/{pycurl.version_info()[1]})"
 _WEB = pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS
 _ORIGINS = 1024  # origins whose proxy is remembered
+_MAIN = threading.main_thread()
 
 # Where each platform keeps the CAs it trusts, in one PEM file (Go's crypto/x509 looks in the
 # same places). The first that exists is curl's trust store; macOS's is its system roots.
@@ -100,7 +101,9 @@ def _default_trust(environ: Mapping[str, str]) -> list[tuple[int, Any]]:
         return native
     options: list[tuple[int, Any]] = []
     system, extra = system_ca_bundle(), environ.get("SSL_CERT_FILE")
-    if extra and system:  # curl takes one file: both, as one PEM blob
+    if extra and system and _same_file(extra, system):
+        extra = None
+    if extra and system:  # curl takes one file: both, as one PEM blob (copied by each handle)
         blob = Path(system).read_bytes() + b"\n" + Path(extra).read_bytes()
         options += [(pycurl.CAINFO_BLOB, blob), (pycurl.PROXY_CAINFO_BLOB, blob)]
     elif extra or system:
@@ -110,6 +113,13 @@ def _default_trust(environ: Mapping[str, str]) -> list[tuple[int, Any]]:
         options += [(pycurl.CAPATH, environ["SSL_CERT_DIR"])]
         options += [(pycurl.PROXY_CAPATH, environ["SSL_CERT_DIR"])]
     return options
+
+
+def _same_file(one: str, other: str) -> bool:
+    try:
+        return os.path.samefile(one, other)
+    except OSError:
+        return False
 
 
 class CurlPool:
@@ -225,7 +235,7 @@ class CurlPool:
 
     def _new_handle(self) -> _Handle:
         with self._lock:
-            handle = _Handle(self._options, threading.current_thread() is threading.main_thread())
+            handle = _Handle(self._options)
             self._made.append(handle)
         return handle
 
@@ -256,15 +266,14 @@ def _body(json: Any, content: Any) -> bytes | None:
 class _Handle:
     """One curl handle (one keep-alive connection) and the options it was last given."""
 
-    __slots__ = ("curl", "method", "proxy")
+    __slots__ = ("curl", "main", "method", "proxy")
 
-    def __init__(self, options: list[tuple[int, Any]], main_thread: bool) -> None:
+    def __init__(self, options: list[tuple[int, Any]]) -> None:
         self.curl = curl = pycurl.Curl()
         for option, value in options:
             curl.setopt(option, value)
-        if main_thread:  # Python runs signal handlers in callbacks only: Ctrl-C stays prompt
-            curl.setopt(pycurl.NOPROGRESS, 0)
-            curl.setopt(pycurl.XFERINFOFUNCTION, _no_progress)
+        curl.setopt(pycurl.XFERINFOFUNCTION, _no_progress)  # called only when main is True
+        self.main = False
         self.method = "GET"
         self.proxy: str | None = None
 
@@ -279,6 +288,13 @@ class _Handle:
         proxy: str | None,
     ) -> httpx.Response:
         curl = self.curl
+        main = threading.current_thread() is _MAIN
+        if main is not self.main:
+            # Python runs a signal handler between two bytecodes, not while curl waits: on
+            # the main thread, curl calls back (a few times a second when idle) so that
+            # Ctrl-C is handled at once; worker threads are spared the calls.
+            curl.setopt(pycurl.NOPROGRESS, 0 if main else 1)
+            self.main = main
         if method != self.method or body is not None:
             self._method(method, body)
         if proxy != self.proxy:

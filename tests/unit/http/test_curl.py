@@ -159,3 +159,10 @@ def test_a_url_with_another_scheme_is_refused_before_any_call() -> None:
     with curl.CurlPool(timeout=1.0) as http, pytest.raises(httpx.UnsupportedProtocol):
         http.request("GET", "ftp://files.example/x")
     assert http.size == 0
+
+
+@pytest.mark.skipif(curl.system_ca_bundle() is None, reason="no system CA bundle here")
+def test_ssl_cert_file_naming_the_system_bundle_is_read_once() -> None:
+    system = curl.system_ca_bundle()
+    options = dict(curl.tls_options(Tls(), environ={"SSL_CERT_FILE": str(system)}))
+    assert options[pycurl.CAINFO] == system and pycurl.CAINFO_BLOB not in options
