@@ -46,7 +46,7 @@ import httpx
 import pycurl
 from httpx._utils import URLPattern, get_environment_proxies
 
-from resumer.http.pool import URL_SHORTCUTS, URLs, call_seconds
+from resumer.http.pool import URL_SHORTCUTS, BodyTooLarge, URLs, call_seconds
 from resumer.job.settings import Tls
 
 MAX_REDIRECTS = 20  # hops followed at most in one call (httpx's default)
@@ -140,8 +140,10 @@ class CurlPool:
         tls: Tls | None = None,
         proxy: str | None = None,
         environ: Mapping[str, str] | None = None,
+        max_body: int | None = None,
     ) -> None:
         self.headers = httpx.Headers()
+        self.max_body = max_body  # bytes: the largest answer body read (None: no cap)
         self.timeout = httpx.Timeout(timeout)
         self._seconds = timeout
         self._free: list[_Handle] = []  # list.pop/append are atomic: no lock needed
@@ -149,6 +151,8 @@ class CurlPool:
         self._lock = threading.Lock()  # for making handles and closing only
         self._closed = False
         self._options = self._common_options(follow_redirects, tls or Tls(), proxy, environ)
+        if max_body is not None:  # a Content-Length above it: refused before the body
+            self._options.append((pycurl.MAXFILESIZE_LARGE, max_body))
         self._proxy = proxy  # None: the environment's, per origin (``_Proxies``)
         self._proxies = _Proxies() if proxy is None else None
         self._urls = URLs()
@@ -209,6 +213,7 @@ class CurlPool:
                 _body(json, content),
                 seconds,
                 None if self._proxies is None else self._proxies.of(target),
+                self.max_body,
             )
         finally:
             if self._closed:
@@ -286,6 +291,7 @@ class _Handle:
         body: bytes | None,
         seconds: float | None,
         proxy: str | None,
+        cap: int | None = None,
     ) -> httpx.Response:
         curl = self.curl
         main = threading.current_thread() is _MAIN
@@ -305,12 +311,18 @@ class _Handle:
         curl.setopt(pycurl.TIMEOUT_MS, 0 if seconds is None else max(1, round(seconds * 1000)))
         chunks: list[bytes] = []
         head: list[bytes] = []
-        curl.setopt(pycurl.WRITEFUNCTION, chunks.append)
+        capped = _Capped(chunks, cap) if cap is not None else None
+        curl.setopt(pycurl.WRITEFUNCTION, chunks.append if capped is None else capped.write)
         curl.setopt(pycurl.HEADERFUNCTION, head.append)
         try:
             curl.perform()
         except pycurl.error as exc:
-            error = _error(exc, method, curl.getinfo(pycurl.EFFECTIVE_URL) or url, seconds)
+            where = curl.getinfo(pycurl.EFFECTIVE_URL) or url
+            if cap is not None and int(exc.args[0]) in (_FILESIZE_EXCEEDED, _WRITE_ERROR):
+                too_large = _too_large(int(exc.args[0]), cap, head, capped, method, where)
+                if too_large is not None:
+                    raise too_large from exc
+            error = _error(exc, method, where, seconds)
             raise error from (error.__cause__ or exc)
         if curl.getinfo(pycurl.REDIRECT_COUNT):
             target = httpx.URL(curl.getinfo(pycurl.EFFECTIVE_URL))
@@ -331,6 +343,46 @@ class _Handle:
 
     def close(self) -> None:
         self.curl.close()
+
+
+class _Capped:
+    """A body written no further than ``cap`` bytes: past it, the write refuses (curl
+    then ends the transfer and drops the connection), and ``size`` says how much came."""
+
+    __slots__ = ("cap", "chunks", "size")
+
+    def __init__(self, chunks: list[bytes], cap: int) -> None:
+        self.chunks, self.cap, self.size = chunks, cap, 0
+
+    def write(self, chunk: bytes) -> int | None:
+        self.size += len(chunk)
+        if self.size > self.cap:
+            return 0  # fewer bytes taken than given: curl stops
+        self.chunks.append(chunk)
+        return None
+
+
+def _too_large(
+    code: int, cap: int, head: list[bytes], body: _Capped | None, method: str, url: str
+) -> BodyTooLarge | None:
+    """``BodyTooLarge`` for a transfer curl ended at the cap: refused on its announced
+    length (the last answer's ``Content-Length``), or cut once more had come."""
+    if body is not None and body.size > cap:
+        error = BodyTooLarge(cap, read=body.size)
+    else:
+        lengths = [
+            line.split(b":", 1)[1].strip()
+            for line in head
+            if line[:15].lower() == b"content-length:"
+        ]
+        if lengths and lengths[-1].isdigit():
+            error = BodyTooLarge(cap, announced=int(lengths[-1]))
+        elif code == _FILESIZE_EXCEEDED:  # curl stopped a body of no announced length
+            error = BodyTooLarge(cap, read=body.size if body is not None else cap)
+        else:
+            return None
+    error.request = httpx.Request(method, url)
+    return error
 
 
 def _no_progress(*_: int) -> None:
@@ -372,6 +424,8 @@ def _response(method: str, url: httpx.URL, head: list[bytes], content: bytes) ->
 _VERIFY_RESULT = re.compile(r"(?:verify result|certificate problem): (.*?)(?: \(\d+\))?$")
 _SSL_REASON = re.compile(r"SSL routines:[^:]*:([A-Za-z0-9 _]+)")
 _TIMEOUT = pycurl.E_OPERATION_TIMEDOUT
+_FILESIZE_EXCEEDED = 63  # CURLE_FILESIZE_EXCEEDED: more than MAXFILESIZE announced (or come)
+_WRITE_ERROR = pycurl.E_WRITE_ERROR  # the write callback refused: the cap was passed
 _CONNECT = {pycurl.E_COULDNT_CONNECT, pycurl.E_COULDNT_RESOLVE_HOST}
 _PROXY = {pycurl.E_COULDNT_RESOLVE_PROXY, 97}  # 97: CURLE_PROXY (a SOCKS or CONNECT refusal)
 # 1: an answer in HTTP/0.9 (no status line: not HTTP); 8: CURLE_WEIRD_SERVER_REPLY. The

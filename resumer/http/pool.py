@@ -31,6 +31,42 @@ from resumer.job.settings import Tls
 log = logging.getLogger(__name__)
 
 
+class BodyTooLarge(httpx.HTTPError):
+    """An answer larger than the pool's cap (``max_body``), refused before its body is
+    read (its ``Content-Length`` says so: ``announced``) or as soon as more than the cap
+    has come (``read``); its connection is dropped, never reused."""
+
+    def __init__(
+        self, limit: int, *, announced: int | None = None, read: int | None = None
+    ) -> None:
+        self.limit, self.announced, self.read = limit, announced, read
+        what = f"{announced} bytes announced" if announced is not None else f"{read} bytes read"
+        super().__init__(f"answer larger than {limit} bytes: {what}")
+
+
+def read_capped(response: httpx.Response, limit: int | None) -> None:
+    """Read ``response``'s body (``response.read()``), but never more than ``limit``
+    bytes of it (None: no limit): ``BodyTooLarge``, the response closed, beyond."""
+    if limit is None:
+        response.read()
+        return
+    length = response.headers.get("content-length", "")
+    try:
+        if length.isdigit() and int(length) > limit:
+            raise BodyTooLarge(limit, announced=int(length))
+        chunks, size = [], 0
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            if size > limit:
+                raise BodyTooLarge(limit, read=size)
+            chunks.append(chunk)
+    except BaseException:
+        response.close()
+        raise
+    response._content = b"".join(chunks)  # what ``read`` keeps: ``content`` gives it
+    response.close()
+
+
 class HTTP(Protocol):
     """What ``Client`` needs of its HTTP side: an ``httpx.Client`` or a ``ClientPool``."""
 
@@ -96,8 +132,10 @@ class ClientPool:
         watchdog: Watchdog | None = None,
         ssl_context: ssl.SSLContext | None = None,
         proxy: str | None = None,
+        max_body: int | None = None,
     ) -> None:
         self.headers = httpx.Headers()
+        self.max_body = max_body  # bytes: the largest answer body read (None: no cap)
         self.timeout = httpx.Timeout(timeout)
         self._seconds = timeout
         self._follow_redirects = follow_redirects
@@ -174,7 +212,9 @@ class ClientPool:
                 timeout=timeout,
                 extensions=extensions,
             )
-            return client.send(request)  # the clients follow no redirect themselves
+            response = client.send(request, stream=True)  # they follow no redirect themselves
+            read_capped(response, self.max_body)
+            return response
         merged = client.headers.copy()
         if headers:
             merged.update(headers)
@@ -197,11 +237,7 @@ class ClientPool:
             exc.request = request  # as the client's ``request_context`` does
             raise
         response.request = request
-        try:
-            response.read()
-        except BaseException:
-            response.close()
-            raise
+        read_capped(response, self.max_body)
         if "set-cookie" in response.headers:  # rare: the client's jar keeps them
             client.cookies.extract_cookies(response)
         if response.has_redirect_location:
@@ -228,7 +264,8 @@ class ClientPool:
                     raise _overdue(seconds, None, request)
                 timeouts = httpx.Timeout(left).as_dict()
                 request.extensions = {**request.extensions, "timeout": timeouts}
-            response = client.send(request)
+            response = client.send(request, stream=True)
+            read_capped(response, self.max_body)
             history.append(response)
         response.history = history[:-1]
         return response
@@ -275,15 +312,21 @@ def pool_for(bound: BoundJob, **options: Any) -> Pool:
     pycurl, the curl engine is httpx's, and one WARNING says so."""
     job = bound.job
     context = ssl_context(job.request.tls, origin=job.origin)  # checks the files on both
+    # The largest body any level may read: a level's own, smaller, cap is the client's.
+    cap = max([job.request.max_body, *(level.max_body for level in job.levels.values())])
     if job.request.engine == "curl" and not options:
         curl = _curl_module()
         if curl is not None:
             pool: Pool = curl.CurlPool(
-                timeout=job.request.timeout, tls=job.request.tls, proxy=bound.proxy
+                timeout=job.request.timeout, tls=job.request.tls, proxy=bound.proxy, max_body=cap
             )
             return pool
     return ClientPool(
-        timeout=job.request.timeout, ssl_context=context, proxy=bound.proxy, **options
+        timeout=job.request.timeout,
+        ssl_context=context,
+        proxy=bound.proxy,
+        max_body=cap,
+        **options,
     )
 
 

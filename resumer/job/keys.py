@@ -32,6 +32,7 @@ from resumer.job.settings import (
     DEFAULT_FAILURE_THRESHOLD,
     DEFAULT_GRACE,
     DEFAULT_HTTP_CONCURRENCY,
+    DEFAULT_MAX_BODY,
     DEFAULT_MAX_DEPTH,
     DEFAULT_MAX_PAUSE,
     DEFAULT_METHOD,
@@ -54,6 +55,19 @@ MAX_DURATION = 365 * 86400.0  # seconds: the longest duration a job file may giv
 DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}  # in seconds
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(" + "|".join(DURATION_UNITS) + r")?\s*$")
 
+SIZE_UNITS = {  # bytes: decimal (kB, MB, GB) and binary (KiB, MiB, GiB) units, and B
+    "b": 1,
+    "kb": 1000,
+    "mb": 1000**2,
+    "gb": 1000**3,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+    "tb": 1000**4,
+    "tib": 1024**4,
+}
+MAX_SIZE = 1024**4  # bytes: the largest size a job file may give (1 TiB)
+SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$")  # "256MiB", "1 GB", "4096"
 DOTTED_PATH = re.compile(r"^[^.\s]+(\.[^.\s]+)*$")  # "code", "data.retryAfter": no empty part
 
 MAX_JSON_DEPTH = 32  # levels of tables and arrays in a "json" value (request.body)
@@ -77,6 +91,8 @@ class Key:
         """What a value of this key must be, for a message ("an integer from 1 to 64")."""
         if self.choices:
             return "one of " + ", ".join(f'"{c}"' for c in self.choices)
+        if self.kind == "size":
+            return f"{KINDS['size'].noun}, up to 1 TiB"
         noun = KINDS[self.kind].noun
         if self.minimum is not None and self.maximum is not None:
             return f"{noun} from {_num(self.minimum)} to {_num(self.maximum)}"
@@ -169,6 +185,16 @@ def _as_duration(spec: Key, value: Any) -> Any:
     return float(match.group(1)) * (DURATION_UNITS[unit] if unit else 1.0)
 
 
+def _as_size(spec: Key, value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    match = SIZE.match(value) if isinstance(value, str) else None
+    unit = SIZE_UNITS.get(match.group(2).lower() or "b") if match else None
+    if match is None or unit is None:
+        return INVALID
+    return int(float(match.group(1)) * unit)
+
+
 def _as_weights(spec: Key, value: Any) -> Any:
     if isinstance(value, dict) and all(
         isinstance(v, int) and not isinstance(v, bool) and -(10**9) <= v <= 10**9
@@ -237,6 +263,17 @@ KINDS: Mapping[str, Kind] = {
         _as_path,
         {"type": "string", "pattern": r"^[^.\s]+(\.[^.\s]+)*$"},
     ),
+    "size": Kind(
+        'a size: bytes (an integer >= 1), or like "256MiB", "64MB", "1GiB"',
+        _as_size,
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": 1},
+                {"type": "string", "pattern": SIZE.pattern},
+            ]
+        },
+        bounded=True,
+    ),
     "weights": Kind(
         "a table of integer weights",
         _as_weights,
@@ -256,6 +293,13 @@ SCHEMA: Mapping[str, Mapping[str, Key]] = {
         "body": Key("json", None, help="JSON body for POST (templated)"),
         "headers": Key("table", MappingProxyType({}), help="HTTP headers; ${VAR} for secrets"),
         "timeout": Key("float", DEFAULT_TIMEOUT, minimum=0.001, maximum=3600, help="seconds"),
+        "max_body": Key(
+            "size",
+            DEFAULT_MAX_BODY,
+            minimum=1,
+            maximum=MAX_SIZE,
+            help='the largest answer body read: bytes, or "256MiB", "1GB"',
+        ),
         "proxy": Key(
             "str", None, help="proxy URL for every call; default: HTTP(S)_PROXY / NO_PROXY"
         ),
@@ -450,6 +494,7 @@ LEVEL_SCHEMA: Mapping[str, Key] = {
     "workers": Key("int", DEFAULT_WORKERS, minimum=1, maximum=512, help="worker threads"),
     "timeout": Key("float", None, minimum=0.001, maximum=3600, help="overrides request.timeout"),
     "attempts": Key("int", None, minimum=1, maximum=100, help="overrides retry.attempts"),
+    "max_body": Key("size", None, minimum=1, maximum=MAX_SIZE, help="overrides request.max_body"),
 }
 # [levels.N.request] and [levels.N.response]: the keys of [request] and [response] a level
 # may override (and response's [pagination] and [[rule]] tables).

@@ -592,6 +592,7 @@ class _Validator:
             body=body,
             headers=values["headers"],
             timeout=values["timeout"],
+            max_body=values["max_body"],
             proxy=proxy,
             tls=tls,
         )
@@ -677,6 +678,7 @@ class _Validator:
                 workers=values["workers"],
                 timeout=values.get("timeout") or request.timeout,
                 attempts=values.get("attempts") or attempts,
+                max_body=values.get("max_body") or request.max_body,
                 request=values.get("request"),
                 response=values.get("response"),
             )
@@ -700,6 +702,7 @@ class _Validator:
             "body": own.get("body", top.body if inherited else None),
             "headers": MappingProxyType({**top.headers, **own.get("headers", {})}),
             "timeout": top.timeout,
+            "max_body": top.max_body,
         }
         built = self.built_request(section, values, proxy=top.proxy, tls=top.tls)
         return dataclasses.replace(built, engine=top.engine)

@@ -39,6 +39,7 @@ DEFAULT_TEMPLATE = MappingProxyType({"id": "{id}", "name": "{name}", "type": "{t
 DEFAULT_TIMEOUT = 10.0  # seconds, connect + read, per HTTP call
 ENGINES = ("curl", "httpx")  # what makes the HTTP calls: libcurl (through pycurl), or httpx
 DEFAULT_ENGINE = "curl"  # the one with less CPU a call; httpx when pycurl cannot be imported
+DEFAULT_MAX_BODY = 256 * 1024**2  # bytes: the largest answer body read
 DEFAULT_MAX_DEPTH = 4  # the leaf level
 DEFAULT_HTTP_CONCURRENCY = 16  # HTTP calls in flight, all levels together
 DEFAULT_WORKERS = 4  # worker threads per queried level
@@ -78,6 +79,7 @@ class Request:
     body: Any  # frozen JSON value (MappingProxyType / tuple / scalars), or None for GET
     headers: Mapping[str, str]
     timeout: float
+    max_body: int = DEFAULT_MAX_BODY  # bytes: a larger answer fails its query for good
     proxy: str | None = None  # templated (``${VAR}`` for its password); None: the environment's
     tls: Tls = Tls()
     engine: str = DEFAULT_ENGINE  # one of ENGINES
@@ -225,6 +227,7 @@ class Level:
     workers: int
     timeout: float
     attempts: int = DEFAULT_ATTEMPTS
+    max_body: int = DEFAULT_MAX_BODY  # bytes: [levels.N] max_body, else request.max_body
     request: Request | None = None  # None: [request]
     response: Response | None = None  # None: [response]
 

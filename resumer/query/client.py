@@ -25,11 +25,11 @@ import httpx
 
 from resumer.errors import AuthError, QueryError, StopError, TlsError
 from resumer.http.auth import AuthorizedHTTP, authorizer_for
-from resumer.http.pool import HTTP
+from resumer.http.pool import HTTP, BodyTooLarge
 from resumer.http.ratelimits import parse_rate_limits, parse_retry_after
 from resumer.http.tls import tls_problem
 from resumer.job.bound import BoundJob
-from resumer.job.settings import Pagination
+from resumer.job.settings import Job, Pagination
 from resumer.job.template import PLACEHOLDERS, Template, quote_segment
 from resumer.model import Item, Task
 from resumer.ops import logs
@@ -39,6 +39,7 @@ from resumer.query.answers import (
     EMPTY,
     FAILURE,
     NOT_JSON,
+    PERMANENT,
     RULE_KINDS,
     SUCCESS,
     THROTTLE,
@@ -74,6 +75,8 @@ class _Asking(NamedTuple):
     pages: Pagination | None
     rules: Rules
     message: str | None  # where the API puts its own error text
+    max_body: int  # bytes: the largest answer read (the pool caps at the largest of all)
+    max_body_key: str  # the key that sets it, for messages
 
 
 def _compile_json(value: Any) -> _Render:
@@ -144,6 +147,8 @@ class Client:
             pages=response.pagination,
             rules=Rules(response.rules),
             message=response.message,
+            max_body=job.request.max_body if level == 0 else job.level(level).max_body,
+            max_body_key=_max_body_key(job, level),
         )
 
     @staticmethod
@@ -236,6 +241,9 @@ class Client:
                 response = self.http.request(
                     method, url, json=body, headers=headers, timeout=self._timeout_arg(timeout)
                 )
+            except BodyTooLarge as exc:  # the answer came; it is one no retry makes smaller
+                outcome.kind = PERMANENT
+                raise self._too_large(asking, method, url, exc.announced) from None
             except httpx.HTTPError as exc:
                 outcome.kind = FAILURE
                 where = self.redactor.redact(f"{method} {_url_of(exc, url)}")
@@ -247,6 +255,9 @@ class Client:
                     f"{type(exc).__name__} on {where}: {reason}", transient=True
                 ) from exc
             outcome.status = response.status_code
+            if len(response.content) > asking.max_body:  # a level's cap below the pool's
+                outcome.kind = PERMANENT
+                raise self._too_large(asking, method, url, None)
             if self._pacing:
                 outcome.limits = parse_rate_limits(response.headers)
             answer = Body(response.content)
@@ -323,6 +334,26 @@ class Client:
         )
         error.throttled = then == "throttle"
         raise error
+
+    def _too_large(
+        self,
+        asking: _Asking,
+        method: str,
+        url: str,
+        announced: int | None,
+    ) -> QueryError:
+        """The permanent failure of an answer larger than its level's cap, in one line
+        naming the sizes and the key."""
+        if announced is not None:
+            what = f"{size_text(announced)} announced"
+        else:
+            what = f"more than {size_text(asking.max_body)} sent"
+        where = self.redactor.redact(f"{method} {url}")
+        return QueryError(
+            f"answer larger than {asking.max_body_key} ({size_text(asking.max_body)}):"
+            f" {what} ({where})",
+            transient=False,
+        )
 
     def _refuses(self, response: httpx.Response) -> bool:
         """Whether an answer refuses the credentials, so that ``AuthorizedHTTP`` renews
@@ -448,6 +479,28 @@ def _text(response: httpx.Response) -> str:
         return response.text
     except Exception:
         return response.content.decode("utf-8", errors="replace")
+
+
+def _max_body_key(job: Job, level: int) -> str:
+    """The key that sets the cap on the answers about ``level``'s nodes."""
+    if level and job.level(level).max_body != job.request.max_body:
+        return f"levels.{level}.max_body"
+    return "request.max_body"
+
+
+def size_text(size: int) -> str:
+    """A size as people write it: "256 MiB", "800 MB"... (binary when it is whole)."""
+    for unit, factor, below in (
+        ("GiB", 1024**3, None),
+        ("MiB", 1024**2, 1024**3),
+        ("KiB", 1024, 1024**2),
+    ):
+        if factor <= size and (below is None or size < below) and size % factor == 0:
+            return f"{size // factor} {unit}"
+    for unit, factor in (("GB", 1000**3), ("MB", 1000**2), ("kB", 1000)):
+        if size >= factor:
+            return f"{size / factor:.3g} {unit}"
+    return f"{size} bytes"
 
 
 def _with_query(url: str, params: Mapping[str, Any]) -> str:

@@ -293,6 +293,18 @@ CASES = [
         job(extra='[[levels.1.response.rule]]\nthen = "empty"'),
     ),
     Case(
+        "max-body-not-a-size",
+        START,
+        ("job.toml:", "request.max_body", '"256MiB"', '"12 parsecs"'),
+        job(request='max_body = "12 parsecs"'),
+    ),
+    Case(
+        "level-max-body-zero",
+        START,
+        ("job.toml:", "levels.1.max_body", "up to 1 TiB", "got 0"),
+        job(extra="[levels.1]\nmax_body = 0"),
+    ),
+    Case(
         "wrong-type",
         START,
         ("job.toml:", "crawl.max_depth", "expected an integer"),

@@ -10,7 +10,7 @@ import pytest
 import respx
 
 from resumer.fake.tree import FakeTree
-from resumer.http.pool import ClientPool, URLs
+from resumer.http.pool import BodyTooLarge, ClientPool, URLs, read_capped
 from tests.helpers import fake_api
 
 BASE = "http://127.0.0.1:9"
@@ -154,3 +154,46 @@ def test_every_client_made_sends_the_fixed_headers() -> None:
     http.close()
     assert made == 2
     assert seen == ["Bearer t", "Bearer t"]
+
+
+# -- the cap on a body ----------------------------------------------------------------
+
+
+def streamed(body: bytes, *, announce: bool) -> httpx.Response:
+    """A response whose body is still to be read, in chunks of 100 bytes."""
+    chunks = [body[i : i + 100] for i in range(0, len(body), 100)]
+    headers = {"Content-Length": str(len(body))} if announce else {}
+    return httpx.Response(200, headers=headers, stream=httpx.ByteStream(b"".join(chunks)))
+
+
+@pytest.mark.parametrize("announce", [True, False])
+def test_a_body_past_the_cap_is_refused_and_one_within_it_read(announce: bool) -> None:
+    small = streamed(b"x" * 1000, announce=announce)
+    read_capped(small, 1000)
+    assert small.content == b"x" * 1000
+    big = streamed(b"x" * 1001, announce=announce)
+    with pytest.raises(BodyTooLarge) as refused:
+        read_capped(big, 1000)
+    assert refused.value.limit == 1000
+    assert (refused.value.announced, refused.value.read) == (
+        (1001, None) if announce else (None, 1001)
+    )
+    assert big.is_closed
+
+
+def test_without_a_cap_the_body_is_read_whole() -> None:
+    response = streamed(b"y" * 5000, announce=False)
+    read_capped(response, None)
+    assert response.content == b"y" * 5000
+
+
+def test_the_pool_refuses_a_body_past_its_cap_and_goes_on() -> None:
+    with fake_api(FakeTree(seed=3, roots=40, fanout=(2,))) as server:
+        pool = ClientPool(timeout=5.0, max_body=500)
+        try:
+            with pytest.raises(BodyTooLarge):
+                pool.request("GET", f"{server.url}/features")  # 40 roots: some 2 kB
+            answer = pool.request("GET", f"{server.url}/children?id=F1")
+        finally:
+            pool.close()
+    assert answer.status_code == 200 and len(answer.content) <= 500

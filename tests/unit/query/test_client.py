@@ -217,3 +217,15 @@ def test_a_503_is_a_throttle_while_the_server_still_accepts_calls() -> None:
         True,
         True,
     )
+
+
+def test_sizes_are_written_as_people_write_them() -> None:
+    from resumer.query.client import size_text
+
+    assert [size_text(n) for n in (256 * 1024**2, 800_000_000, 2048, 11_234, 999)] == [
+        "256 MiB",
+        "800 MB",
+        "2 KiB",
+        "11.2 kB",
+        "999 bytes",
+    ]

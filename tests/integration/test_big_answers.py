@@ -1,0 +1,145 @@
+"""Big answers: ``request.max_body`` caps the body read, on both engines, whether the
+answer announces its length, comes chunked, or runs until the connection closes. The
+query fails for good with one line naming the sizes and the key; the other nodes are
+not affected; a level's own ``max_body`` lets its big answers through.
+
+The server is a small one of the test's own (``http.server``): the fake API sends
+every body with a Content-Length.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from resumer import api
+
+SMALL = json.dumps({"items": [{"id": "A.1", "name": "a", "type": "t"}]}).encode()
+BIG_ITEMS = [{"id": f"B.{n}", "name": "b" * 40, "type": "t"} for n in range(200)]
+BIG = json.dumps({"items": BIG_ITEMS}).encode()  # about 11 kB
+ROOTS = json.dumps({"items": [{"id": "A", "name": "a", "type": "t"}, {"id": "B"}]}).encode()
+
+
+class Handler(BaseHTTPRequestHandler):
+    """/features: two roots; /children?id=A: a small answer; id=B: a big one, sent as
+    the server's ``style`` says: "length", "chunked" or "close"."""
+
+    protocol_version = "HTTP/1.1"
+    style = "length"
+
+    def do_GET(self) -> None:
+        parts = urlsplit(self.path)
+        if parts.path == "/features":
+            self._whole(ROOTS)
+        elif parse_qs(parts.query).get("id") == ["B"]:
+            self._big()
+        else:
+            self._whole(SMALL)
+
+    def _whole(self, body: bytes) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _big(self) -> None:
+        if self.style == "length":
+            self._whole(BIG)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        if self.style == "chunked":
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        self.end_headers()
+        for start in range(0, len(BIG), 1000):
+            chunk = BIG[start : start + 1000]
+            try:
+                if self.style == "chunked":
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                else:
+                    self.wfile.write(chunk)
+            except OSError:
+                return  # the client hung up at its cap
+        if self.style == "chunked":
+            self.wfile.write(b"0\r\n\r\n")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@contextmanager
+def serving(style: str) -> Iterator[str]:
+    handler = type("Styled", (Handler,), {"style": style})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+def crawl(folder: Path, url: str, engine: str, extra: str = "") -> tuple[int, dict[str, str]]:
+    """A crawl to level 2 (roots A and B); its exit status and the failed nodes' errors."""
+    job = folder / "job.toml"
+    job.write_text(
+        f'[source]\nurl = "{url}/features"\n'
+        f'[request]\nurl = "{url}/children"\nengine = "{engine}"\nmax_body = "2KiB"\n'
+        '[response]\nitems = "items"\n[crawl]\nmax_depth = 2\n' + extra,
+        encoding="utf-8",
+    )
+    outcome = api.run(job, folder / "r.db")
+    return outcome.exit_status, {node.id: node.error for node in api.failed(folder / "r.db")}
+
+
+@pytest.mark.parametrize("style", ["length", "chunked", "close"])
+def test_an_answer_past_max_body_fails_its_query_and_nothing_else(
+    engine: str, style: str, tmp_path: Path
+) -> None:
+    with serving(style) as url:
+        status, failed = crawl(tmp_path, url, engine)
+    assert status == 1
+    assert list(failed) == ["B"]  # A's answer, small, is stored
+    error = failed["B"]
+    assert error.startswith("answer larger than request.max_body (2 KiB): ")
+    if style == "length":
+        assert f"{len(BIG) / 1000:.3g} kB announced" in error
+    else:
+        assert "more than 2 KiB sent" in error
+    assert "/children?id=B" in error
+    exported = list(api.export(tmp_path / "r.db", partial=True))
+    assert [(n.id, n.status) for n in exported] == [
+        ("A", "complete"),
+        ("A.1", "complete"),
+        ("B", "failed"),
+    ]
+
+
+def test_a_level_of_its_own_max_body_reads_its_big_answers(engine: str, tmp_path: Path) -> None:
+    with serving("chunked") as url:
+        status, failed = crawl(tmp_path, url, engine, '[levels.1]\nmax_body = "64KiB"\n')
+    assert (status, failed) == (0, {})
+    children = [n.id for n in api.export(tmp_path / "r.db", level=2)]
+    assert children == ["A.1", *(item["id"] for item in BIG_ITEMS)]
+
+
+def test_a_level_cap_below_the_others_names_its_own_key(engine: str, tmp_path: Path) -> None:
+    with serving("length") as url:
+        status, failed = crawl(
+            tmp_path, url, engine, "[crawl]\n[levels.1]\nmax_body = 1000\n".replace("[crawl]\n", "")
+        )
+    assert status == 1
+    assert failed["B"].startswith("answer larger than levels.1.max_body (1 kB): ")
