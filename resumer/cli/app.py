@@ -66,7 +66,9 @@ LogFile = Annotated[
 MetricsPort = Annotated[
     int | None,
     typer.Option(
-        "--metrics-port", help="Serve Prometheus metrics here (overrides [metrics]).", min=0
+        "--metrics-port",
+        help="Serve Prometheus metrics on this port (overrides metrics.port).",
+        min=0,
     ),
 ]
 LogFormat = Annotated[
@@ -242,8 +244,8 @@ def start(
         Path | None,
         typer.Option(
             "--db",
-            help="The checkpoint database [default: resumer.db; with --from, OLD's name and"
-            " the time, beside it].",
+            help="The checkpoint database (default: resumer.db; with --from, OLD's name and"
+            " the time, beside it).",
         ),
     ] = None,
     log_level: LogLevel = "INFO",
@@ -310,8 +312,9 @@ def diff(
         bool, typer.Option("--partial", help="Compare crawls that are not finished.")
     ] = False,
 ) -> None:
-    """What changed between two crawls: nodes added, removed, changed, moved. Exit 0: no
-    difference; 1: differences; 2: an error."""
+    """What changed between two crawls: nodes added, removed, changed, moved.
+
+    Exit 0: no difference; 1: differences; 2: an error."""
     from resumer.results import Change
 
     differences, first = 0, list[Change]()
