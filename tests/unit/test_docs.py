@@ -72,7 +72,7 @@ from resumer.job.loader import BUILT_IN_CODE, job_from_dict, parse_job
 from resumer.job.schema import json_schema, template
 
 ROOT = Path(__file__).resolve().parents[2]
-GUIDES = ("README.md",)
+GUIDES = ("README.md", "README.zh-CN.md")
 FRAGMENT = "<!-- fragment -->"
 MINIMAL = {
     "source": {"url": "http://127.0.0.1:8808/features"},
@@ -472,6 +472,12 @@ def test_every_command_line_parses_and_every_command_and_option_is_shown(name: s
 @pytest.mark.parametrize("name", GUIDES)
 def test_the_exit_status_table_lists_the_statuses_the_code_defines(name: str) -> None:
     assert exit_problems(guide(name), name, exit_statuses()) == []
+
+
+def test_the_guides_link_to_each_other_in_their_first_lines() -> None:
+    english, chinese = guide("README.md"), guide("README.zh-CN.md")
+    assert "(README.zh-CN.md)" in "\n".join(english.splitlines()[:5])
+    assert "(README.md)" in "\n".join(chinese.splitlines()[:5])
 
 
 def test_every_command_and_option_has_a_help_text_shown_whole_with_its_default() -> None:
