@@ -227,27 +227,42 @@ def row_keys(row: list[str]) -> tuple[list[str], str | None]:
     return [f"{table}.{m.group(1) if m else '?'}" for m in inner], table
 
 
-def command_lines(text: str) -> Iterator[tuple[int, list[str]]]:
+def command_lines(text: str) -> Iterator[tuple[int, list[str] | str]]:
     """The ``resumer ...`` commands of the shell and text code blocks, as argument lists
-    (``["start", "job.toml"]``), with their line; pipes, redirections and comments cut."""
+    (``["start", "job.toml"]``), with their line; pipes, redirections and comments cut.
+    A line the shell could not split comes as the reason, a string."""
     for block in blocks(text):
         if block.lang not in SHELL_BLOCKS:
             continue
-        joined = block.text.replace("\\\n", " ")
-        for offset, line in enumerate(joined.splitlines()):
+        lines = block.text.splitlines()
+        for offset, line in enumerate(lines):
+            if offset and lines[offset - 1].endswith("\\"):
+                continue  # read with the line it continues
+            for more in lines[offset + 1 :]:
+                if not line.endswith("\\"):
+                    break
+                line = line[:-1] + " " + more
             line = line.strip().removeprefix("$ ")
-            if "resumer " not in line:
-                continue
-            lexer = shlex.shlex(line, posix=True, punctuation_chars=True)
-            lexer.whitespace_split = True
-            segment: list[str] = []
-            for token in [*lexer, ";"]:
-                if not re.fullmatch(r"[();<>|&]+", token):
-                    segment.append(token)
-                    continue
-                if segment[:1] == ["resumer"]:
-                    yield block.line + offset, segment[1:]
-                segment = []
+            if re.search(r"(^|[;&|(]\s*)resumer ", line):
+                yield from _commands(block.line + offset, line)
+
+
+def _commands(number: int, line: str) -> Iterator[tuple[int, list[str] | str]]:
+    lexer = shlex.shlex(line, posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    try:
+        tokens = [*lexer, ";"]
+    except ValueError as exc:  # an unclosed quote
+        yield number, f"{line}: {exc}"
+        return
+    segment: list[str] = []
+    for token in tokens:
+        if not re.fullmatch(r"[();<>|&]+", token):
+            segment.append(token)
+            continue
+        if segment[:1] == ["resumer"]:
+            yield number, segment[1:]
+        segment = []
 
 
 def synopses(text: str) -> Iterator[str]:
@@ -352,6 +367,9 @@ def command_problems(text: str, name: str, commands: Mapping[str, Any]) -> list[
     problems: list[str] = []
     named: dict[str, set[str]] = {}  # command -> the options shown with it
     for line, args in command_lines(text):
+        if isinstance(args, str):
+            problems.append(f"{name}:{line}: {args}")
+            continue
         command = "" if not args or args[0].startswith("-") else args[0]
         problem = parse_problem(commands, command, args)
         if problem:
@@ -552,8 +570,9 @@ def test_a_command_or_option_added_to_the_code_and_not_shown_is_reported() -> No
 
 def test_a_command_line_that_does_not_parse_is_reported() -> None:
     text = (
-        "```sh\nresumer start job.toml --dbb x.db\nresumer probe job.toml --per-level many\n"
-        "resumer purge --db x.db   # comment\nresumer status --db x.db | head -1\n```\n"
+        "```sh\nresumer start job.toml --dbb x.db\nresumer probe job.toml \\\n  --per-level many\n"
+        "resumer purge --db x.db   # comment\nresumer status --db x.db | head -1\n"
+        "resumer failed --db 'x.db\n```\n"
         "`resumer export [--db PATH] [--pretty]`, `resumer --nope`\n"
     )
     problems = [p for p in command_problems(text, "T", cli_commands()) if "never" not in p]
@@ -561,7 +580,8 @@ def test_a_command_line_that_does_not_parse_is_reported() -> None:
         "T:2: resumer start job.toml --dbb x.db: No such option: --dbb",
         "T:3: resumer probe job.toml --per-level many: "
         "Input should be a valid integer, unable to parse string as an integer",
-        "T:4: resumer purge --db x.db: no command 'purge'",
+        "T:5: resumer purge --db x.db: no command 'purge'",
+        "T:7: resumer failed --db 'x.db: No closing quotation",
         "T: `resumer export [--db PATH] [--pretty]`: resumer export has no option --pretty",
         "T: `resumer --nope`: resumer (the group) has no option --nope",
     ]
