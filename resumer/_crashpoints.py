@@ -5,7 +5,8 @@ time it reaches ``hit("after_http")`` (after an HTTP answer, before storing
 it). Unset, ``hit`` is a no-op costing one comparison.
 
 Points: ``after_http`` (worker, answer received), ``after_save`` (results
-committed), ``after_claim`` (nodes marked running, not yet queried).
+committed), ``after_claim`` (nodes marked running, not yet queried), ``mid_insert``
+(a statement of children inserted, the transaction storing them not committed).
 
 ``RESUMER_MAX_PAGES=150`` fills the disk on purpose: the checkpoint may grow to
 150 pages, then SQLite refuses every write that needs one more with

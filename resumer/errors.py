@@ -11,6 +11,7 @@ another module are named with it; the others live here::
     │   ├── DamagedError   the file is corrupt or truncated                   → exit 2
     │   └── WriteError     a write failed: disk full, read-only, I/O error    → exit 2
     ├── QueryError         one query failed; ``transient`` says if a retry may help
+    │   └── BodyTooLarge   an answer past request.max_body: its query fails for good
     ├── AuthError          a 401, or no token: the run stops, nothing failed  → exit 2
     │   ├── TlsError       a certificate refused (theirs or ours): the same   → exit 2
     │   └── StopError      an answer a rule says stops the run: the same      → exit 2
@@ -91,6 +92,19 @@ class QueryError(ResumerError):
     def __repr__(self) -> str:
         kind = "transient" if self.transient else "permanent"
         return f"<QueryError {kind} {self}>"
+
+
+class BodyTooLarge(QueryError):
+    """An answer larger than the cap on a body read (``request.max_body``): refused on
+    its ``Content-Length`` (``announced``) or once more than the cap had come (``read``),
+    its connection dropped. No retry makes it smaller."""
+
+    def __init__(
+        self, limit: int, *, announced: int | None = None, read: int | None = None
+    ) -> None:
+        what = f"{announced} bytes announced" if announced is not None else f"{read} bytes read"
+        super().__init__(f"answer larger than {limit} bytes: {what}", transient=False)
+        self.limit, self.announced, self.read = limit, announced, read
 
 
 class AuthError(ResumerError):

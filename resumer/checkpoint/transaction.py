@@ -28,6 +28,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import NamedTuple
 
+from resumer import _crashpoints
 from resumer.checkpoint.tally import Moves
 from resumer.model import Children, Failure, Item, Release, Result, Task
 
@@ -399,6 +400,7 @@ def _insert_children(cur: sqlite3.Cursor, values: list[object]) -> None:
         # Powers of two only: a handful of statement shapes stay cached and reused.
         count = min(_BATCH_ROWS, 1 << (left.bit_length() - 1))
         cur.execute(_insert_sql(count), values[start * _COLUMNS : (start + count) * _COLUMNS])
+        _crashpoints.hit("mid_insert")  # a big page half stored, uncommitted: all or none
         start += count
         left -= count
 

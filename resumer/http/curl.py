@@ -46,7 +46,8 @@ import httpx
 import pycurl
 from httpx._utils import URLPattern, get_environment_proxies
 
-from resumer.http.pool import URL_SHORTCUTS, BodyTooLarge, URLs, call_seconds
+from resumer.errors import BodyTooLarge
+from resumer.http.pool import URL_SHORTCUTS, URLs, call_seconds
 from resumer.job.settings import Tls
 
 MAX_REDIRECTS = 20  # hops followed at most in one call (httpx's default)
@@ -319,7 +320,7 @@ class _Handle:
         except pycurl.error as exc:
             where = curl.getinfo(pycurl.EFFECTIVE_URL) or url
             if cap is not None and int(exc.args[0]) in (_FILESIZE_EXCEEDED, _WRITE_ERROR):
-                too_large = _too_large(int(exc.args[0]), cap, head, capped, method, where)
+                too_large = _too_large(int(exc.args[0]), cap, head, capped)
                 if too_large is not None:
                     raise too_large from exc
             error = _error(exc, method, where, seconds)
@@ -362,9 +363,7 @@ class _Capped:
         return None
 
 
-def _too_large(
-    code: int, cap: int, head: list[bytes], body: _Capped | None, method: str, url: str
-) -> BodyTooLarge | None:
+def _too_large(code: int, cap: int, head: list[bytes], body: _Capped | None) -> BodyTooLarge | None:
     """``BodyTooLarge`` for a transfer curl ended at the cap: refused on its announced
     length (the last answer's ``Content-Length``), or cut once more had come."""
     if body is not None and body.size > cap:
@@ -381,7 +380,6 @@ def _too_large(
             error = BodyTooLarge(cap, read=body.size if body is not None else cap)
         else:
             return None
-    error.request = httpx.Request(method, url)
     return error
 
 

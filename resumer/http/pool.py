@@ -23,25 +23,13 @@ import httpcore
 import httpx
 from httpcore import NetworkBackend
 
+from resumer.errors import BodyTooLarge
 from resumer.http.deadline import NEVER, Watch, Watchdog
 from resumer.http.tls import ssl_context
 from resumer.job.bound import BoundJob
 from resumer.job.settings import Tls
 
 log = logging.getLogger(__name__)
-
-
-class BodyTooLarge(httpx.HTTPError):
-    """An answer larger than the pool's cap (``max_body``), refused before its body is
-    read (its ``Content-Length`` says so: ``announced``) or as soon as more than the cap
-    has come (``read``); its connection is dropped, never reused."""
-
-    def __init__(
-        self, limit: int, *, announced: int | None = None, read: int | None = None
-    ) -> None:
-        self.limit, self.announced, self.read = limit, announced, read
-        what = f"{announced} bytes announced" if announced is not None else f"{read} bytes read"
-        super().__init__(f"answer larger than {limit} bytes: {what}")
 
 
 def read_capped(response: httpx.Response, limit: int | None) -> None:

@@ -23,9 +23,9 @@ from urllib.parse import urlencode
 
 import httpx
 
-from resumer.errors import AuthError, QueryError, StopError, TlsError
+from resumer.errors import AuthError, BodyTooLarge, QueryError, StopError, TlsError
 from resumer.http.auth import AuthorizedHTTP, authorizer_for
-from resumer.http.pool import HTTP, BodyTooLarge
+from resumer.http.pool import HTTP
 from resumer.http.ratelimits import parse_rate_limits, parse_retry_after
 from resumer.http.tls import tls_problem
 from resumer.job.bound import BoundJob

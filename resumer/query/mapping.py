@@ -112,6 +112,9 @@ def _optional_text(value: Any) -> str:
     return as_text(value)
 
 
+BIG_PAGE = 10_000  # items in one answer from which each is let go once mapped
+
+
 class Mapper:
     """Turns a decoded body into ``Item``s following the [response] section; with a
     ``Shape``, each item is marked with the leaf or drop rule that matches it (a dropped
@@ -141,12 +144,22 @@ class Mapper:
         if not isinstance(found, list):
             where = f"items path {path!r}" if path else "the body"
             raise MappingError(f"{where} is {kind_of(found)}, expected a list of items")
+        # A page of many items lets each decoded item go once it is mapped, so that the
+        # page is never held whole twice, decoded and mapped (the decoded is the larger).
+        release = len(found) > BIG_PAGE
         if self.shape is not None or not self._plain_keys:
-            return [self.item(item, index) for index, item in enumerate(found)]
+            mapped = []
+            for index, item in enumerate(found):
+                if release:
+                    found[index] = None
+                mapped.append(self.item(item, index))
+            return mapped
         # The usual case, inlined: plain keys whose values are already strings.
         id_key, name_key, type_key = self._plain_keys
         out: list[Item] = []
         for index, item in enumerate(found):
+            if release:
+                found[index] = None
             if type(item) is dict:
                 raw_id, name, kind = (
                     item.get(id_key),

@@ -102,3 +102,28 @@ def test_kill_at_random_moments_then_resume_each_time(tmp_path: Path) -> None:
     assert export_json(tmp_path / "r.db", tmp_path) == BIG_TREE.expected_export(4)
     assert set(calls) == {item["id"] for level, item in BIG_TREE.walk(3)}
     assert repeats(calls) <= bound
+
+
+WIDE = FakeTree(seed=23, roots=3, fanout=(3000,), even=True)  # pages of 3,000 children
+
+
+def test_kill_in_the_middle_of_storing_a_big_page_loses_and_repeats_nothing(
+    tmp_path: Path,
+) -> None:
+    """A page of 3,000 children is inserted in a dozen statements, one transaction: a kill
+    after the fifth leaves none of them, and resume stores each child once."""
+    with fake_api(WIDE) as server:
+        job = write_job(tmp_path, server.url, max_depth=2)
+        env = {ENV_VAR: "mid_insert:5"}
+        killed = resumer("start", job, "--db", "r.db", cwd=tmp_path, env=env)
+        assert killed.returncode == -9, killed.stderr
+        claimed = check_checkpoint(tmp_path / "r.db")
+        with sqlite3.connect(tmp_path / "r.db") as db:
+            assert db.execute("SELECT count(*) FROM nodes WHERE level = 2").fetchone() == (0,)
+        done = resumer("resume", "--db", "r.db", cwd=tmp_path)
+        calls = server.stats.snapshot()
+    assert done.returncode == 0, done.stderr
+    assert export_json(tmp_path / "r.db", tmp_path) == WIDE.expected_export(2)
+    assert repeats(calls) <= claimed
+    with sqlite3.connect(tmp_path / "r.db") as db:
+        assert db.execute("SELECT count(*) FROM nodes WHERE level = 2").fetchone() == (9000,)

@@ -9,8 +9,9 @@ import httpx
 import pytest
 import respx
 
+from resumer.errors import BodyTooLarge
 from resumer.fake.tree import FakeTree
-from resumer.http.pool import BodyTooLarge, ClientPool, URLs, read_capped
+from resumer.http.pool import ClientPool, URLs, read_capped
 from tests.helpers import fake_api
 
 BASE = "http://127.0.0.1:9"
