@@ -19,14 +19,17 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from resumer.job.settings import Rule
 from resumer.policies.gate import FAILURE, PERMANENT, SUCCESS, THROTTLE
 from resumer.query.conditions import FieldTest
-from resumer.query.mapping import as_text, lookup
+from resumer.query.mapping import Constant, as_text, lookup
 
 # How each rule outcome counts for the policies (renew and stop end the call otherwise).
 RULE_KINDS = {
@@ -60,7 +63,15 @@ NOT_JSON: Any = object()  # what ``Body.document`` is for a body that is not JSO
 
 
 class Body:
-    """An answer's body, decoded as JSON once, when first asked for."""
+    """An answer's body, decoded as JSON once, when first asked for.
+
+    ``orjson`` decodes standard JSON (a third of ``json``'s time); what it refuses is
+    decoded by ``json`` as before, which also takes what standard JSON lacks (``NaN``,
+    a lone surrogate escape), and so is a body with a number of 19 digits or more
+    (``orjson`` would make an integer past 64 bits a float: an id must not lose its
+    digits). Such a body's ``NaN`` and ``Infinity`` are ``mapping.Constant`` floats,
+    which ``orjson`` will not encode: its items' payloads are then encoded by ``json``,
+    so they say exactly what the API said (``mapping.encode_payload``)."""
 
     __slots__ = ("_document", "content")
 
@@ -73,13 +84,19 @@ class Body:
         """The decoded JSON body, or ``NOT_JSON``."""
         if self._document is _UNREAD:
             try:
-                self._document = json.loads(self.content)
-            except (ValueError, RecursionError):  # not JSON, or nested past Python's stack
-                self._document = NOT_JSON
+                if _LONG_NUMBER.search(self.content):
+                    raise orjson.JSONDecodeError("a long number", "", 0)
+                self._document = orjson.loads(self.content)
+            except orjson.JSONDecodeError:
+                try:
+                    self._document = json.loads(self.content, parse_constant=Constant.parse)
+                except (ValueError, RecursionError):  # not JSON, or nested too deep
+                    self._document = NOT_JSON
         return self._document
 
 
 _UNREAD = object()
+_LONG_NUMBER = re.compile(rb"\d{19}")  # digits that may not fit 64 bits (in a string too)
 
 
 @dataclass(frozen=True, slots=True)

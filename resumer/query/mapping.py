@@ -13,6 +13,8 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from resumer.errors import ResumerError
 from resumer.job.settings import Response
 from resumer.model import Item
@@ -87,7 +89,27 @@ def _payload_encoder() -> Callable[[dict[str, Any]], str]:
     return encode if encode(sample) == _encoder.encode(sample) else _encoder.encode
 
 
-_encode_payload = _payload_encoder()
+_exact_payload = _payload_encoder()
+
+
+class Constant(float):
+    """``NaN``, ``Infinity`` or ``-Infinity`` as a body wrote them (not standard JSON, but
+    Python's ``json`` reads them): a float that ``orjson`` refuses to encode, so that the
+    payload holding it is encoded by ``json``, as it was written."""
+
+    @classmethod
+    def parse(cls, text: str) -> Constant:
+        return cls(float(text))
+
+
+def encode_payload(item: dict[str, Any]) -> str:
+    """An item's JSON text: by ``orjson`` (a fifth of ``json``'s time), or by ``json`` for
+    what ``orjson`` cannot say as written: an integer past 64 bits, a ``Constant``, a
+    lone surrogate (refused later, with its own message)."""
+    try:
+        return orjson.dumps(item).decode()
+    except TypeError:  # orjson.JSONEncodeError
+        return _exact_payload(item)
 
 
 def _getter(path: str) -> Callable[[dict[str, Any]], Any]:
@@ -167,7 +189,7 @@ class Mapper:
                     item.get(type_key, ""),
                 )
                 if type(raw_id) is str and type(name) is str and type(kind) is str:
-                    out.append(Item(raw_id, name, kind, _encode_payload(item)))
+                    out.append(Item(raw_id, name, kind, encode_payload(item)))
                     continue
             out.append(self._mapped(item, index))  # conversions and errors
         return out
@@ -197,7 +219,7 @@ class Mapper:
             raw_id,
             _optional_text(self._name(item)),
             _optional_text(self._type(item)),
-            _encode_payload(item),
+            encode_payload(item),
         )
 
 

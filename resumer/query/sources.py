@@ -17,7 +17,7 @@ from pathlib import Path
 from resumer.errors import ConfigError
 from resumer.job.settings import Response
 from resumer.model import Item
-from resumer.query.mapping import Mapper, MappingError, kind_of
+from resumer.query.mapping import Constant, Mapper, MappingError, kind_of
 from resumer.query.shape import Shape
 
 
@@ -61,7 +61,7 @@ def _read_csv(path: Path, shape: Shape | None) -> Iterator[Item]:
 
 def _read_json(path: Path, mapper: Mapper) -> Iterator[Item]:
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        document = json.loads(path.read_text(encoding="utf-8"), parse_constant=Constant.parse)
     except ValueError as exc:
         raise ConfigError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(document, list):
@@ -79,6 +79,6 @@ def _read_jsonl(path: Path, mapper: Mapper) -> Iterator[Item]:
             if not line.strip():
                 continue
             try:
-                yield mapper.item(json.loads(line), line_number)
+                yield mapper.item(json.loads(line, parse_constant=Constant.parse), line_number)
             except ValueError as exc:
                 raise ConfigError(f"{path}:{line_number}: {exc}") from None

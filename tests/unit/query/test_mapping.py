@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -45,3 +46,20 @@ def test_malformed_items_are_refused(body: object, message: str) -> None:
 def test_a_mapping_error_is_a_resumer_error_and_still_a_value_error() -> None:
     assert issubclass(MappingError, ResumerError)
     assert issubclass(MappingError, ValueError)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"items": [{"id": 123456789012345678901234567890, "n": 1}]}',  # past 64 bits
+        b'{"items": [{"id": "a", "x": NaN, "y": -Infinity}]}',  # Python's json reads these
+        b'{"items": [{"id": "a", "x": 1e+100, "y": -0.0, "z": 0.1, "s": "\\u2028\xc3\xa9"}]}',
+        b'{"items": [{"id": -9223372036854775809}]}',  # one past the 64-bit floor
+    ],
+)
+def test_a_payload_says_exactly_what_the_api_said(body: bytes) -> None:
+    from resumer.query.answers import Body
+
+    (item,) = mapper(items="items").items(Body(body).document)
+    exact = json.dumps(json.loads(body)["items"][0], ensure_ascii=False, separators=(",", ":"))
+    assert item.payload == exact
