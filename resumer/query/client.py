@@ -442,8 +442,11 @@ class Client:
                 status=status,
             )
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        hint = ""
+        if status in (400, 495, 496) and _CERTIFICATE_WANTED.search(answer.content[:4096]):
+            hint = " (the server wants a client certificate: [request.tls] client_cert)"
         return QueryError(
-            f"HTTP {status} from {where}: {self._said(asking, response, answer)}",
+            f"HTTP {status} from {where}{hint}: {self._said(asking, response, answer)}",
             transient=status in self._retry_on,
             status=status,
             retry_after=retry_after,
@@ -454,6 +457,11 @@ class Client:
         return self.redactor.redact(text) if text else "(empty body)"
 
 
+# How a TLS server that asks for a client certificate after the handshake says none came:
+# nginx answers 400 "No required SSL certificate was sent" (or 496 / 495 with an error_page).
+_CERTIFICATE_WANTED = re.compile(
+    rb"(?i)no required ssl certificate|ssl certificate (error|required)"
+)
 _SURROGATE_ESCAPE = re.compile(rb"\\[uU][dD][89a-fA-F]")  # \ud800-\udfff in a JSON body
 
 

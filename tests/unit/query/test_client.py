@@ -229,3 +229,28 @@ def test_sizes_are_written_as_people_write_them() -> None:
         "11.2 kB",
         "999 bytes",
     ]
+
+
+NGINX_NO_CERT = (
+    b"<html><head><title>400 No required SSL certificate was sent</title></head><body>"
+    b"<center><h1>400 Bad Request</h1></center></body></html>"
+)
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "hinted"),
+    [
+        (400, NGINX_NO_CERT, True),  # nginx with ssl_verify_client on, no certificate sent
+        (496, b"SSL Certificate Required", True),
+        (400, b'{"code": 400, "msg": "bad id"}', False),
+    ],
+)
+@respx.mock
+def test_a_server_wanting_a_client_certificate_after_the_handshake_is_named(
+    status: int, body: bytes, hinted: bool
+) -> None:
+    respx.get(f"{BASE}/children").respond(status, content=body)
+    with pytest.raises(QueryError) as refused:
+        make_client().query(TASK, 5.0)
+    assert ("[request.tls] client_cert" in str(refused.value)) is hinted
+    assert not refused.value.transient
