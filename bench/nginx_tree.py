@@ -23,6 +23,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,6 +113,23 @@ def render_conf(folder: Path, www: Path, port: int, rate: float, refusal: str) -
     text = CONF.replace("@FOLDER@", str(folder)).replace("@WWW@", str(www))
     text = text.replace("@PORT@", str(port)).replace("@RATE@", nginx_rate(rate))
     return text.replace("@REFUSAL@", REFUSALS[refusal])
+
+
+def wait_until_listening(
+    process: subprocess.Popen[bytes], port: int, name: str, errors: Callable[[], str]
+) -> None:
+    """Wait (10 s at most) until a server started as ``process`` accepts connections on
+    ``port``; a RuntimeError quoting ``errors()`` if it exits or never listens."""
+    deadline = time.monotonic() + 10.0
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited at start: {errors()}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError(f"{name} does not listen on {port}: {errors()}")
 
 
 def free_port() -> int:
@@ -213,18 +231,9 @@ class Nginx:
         self._wait_until_listening()
         return self
 
-    def _wait_until_listening(self, timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise RuntimeError(f"nginx exited at start: {self._last_errors()}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.02)
-        raise RuntimeError(f"nginx does not listen on {self.port}: {self._last_errors()}")
+    def _wait_until_listening(self) -> None:
+        assert self.process is not None
+        wait_until_listening(self.process, self.port, "nginx", self._last_errors)
 
     def _last_errors(self) -> str:
         if not self.error_log.exists():

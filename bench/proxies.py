@@ -14,12 +14,10 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import time
 from pathlib import Path
 
-from nginx_tree import Nginx, free_port
+from nginx_tree import Nginx, free_port, wait_until_listening
 
 PROXY_CONF = """\
 worker_processes 1;
@@ -135,18 +133,9 @@ class HAProxy:
         self._wait_until_listening()
         return self
 
-    def _wait_until_listening(self, timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise RuntimeError(f"haproxy exited at start: {self.error_log.read_text()}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.02)
-        raise RuntimeError(f"haproxy does not listen on {self.port}: see {self.error_log}")
+    def _wait_until_listening(self) -> None:
+        assert self.process is not None
+        wait_until_listening(self.process, self.port, "haproxy", self.error_log.read_text)
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:

@@ -32,11 +32,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from resumer.checkpoint.store import SOURCE_NODE, NodeRow, Reader, Store
+from resumer.checkpoint.export import roots
+from resumer.checkpoint.store import NodeRow, Reader, Store
 
 CHANGES = ("added", "removed", "changed", "moved", "unfinished")
 KNOWN = ("complete", "waiting")  # a node whose children are all stored
-ROOTS_PAGE = 256  # level-1 nodes read per transaction
 UNIQUE_CHUNK = 50_000  # ids asked about at once, when telling which are unique
 
 
@@ -110,7 +110,9 @@ class Diff:
         """Every change, streamed: the pairs' in tree order, then the moves, removals and
         additions found among the subtrees set aside."""
         with _Aside() as aside:
-            for old_root, new_root in _paired(_roots(self.old), _roots(self.new)):
+            for old_root, new_root in _paired(
+                roots(self.old, partial=True), roots(self.new, partial=True)
+            ):
                 if old_root is None:
                     assert new_root is not None
                     with self.new.reading() as reader:
@@ -246,18 +248,6 @@ class Diff:
                             before=held if kind == "removed" else None,
                             after=held if kind == "added" else None,
                         )
-
-
-def _roots(store: Store) -> Iterator[NodeRow]:
-    """Level-1 nodes in source order, paged (each page its own read transaction)."""
-    after = -1
-    while True:
-        with store.reading() as reader:
-            roots = reader.children(SOURCE_NODE, after, ROOTS_PAGE)
-        if not roots:
-            return
-        after = roots[-1].position
-        yield from roots
 
 
 def _paired(

@@ -51,7 +51,7 @@ class FlatNode(NamedTuple):
     status: str = "complete"  # not a column of the row exports
 
 
-def _roots(store: Store, partial: bool) -> Iterator[NodeRow]:
+def roots(store: Store, partial: bool) -> Iterator[NodeRow]:
     """Level-1 nodes in source order (only complete trees unless ``partial``), paged."""
     after = -1
     while True:
@@ -70,7 +70,7 @@ def write_export(store: Store, out: TextIO, *, partial: bool = False) -> int:
     """
     written = 0
     out.write("[")
-    for root in _roots(store, partial):
+    for root in roots(store, partial):
         out.write(",\n" if written else "\n")
         with store.reading() as reader:
             _write_node(reader, root, out)
@@ -83,7 +83,7 @@ def flat_nodes(
     store: Store, *, partial: bool = False, level: int | None = None
 ) -> Iterator[FlatNode]:
     """Every node depth-first in API order (one ``level`` only, if given)."""
-    for root in _roots(store, partial):
+    for root in roots(store, partial):
         with store.reading() as reader:
             yield from _flatten(reader, root, "", "", level)
 

@@ -29,7 +29,7 @@ from resumer.http.pool import HTTP
 from resumer.http.ratelimits import parse_rate_limits, parse_retry_after
 from resumer.http.tls import tls_problem
 from resumer.job.bound import BoundJob
-from resumer.job.settings import Job, Pagination
+from resumer.job.settings import Job, Pagination, Rule
 from resumer.job.template import PLACEHOLDERS, Template, quote_segment
 from resumer.model import Item, Task
 from resumer.ops import logs
@@ -120,9 +120,12 @@ class Client:
         shared = {k: t.render({}) for k, t in request.headers.items() if t.is_literal}
         http.headers.update(shared)
         # Level 0 is the source's call (the level-1 list); level N, the queries of its nodes.
+        self._rules: dict[tuple[Rule, ...], Rules] = {}  # one Rules for levels sharing them
         self._asking = {
             level: self._asking_of(bound, level, shared) for level in range(job.crawl.max_depth)
         }
+        # The rules that may renew the credentials, for ``_refuses`` (none, as a rule).
+        self._renewing = [rules for rules in self._rules.values() if rules.renews]
         self._pacing = job.rate.adaptive  # read rate-limit headers
         self._timeout_args: dict[float, Any] = {}
         if bound.source_url is not None:
@@ -145,7 +148,7 @@ class Client:
             headers=headers,
             mapper=Mapper(response, shape_of(job.crawl, level + 1)),
             pages=response.pagination,
-            rules=Rules(response.rules),
+            rules=self._rules.setdefault(response.rules, Rules(response.rules)),
             message=response.message,
             max_body=job.request.max_body if level == 0 else job.level(level).max_body,
             max_body_key=_max_body_key(job, level),
@@ -361,11 +364,10 @@ class Client:
         the answer does not say which level asked)."""
         if response.status_code == 401:
             return True
-        renewing = {id(a.rules): a.rules for a in self._asking.values() if a.rules.renews}
-        if not renewing:
+        if not self._renewing:
             return False
         body = Body(response.content)
-        for rules in renewing.values():
+        for rules in self._renewing:
             verdict = rules.judge(response.status_code, body)
             if verdict is not None and verdict.then == "renew":
                 return True
