@@ -42,26 +42,56 @@ class LeakyBucket:
         self.excess, self.last = excess, now
         return True
 
-    def limits(self, now: float) -> RateLimits:
-        """Headers as a 1 s rolling window: what may still be sent within the next second."""
+    def limits(self, now: float, style: str = "window") -> RateLimits:
+        """Headers as a 1 s rolling window: what may still be sent within the next second;
+        or (``style="bucket"``) as the fake API's "bucket" style, in whole seconds: the
+        calls the bucket takes at once now, and the seconds until it is empty (at least 1)."""
         excess = max(0.0, (self.excess or 0.0) - self.rate * (now - self.last))
+        if style == "bucket":
+            left = max(0, math.floor(self.burst - excess + 1e-9))
+            reset = max(1, math.ceil(excess / self.rate - 1e-9)) if self.rate > 0 else 1
+            return RateLimits(limit=self.burst, remaining=left, reset=reset)
         return RateLimits(remaining=max(0.0, self.burst - excess + self.rate), reset=1.0)
+
+
+class FixedWindow:
+    """``rate`` calls in each whole second, its headers the calls left and the time to its end."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.second = -1
+        self.count = 0
+
+    def admit(self, now: float) -> bool:
+        if math.floor(now) != self.second:
+            self.second, self.count = math.floor(now), 0
+        accepted = self.count < self.rate
+        self.count += accepted
+        return accepted
+
+    def limits(self, now: float, style: str = "") -> RateLimits:
+        left = self.rate - self.count if math.floor(now) == self.second else self.rate
+        return RateLimits(limit=self.rate, remaining=left, reset=math.floor(now) + 1 - now)
 
 
 @dataclass
 class Server:
-    """``rate(t)`` calls/s allowed (0: no limit), ``noise`` a share refused at random."""
+    """``rate(t)`` calls/s allowed (0: no limit), ``noise`` a share refused at random; nginx's
+    bucket, or (``fixed_window``) a fixed window of 1 s."""
 
     rate: Callable[[float], float] = lambda t: 100.0
     burst: int = 10
     latency: float = 0.001
     noise: float = 0.0
     headers: bool = False
+    header_style: str = "window"  # or "bucket": LeakyBucket.limits
+    fixed_window: bool = False
     seed: int = 1
-    bucket: LeakyBucket = field(init=False)
+    bucket: LeakyBucket | FixedWindow = field(init=False)
 
     def __post_init__(self) -> None:
-        self.bucket = LeakyBucket(self.rate(0.0), self.burst)
+        rate = self.rate(0.0)
+        self.bucket = FixedWindow(rate) if self.fixed_window else LeakyBucket(rate, self.burst)
         self._rng = random.Random(self.seed)
 
     def answer(self, now: float) -> tuple[bool, RateLimits | None]:
@@ -70,7 +100,7 @@ class Server:
         accepted = self.bucket.rate <= 0 or self.bucket.admit(now)
         if accepted and self.noise and self._rng.random() < self.noise:
             accepted = False
-        return accepted, self.bucket.limits(now) if self.headers else None
+        return accepted, self.bucket.limits(now, self.header_style) if self.headers else None
 
 
 @dataclass

@@ -40,17 +40,24 @@ model, with CUBIC growth). These are the rules; ``bench/pacing.py`` and
 - A failure (a 5xx, a timeout, a 503 among nothing but errors) undoes the
   cuts made since the last success: those 503s were an outage, the
   breaker's business, not load shed.
-- Rate-limit headers (``RateLimits``) are hints, read for their trend. The
-  calls left, less those in flight, spread over the time to the reset, are
-  a ceiling while ``Remaining`` holds: it allows what is sent. But while it
-  holds as calls go out at ``UNDERSTATED`` times that or more, the allowance
-  is larger than they say (a bucket described in whole seconds says "9 left
-  in 1 s" at any rate below its own): no ceiling, and the rate goes on
-  growing, from the rate answers came at when they were first seen. While
-  it falls (over ``TREND_WINDOW``), the rate that would keep it where it is
-  (the rate sent plus its slope), or what is left spread to the reset if
-  more, is the ceiling, and the curve goes on from there. None left: no call
-  before the reset.
+- Rate-limit headers (``RateLimits``) are hints, read for their trend.
+  While ``Remaining`` holds, the budget is not being spent down: no ceiling
+  until it has held for a whole ``TREND_WINDOW``, then the calls left (less
+  those in flight) spread to the reset. While it falls, a window (it falls by
+  every call taken) caps at that spread. A budget that falls by fewer calls
+  than it took refills as it goes: the calls taken less the fall, over the
+  time since the fall began, is the rate it refills at, the server's limit
+  (``_drain_rate``). Headers that hold while calls go out at ``UNDERSTATED``
+  times the spread or more, or whose budget refills that fast, understate
+  (a bucket of 100 calls/s described in whole seconds says "9 left, reset
+  in 1 s" at any rate below its own): no ceiling for good, and when such a
+  budget falls the rate is cut as a throttle would cut it, from the limit
+  its fall measured, so what is left refills before it runs out. None left:
+  no call before the reset, and if the headers were not what paced the
+  calls, a cut (to ``MIN_FACTOR`` of the rate unless the fall measured the
+  limit): the calls went well above what the server allows.
+- Pauses stop the clock of the curve: it climbs back from where it stood
+  when every call began to wait, not from where the pause's length took it.
 - ``Retry-After`` delays the throttled call (the retry policy's business;
   the runner parks the node meanwhile, so its worker goes on).
   It pauses every call only when cutting did not help (the rate is at its
@@ -125,6 +132,7 @@ TREND_WINDOW = 0.5  # seconds of Remaining values whose trend says if the budget
 MIN_TREND = 0.1  # seconds those values span at least, for a trend to be read
 FALL_CALLS = 2  # Remaining fell by this many calls at least in that window ...
 FALL_SHARE = 0.1  # ... and by this share of its highest value there: it is spent down
+RESPACE = 2.0  # a rate that rises this many times over voids the slots handed out before
 UNDERSTATED = 1.5  # sent at this many times what they say is left over the reset, and holding
 _RECHECK = 0.1  # seconds: the longest a waiter sleeps before looking at the stop flag
 LOG_CHANGE = 0.2  # a rate that moved by this share since the last one logged is logged
@@ -221,6 +229,7 @@ class Pacer:
         self._curve: float | None = None  # the adaptive rate; None until the first throttle
         self._w_max = 0.0  # the rate the curve returns to (the last cut's)
         self._cut_at = -math.inf
+        self._paused_since_cut = 0.0  # seconds: the curve does not grow while nothing is sent
         self._since_cut = [0, 0]  # answers, throttles of calls sent since the last cut
         self._taken = 0  # successes answered since the last cut (none: since the start)
         self._work_left: tuple[float, float] | None = None  # (when said, queries left)
@@ -230,7 +239,8 @@ class Pacer:
         self._at_success: tuple[float | None, float, float] = (None, 0.0, -math.inf)
         self._header_rate: float | None = None
         self._header_until = -math.inf
-        self._remaining: deque[tuple[float, float]] = deque()  # (when, Remaining) of late
+        self._remaining: deque[tuple[float, float, int]] = deque()  # (when, Remaining, ok)
+        self._successes = 0  # every success answered: what a budget's fall is measured against
         self._understated = False  # the headers said less than the server took, holding
         self._rate: float | None = None  # in force: min(curve, headers, ceiling)
         self._tat = clock()  # theoretical arrival time of the next call (GCRA)
@@ -318,6 +328,7 @@ class Pacer:
             self._meter.add(now, success)
             if success:
                 self._taken += 1
+                self._successes += 1
                 self._last_success = now
                 self._at_success = (self._curve, self._w_max, self._cut_at)
             elif failed:
@@ -326,7 +337,7 @@ class Pacer:
                 self._since_cut[0] += 1
                 self._since_cut[1] += throttled
             if limits is not None:
-                self._follow_headers(now, limits, in_flight)
+                self._follow_headers(now, sent, limits, in_flight)
             if throttled:
                 self._throttled(now, sent, retry_after)
             elif success and self._curve is not None:
@@ -424,6 +435,7 @@ class Pacer:
         """No call before ``until``; the first after it goes alone, the next an interval later."""
         if until <= self._resume_at:
             return
+        self._paused_since_cut += until - max(now, self._resume_at, self._cut_at)
         self._resume_at = until
         self._void_slots(now)
         if self._rate is not None:
@@ -469,11 +481,7 @@ class Pacer:
             estimate = between  # sent above the limit all along: the finer measure
         self._w_max = max(MIN_RATE, min(current, estimate), floor)
         self._curve = self._w_max * BETA
-        self._cut_at = now
-        self._since_cut = [0, 0]
-        self._taken = 0
-        self._void_slots(now)
-        self.cuts += 1
+        self._cut(now)
         self.reason = f"throttled at {current:,.1f}/s"
         if retry_after and self._curve <= MIN_RATE:
             retry_after = min(retry_after, self.retry_max)
@@ -515,7 +523,8 @@ class Pacer:
         return max(MIN_RATE, sending)
 
     def _grow(self, now: float) -> None:
-        t = now - self._cut_at - K
+        paused = self._paused_since_cut - max(0.0, self._resume_at - now)  # so far
+        t = now - self._cut_at - paused - K
         curve = self._w_max * (1 + CUBIC_SCALE * t * t * t)
         if t > PLATEAU:  # no refusal for a while past the limit: probe faster, doubling
             curve = max(curve, self._w_max * 2 ** ((t - PLATEAU) / DOUBLING))
@@ -543,7 +552,7 @@ class Pacer:
         rate = self._w_max
         return queries - (now - said) * rate < ENDGAME * rate  # less the calls made since
 
-    def _follow_headers(self, now: float, limits: RateLimits, in_flight: int) -> None:
+    def _follow_headers(self, now: float, sent: float, limits: RateLimits, in_flight: int) -> None:
         remaining, reset = limits.remaining, limits.reset
         reset = min(reset, MAX_RESET) if reset is not None else None
         if remaining is not None and reset is not None and reset > 0:
@@ -551,6 +560,11 @@ class Pacer:
                 self._asked(now, reset, f"rate-limit headers: none left, reset in {reset:.0f}s")
                 self._header_rate = None
             elif remaining <= 0:  # never send into Remaining: 0 before the reset
+                if self._header_rate is None and sent >= self._cut_at:
+                    # Run dry while they were not pacing the calls: sent well above what
+                    # the server allows, so a cut; a deep one unless the fall measured it.
+                    drains = self._drain_rate(now)
+                    self._budget_cut(now, drains, "none left", MIN_FACTOR if drains is None else 1)
                 if self._resume_at < now + reset:
                     self._pause_until(now, now + reset)
                     self.reason = f"headers: no call left, reset in {reset:.2f}s"
@@ -566,9 +580,9 @@ class Pacer:
     def _follow_remaining(self, now: float, remaining: float, reset: float, in_flight: int) -> None:
         """Some calls left: what is left, spread to the reset, is the ceiling; none once the
         headers proved they understate (``Remaining`` held while calls went out faster), and
-        then, while it falls, the rate that keeps it where it is, or the spread if more."""
+        then, when it falls, a cut to the rate the budget drains at."""
         trend = self._remaining
-        trend.append((now, remaining))
+        trend.append((now, remaining, self._successes))
         while trend[0][0] < now - TREND_WINDOW:
             trend.popleft()
         answers, _, active = self._meter.counts(now)
@@ -577,30 +591,83 @@ class Pacer:
         if self._curve is None:  # headers first seen: grow from the rate answers come at
             self._w_max = self._curve = max(MIN_RATE, self._meter.rates(now)[0], spread)
             self._cut_at = now - K - PLATEAU  # past the plateau: probing above it now
+            self._paused_since_cut = 0.0
         span = now - trend[0][0]
-        peak = max(value for _, value in trend)
+        peak = max(value for _, value, _ in trend)
         drop = peak - remaining  # a fall of a call or two is the headers' rounding, not a trend
         if span < MIN_TREND:  # too soon to read a trend: no ceiling yet
             self._header_rate = None
             return
         if drop < max(FALL_CALLS, FALL_SHARE * peak):
             # Holding. Once sent at well above what they say and still holding, they
-            # understate (for good): no ceiling; else what is left, spread to the reset.
+            # understate (for good): no ceiling; nor until they have held for a whole
+            # window (calls would wait on what may prove a description in whole seconds);
+            # else what is left, spread to the reset.
             held = span >= 0.9 * TREND_WINDOW  # for a whole window, not a start-up burst
             self._understated |= held and sending > UNDERSTATED * spread
-            self._header_rate = None if self._understated else max(MIN_RATE, spread)
+            capped = held and not self._understated
+            self._header_rate = max(MIN_RATE, spread) if capped else None
             self.reason = f"headers: {remaining:g} left, holding"
+            return
+        drains = self._drain_rate(now)  # None until the fall has lasted long enough to say
+        # A window falls by every call taken; a budget that falls by fewer refills as it
+        # goes, faster than what is left spread to the reset: those understate too.
+        self._understated |= drains is not None and drains > UNDERSTATED * max(MIN_RATE, spread)
+        if not self._understated and spread <= 0 and reset <= self.retry_max:
+            # What is left is in flight already: the next call goes after the reset (at the
+            # floor's rate it would, and every slot reserved meanwhile even later).
+            self._pause_until(now, now + reset)
+            self._header_rate = None
+            self.reason = f"headers: {remaining:g} left, all in flight; reset in {reset:.2f}s"
             return
         if not self._understated:  # a window draining as it should: what is left, spread
             self._header_rate = max(MIN_RATE, spread)
             self.reason = f"headers: {remaining:g} left in {reset:.2f}s"
             return
-        keeps = max(MIN_RATE, sending + (trend[-1][1] - trend[0][1]) / span)
-        self._header_rate = max(keeps, spread)
-        if sending > self._header_rate and now - self._cut_at >= K:  # the curve goes on from there
-            self._w_max = self._curve = self._header_rate
-            self._cut_at = now - K
-        self.reason = f"headers: {remaining:g} left, falling: {self._header_rate:,.1f}/s"
+        self._header_rate = None
+        sending = self._rate if self._rate is not None else self._current(now)
+        if drains is not None and drains < sending and now - self._cut_at >= K:
+            self._budget_cut(now, drains, f"{remaining:g} left, falling")
+
+    def _drain_rate(self, now: float) -> float | None:
+        """The rate a falling budget is refilled at: the server's limit. Since the fall began
+        (the first answer after the last that said the most left: before it the budget may
+        have been full, refilling nothing), the calls it took less what it fell by, over
+        the time between. Both ends are answers that first said a new value, so the whole
+        calls they say were crossed there. None when that span is too short to say."""
+        trend = self._remaining
+        if not trend:
+            return None
+        peak = max(value for _, value, _ in trend)
+        last_peak = max(n for n, entry in enumerate(trend) if entry[1] == peak)
+        if last_peak + 1 >= len(trend):
+            return None
+        start, top, taken = trend[last_peak + 1]
+        end, last, now_taken = trend[-1]
+        if end - start < MIN_TREND:
+            return None
+        return max(MIN_RATE, (now_taken - taken - (top - last)) / (end - start))
+
+    def _budget_cut(self, now: float, limit: float | None, why: str, factor: float = 1) -> None:
+        """Understated headers fell (or ran out): the rate was above the server's, so cut as
+        a throttle would, to ``BETA`` of the rate the budget drains at (or of the rate in
+        force, if that is unknown), so what is left refills before it runs out."""
+        current = self._rate if self._rate is not None else self._current(now)
+        limit = min(limit, current) if limit is not None else current
+        self._w_max = max(MIN_RATE, factor * limit)
+        self._curve = self._w_max * BETA
+        self._cut(now)
+        self.reason = f"headers: {why}, at {limit:,.1f}/s"
+
+    def _cut(self, now: float) -> None:
+        """The curve starts again from a cut made now: feedback counts from here, and the
+        slots handed out at the old rate are void."""
+        self._cut_at = now
+        self._paused_since_cut = 0.0
+        self._since_cut = [0, 0]
+        self._taken = 0
+        self._void_slots(now)
+        self.cuts += 1
 
     def _set_rate(self, now: float) -> None:
         """The rate in force: the lowest of the curve, the headers and the ceiling."""
@@ -616,8 +683,12 @@ class Pacer:
             rate = None if math.isinf(lowest) else lowest
         if rate is not None and self._rate is None:
             self._tat = max(self._tat, now)
+        old = self._rate
+        if old is not None and (rate is None or rate > RESPACE * old) and self._tat > now:
+            self._void_slots(now)  # slots handed out at a rate far below: taken anew
         if rate is not None and self._respace:
-            self._tat = max(self._last_go + 1.0 / rate, self._tat if self._resume_at > now else 0)
+            went = min(self._last_go, now)  # the last slot handed out, if it is not to come
+            self._tat = max(went + 1.0 / rate, self._tat if self._resume_at > now else 0)
         self._respace = False
         self._rate = rate
         self._limited = rate is not None or self._resume_at > now

@@ -201,17 +201,58 @@ def test_headers_found_understated_cap_at_the_rate_that_keeps_them_when_they_fal
     # Then Remaining falls by 40 a second at 100 answers a second: the budget refills at 60/s.
     falling = [30.0 - 0.4 * n for n in range(60)]
     answer_with_headers(pacer, clock, every=0.01, remaining=falling, reset=1.0)
-    assert pacer.rate == pytest.approx(60.0, rel=0.15)
-    assert "falling" in pacer.reason
+    assert pacer.rate is not None and BETA * 60.0 * 0.99 <= pacer.rate <= 60.0  # cut, climbing
+    assert "falling, at 60.0/s" in pacer.reason  # the calls taken less the fall: the limit
+    assert pacer.cuts == 1
+
+
+def test_running_dry_while_headers_paced_nothing_cuts_the_rate_deeply() -> None:
+    """Whole-second headers that said "9 left" until the budget ran out in a burst: the
+    rate was far above the server's, whatever they said, so it is cut (and no call goes
+    before the reset)."""
+    clock = Clock()
+    pacer = Pacer(clock=clock)
+    answer_with_headers(pacer, clock, every=0.002, remaining=[9.0] * 60, reset=1.0)
+    before = pacer.rate
+    assert before is not None and before >= 100  # holding: no ceiling of 9 calls/s
+    pacer.record(
+        sent=clock.now, throttled=False, success=True, limits=RateLimits(0, 1.0), in_flight=1
+    )
+    assert pacer.rate is not None and pacer.rate <= 0.5 * before
+    assert pacer.reserve() == pytest.approx(1.0)
+
+
+def test_the_curve_does_not_grow_while_every_call_waits() -> None:
+    """A pause is time nothing is sent: the climb back to the last cut's rate resumes after
+    it, where it stood, rather than at the rate the pause's length would have reached."""
+    clock = Clock()
+    pacer = Pacer(clock=clock)
+    answer_with_headers(pacer, clock, every=0.002, remaining=[9.0] * 60, reset=1.0)
+    pacer.record(sent=clock.now, throttled=False, success=True, limits=RateLimits(0, 5.0))
+    cut = pacer.rate
+    clock.now += 5.0  # the reset: the pause is over
+    pacer.record(sent=clock.now, throttled=False, success=True)
+    assert cut is not None and pacer.rate is not None and pacer.rate < cut / BETA
 
 
 def test_a_window_draining_as_it_should_caps_at_what_is_left_spread_to_the_reset() -> None:
     clock = Clock()
     pacer = Pacer(clock=clock)
-    # A fixed window: Remaining falls through the window whatever the rate below the limit.
-    falling = [100.0 - 0.4 * n for n in range(60)]
+    # A fixed window: Remaining falls by every call taken, whatever the rate below the limit.
+    falling = [100.0 - n for n in range(60)]
     answer_with_headers(pacer, clock, every=0.01, remaining=falling, reset=30.0)
     assert pacer.rate == pytest.approx(falling[-1] / 30.0, rel=0.05)
+
+
+def test_a_budget_that_falls_by_fewer_than_the_calls_taken_refills_and_understates() -> None:
+    """Remaining falls by 6 a second at 100 answers a second, from "9 left in 1 s": not a
+    window (that falls by every call), a bucket refilling at 94/s: no ceiling of 9/s."""
+    clock = Clock()
+    pacer = Pacer(clock=clock)
+    falling = [9.0 - 0.06 * n for n in range(100)]
+    answer_with_headers(pacer, clock, every=0.01, remaining=falling, reset=1.0)
+    assert pacer.rate is not None and pacer.rate >= 80.0
+    assert "falling, at" in pacer.reason
 
 
 def test_falling_headers_still_spread_what_is_left_when_that_is_more() -> None:
@@ -228,6 +269,30 @@ def test_no_call_left_means_no_call_before_the_reset() -> None:
     pacer = Pacer(clock=clock)
     pacer.record(sent=0.0, throttled=False, success=True, limits=RateLimits(0, 3.0))
     assert pacer.reserve() == pytest.approx(3.0)
+
+
+def test_what_is_left_all_in_flight_waits_for_the_reset_not_for_the_floor() -> None:
+    clock = Clock()
+    pacer = Pacer(clock=clock)
+    falling = [100.0 - n for n in range(60)]  # a window spent down, call by call
+    answer_with_headers(pacer, clock, every=0.01, remaining=falling, reset=1.0)
+    limits = RateLimits(remaining=3, reset=0.25)
+    pacer.record(sent=clock.now, throttled=False, success=True, limits=limits, in_flight=5)
+    assert pacer.reserve() == pytest.approx(0.25)  # the next window, not 1 / MIN_RATE
+    assert "all in flight" in pacer.reason
+
+
+def test_slots_handed_out_at_a_low_rate_are_taken_anew_when_it_rises_far() -> None:
+    clock = Clock()
+    pacer = Pacer(ceiling=1.0, clock=clock)
+    waits = [pacer.reserve() for _ in range(5)]
+    assert waits[-1] == pytest.approx(4.0)  # five slots, a second apart
+    epoch = pacer.epoch
+    pacer.ceiling = 100.0
+    with pacer._lock:
+        pacer._set_rate(clock.now)
+    assert pacer.epoch != epoch  # the waiters take new slots ...
+    assert pacer.reserve() <= 0.02  # ... a hundredth of a second apart
 
 
 def test_a_header_never_lifts_the_rate_above_the_ceiling() -> None:
@@ -320,6 +385,36 @@ def test_rate_limit_headers_keep_throttles_rare() -> None:
     result = simulated(Server(rate=lambda t: RATE, burst=BURST, headers=True))
     assert result.throttled_share < 0.01
     assert (1110 / RATE) / result.wall >= 0.8
+
+
+@pytest.mark.parametrize(("latency", "share"), [(0.001, 0.8), (0.02, 0.9)])
+def test_a_bucket_described_in_whole_seconds_is_used_nearly_whole(
+    latency: float, share: float
+) -> None:
+    """A bucket of 100 calls/s that says "10 calls, 9 left, reset in 1 s": believed as a
+    ceiling it allows 9 calls/s; sending into its "0 left" pauses every call for a second.
+    Read as hints, its fall measures the limit and the crawl stays just under it."""
+    clock = Clock()
+    pacer = Pacer(clock=clock)
+    server = Server(
+        rate=lambda t: RATE, burst=BURST, latency=latency, headers=True, header_style="bucket"
+    )
+    result = crawl(server, tree=TREE, pacer=pacer, clock=clock)
+    assert IDEAL / result.wall >= share  # 0.14 and 0.82 when they were believed
+    assert result.throttled_share <= 0.01
+
+
+@pytest.mark.parametrize("latency", [0.001, 0.02])
+def test_a_fixed_window_is_used_whole_and_never_refuses(latency: float) -> None:
+    """100 calls in each whole second, its headers the calls left and the time to its end:
+    what is left is spread to the end; once what is left is all in flight, the next call
+    waits for the next window (not for a slot at the floor's rate, seconds away)."""
+    clock = Clock()
+    pacer = Pacer(clock=clock)
+    server = Server(rate=lambda t: RATE, latency=latency, headers=True, fixed_window=True)
+    result = crawl(server, tree=TREE, pacer=pacer, clock=clock)
+    assert IDEAL / result.wall >= 0.93
+    assert result.throttles == 0
 
 
 def test_the_ceiling_holds_even_when_the_server_allows_more() -> None:
