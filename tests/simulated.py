@@ -10,6 +10,7 @@ from __future__ import annotations
 import heapq
 import math
 import random
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -74,10 +75,29 @@ class FixedWindow:
         return RateLimits(limit=self.rate, remaining=left, reset=math.floor(now) + 1 - now)
 
 
+class SlidingWindow:
+    """``rate`` calls in any second, refused calls counted too (as HAProxy's
+    ``http_req_rate(1s)`` counts them): a client over the limit keeps the window full."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.calls: deque[float] = deque()
+
+    def admit(self, now: float) -> bool:
+        while self.calls and self.calls[0] <= now - 1.0:
+            self.calls.popleft()
+        accepted = len(self.calls) < self.rate
+        self.calls.append(now)
+        return accepted
+
+    def limits(self, now: float, style: str = "") -> RateLimits:
+        return RateLimits()
+
+
 @dataclass
 class Server:
     """``rate(t)`` calls/s allowed (0: no limit), ``noise`` a share refused at random; nginx's
-    bucket, or (``fixed_window``) a fixed window of 1 s."""
+    bucket, or (``fixed_window``) a fixed window of 1 s, or a ``sliding_window``."""
 
     rate: Callable[[float], float] = lambda t: 100.0
     burst: int = 10
@@ -86,12 +106,17 @@ class Server:
     headers: bool = False
     header_style: str = "window"  # or "bucket": LeakyBucket.limits
     fixed_window: bool = False
+    sliding_window: bool = False
     seed: int = 1
-    bucket: LeakyBucket | FixedWindow = field(init=False)
+    bucket: LeakyBucket | FixedWindow | SlidingWindow = field(init=False)
 
     def __post_init__(self) -> None:
         rate = self.rate(0.0)
-        self.bucket = FixedWindow(rate) if self.fixed_window else LeakyBucket(rate, self.burst)
+        self.bucket: LeakyBucket | FixedWindow | SlidingWindow = LeakyBucket(rate, self.burst)
+        if self.fixed_window:
+            self.bucket = FixedWindow(rate)
+        elif self.sliding_window:
+            self.bucket = SlidingWindow(rate)
         self._rng = random.Random(self.seed)
 
     def answer(self, now: float) -> tuple[bool, RateLimits | None]:

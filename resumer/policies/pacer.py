@@ -685,10 +685,10 @@ class Pacer:
             self._tat = max(self._tat, now)
         old = self._rate
         if old is not None and (rate is None or rate > RESPACE * old) and self._tat > now:
-            self._void_slots(now)  # slots handed out at a rate far below: taken anew
+            self._void_slots(now)  # slots handed out at a rate far below: taken anew ...
+            self._last_go = min(self._last_go, now)  # ... from now, not from the last of them
         if rate is not None and self._respace:
-            went = min(self._last_go, now)  # the last slot handed out, if it is not to come
-            self._tat = max(went + 1.0 / rate, self._tat if self._resume_at > now else 0)
+            self._tat = max(self._last_go + 1.0 / rate, self._tat if self._resume_at > now else 0)
         self._respace = False
         self._rate = rate
         self._limited = rate is not None or self._resume_at > now

@@ -417,6 +417,19 @@ def test_a_fixed_window_is_used_whole_and_never_refuses(latency: float) -> None:
     assert result.throttles == 0
 
 
+@pytest.mark.parametrize("latency", [0.001, 0.02])
+def test_a_sliding_window_that_counts_refused_calls_is_not_probed_into(latency: float) -> None:
+    """Refused calls count in the window too: a cut must leave the window room to drain.
+    After a cut, the calls waiting for slots handed out at the old rate go no sooner than
+    the last of those slots (a rule that once cost this crawl a quarter of its rate)."""
+    clock = Clock()
+    pacer = Pacer(clock=clock)
+    server = Server(rate=lambda t: RATE, latency=latency, sliding_window=True)
+    result = crawl(server, tree=TREE, pacer=pacer, clock=clock)
+    assert IDEAL / result.wall >= 0.8
+    assert result.throttled_share <= 0.05
+
+
 def test_the_ceiling_holds_even_when_the_server_allows_more() -> None:
     result = simulated(Server(rate=lambda t: 1000.0, burst=BURST), ceiling=50.0, queries=500)
     assert result.throttles == 0
