@@ -390,7 +390,9 @@ def _no_progress(*_: int) -> None:
 def _response(method: str, url: httpx.URL, head: list[bytes], content: bytes) -> httpx.Response:
     """The ``httpx.Response`` of the last answer whose head is in ``head`` (a redirect's,
     a proxy's CONNECT answer and a 100 Continue come before it), its body ``content``
-    already decoded (its ``Content-Encoding`` header stays, as httpx keeps it)."""
+    already decoded (its ``Content-Encoding`` header stays, as httpx keeps it). Its
+    request says the method and the URL, not the headers and body curl sent: a request
+    made from a stream is spared httpx's encoding of a body and its default headers."""
     start = 0
     for index, line in enumerate(head):
         if line.startswith(b"HTTP/"):
@@ -410,7 +412,7 @@ def _response(method: str, url: httpx.URL, head: list[bytes], content: bytes) ->
         int(code),
         headers=fields,
         stream=httpx.ByteStream(content),
-        request=httpx.Request(method, url),
+        request=httpx.Request(method, url, stream=_NOTHING_SENT),  # a fifth of the time
         extensions={"http_version": version, "reason_phrase": reason},
     )
     response._content = content  # read: its stream would decode it a second time
@@ -418,6 +420,7 @@ def _response(method: str, url: httpx.URL, head: list[bytes], content: bytes) ->
     return response
 
 
+_NOTHING_SENT = httpx.ByteStream(b"")
 # The OpenSSL reason in curl's message ("... SSL routines::tlsv13 alert certificate required").
 _VERIFY_RESULT = re.compile(r"(?:verify result|certificate problem): (.*?)(?: \(\d+\))?$")
 _SSL_REASON = re.compile(r"SSL routines:[^:]*:([A-Za-z0-9 _]+)")

@@ -160,3 +160,26 @@ def test_contains_reads_the_raw_body_even_when_it_is_not_json() -> None:
     )
     assert rules.judge(200, Body("系统繁忙，请稍后".encode())) == Verdict("fail", 2)  # noqa: RUF001
     assert rules.judge(500, Body(b"<html>")) is None
+
+
+@pytest.mark.parametrize("offset", range(0, 40))
+def test_a_long_number_is_found_wherever_it_falls_among_the_pieces(
+    offset: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A big body is looked through in overlapping pieces: a run of 19 digits is found
+    across any boundary, and 18 are never taken for one."""
+    from resumer.query import answers
+
+    monkeypatch.setattr(answers, "_CHUNK", 32)
+    pad = b" " * offset
+    assert answers._has_long_number(pad + b"[" + b"9" * 19 + b"]" + b" " * 50)
+    assert not answers._has_long_number(pad + b"[" + b"9" * 18 + b", 1]" + b" " * 50)
+    assert not answers._has_long_number(b"")
+
+
+def test_a_big_body_with_a_long_number_keeps_its_digits(monkeypatch: pytest.MonkeyPatch) -> None:
+    from resumer.query import answers
+
+    monkeypatch.setattr(answers, "_CHUNK", 64)
+    body = b'{"items": [' + b'{"id": 1}, ' * 40 + b'{"id": 123456789012345678901234}]}'
+    assert answers.Body(body).document["items"][-1]["id"] == 123456789012345678901234

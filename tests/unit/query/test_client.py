@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -16,7 +17,7 @@ from resumer.job.loader import parse_job
 from resumer.model import Item, Task
 from resumer.policies.concurrency import ConcurrencyLimiter
 from resumer.policies.gate import CallOutcome, Gate
-from resumer.query.client import Client
+from resumer.query.client import Client, _query_string
 
 BASE = "http://127.0.0.1:9"
 TASK = Task(node=5, level=2, id="A 1/x", name="Alpha", type="core", parent_id="P1")
@@ -254,3 +255,16 @@ def test_a_server_wanting_a_client_certificate_after_the_handshake_is_named(
         make_client().query(TASK, 5.0)
     assert ("[request.tls] client_cert" in str(refused.value)) is hinted
     assert not refused.value.transient
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"id": "f-1.2_x~", "name": "Feature 1", "type": "beta"},
+        {"id": "特征/一", "name": "a&b=c+d%", "type": ""},
+        {"名 字": "x y", "page": 3},  # a page number: urlencode's own way
+        {"id": "a\u00e9\U0001f600", "sp ace": "tab\there"},
+    ],
+)
+def test_the_query_string_is_urlencode_s_to_the_character(params: dict[str, object]) -> None:
+    assert _query_string(params) == urlencode(params)
