@@ -94,6 +94,28 @@ class SlidingWindow:
         return RateLimits()
 
 
+class SwingingWindow:
+    """HAProxy's ``sc_http_req_rate`` over 1 s periods: the calls of this period plus the
+    last period's, weighted by the share of this period still to come; every call counts,
+    refused ones too, and one over ``rate`` is refused."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.period = 0
+        self.current = self.previous = 0
+
+    def admit(self, now: float) -> bool:
+        period = math.floor(now)
+        if period != self.period:
+            self.previous = self.current if period == self.period + 1 else 0
+            self.period, self.current = period, 0
+        self.current += 1
+        return self.current + self.previous * (1 - (now - period)) <= self.rate
+
+    def limits(self, now: float, style: str = "") -> RateLimits:
+        return RateLimits()
+
+
 @dataclass
 class Server:
     """``rate(t)`` calls/s allowed (0: no limit), ``noise`` a share refused at random; nginx's
@@ -107,16 +129,20 @@ class Server:
     header_style: str = "window"  # or "bucket": LeakyBucket.limits
     fixed_window: bool = False
     sliding_window: bool = False
+    haproxy_window: bool = False
     seed: int = 1
-    bucket: LeakyBucket | FixedWindow | SlidingWindow = field(init=False)
+    bucket: LeakyBucket | FixedWindow | SlidingWindow | SwingingWindow = field(init=False)
 
     def __post_init__(self) -> None:
         rate = self.rate(0.0)
-        self.bucket: LeakyBucket | FixedWindow | SlidingWindow = LeakyBucket(rate, self.burst)
+        self.bucket: LeakyBucket | FixedWindow | SlidingWindow | SwingingWindow
+        self.bucket = LeakyBucket(rate, self.burst)
         if self.fixed_window:
             self.bucket = FixedWindow(rate)
         elif self.sliding_window:
             self.bucket = SlidingWindow(rate)
+        elif self.haproxy_window:
+            self.bucket = SwingingWindow(rate)
         self._rng = random.Random(self.seed)
 
     def answer(self, now: float) -> tuple[bool, RateLimits | None]:

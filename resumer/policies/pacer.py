@@ -16,9 +16,12 @@ model, with CUBIC growth). These are the rules; ``bench/pacing.py`` and
   rate really sent over the last second of activity (or the rate in force,
   if lower), times the share of calls the server took since the last cut
   (at least ``MIN_FACTOR``) and not much below what it took over the last
-  second (``SEEN``; in the first second of activity, never below that: a
-  window that counts refused calls refuses every call for a while after the
-  first refusals, and each would cut again); then ``BETA`` of that. Between two cuts at least
+  second (``SEEN``); then ``BETA`` of that. In the first second of activity,
+  and within a second of the last cut, never below that share of what the
+  server took over the last second, nor below ``MIN_FACTOR`` of the limit
+  the last cut measured: a window that counts refused calls refuses every
+  call for a while after the first refusals, whatever the rate, and each
+  refusal would cut again. Between two cuts at least
   ``MIN_BETWEEN`` apart, with no pause between, the calls the server took
   over that span measure its limit more finely (a bucket that overflowed at
   both ends let exactly its rate through): that measure is used when it
@@ -474,8 +477,10 @@ class Pacer:
         floor = 0.0
         if span >= WINDOW / 2:  # not at the start, when the server's burst inflates it
             estimate = max(estimate, SEEN * accepted / span)
-        else:  # at the start: what it took within the last second is a rate it allows
-            floor = SEEN * accepted / WINDOW
+        if span < WINDOW / 2 or now - self._cut_at < WINDOW:
+            floor = SEEN * accepted / WINDOW  # what it took within the last second it allows
+        if now - self._cut_at < WINDOW:  # a window may still be refusing what came before
+            floor = max(floor, MIN_FACTOR * self._w_max)
         between = self._between_cuts(now, noise)
         if between is not None and AGREE * estimate <= between < estimate:
             estimate = between  # sent above the limit all along: the finer measure
