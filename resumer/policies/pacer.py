@@ -50,12 +50,14 @@ model, with CUBIC growth). These are the rules; ``bench/pacing.py`` and
   every call taken) caps at that spread. A budget that falls by fewer calls
   than it took refills as it goes: the calls taken less the fall, over the
   time since the fall began, is the rate it refills at, the server's limit
-  (``_drain_rate``). Headers that hold while calls go out at ``UNDERSTATED``
-  times the spread or more, or whose budget refills that fast, understate
-  (a bucket of 100 calls/s described in whole seconds says "9 left, reset
-  in 1 s" at any rate below its own): no ceiling for good, and when such a
-  budget falls the rate is cut as a throttle would cut it, from the limit
-  its fall measured, so what is left refills before it runs out. None left:
+  (``_drain_rate``). A rise by more than the calls in flight could reorder is a
+  new budget (a window's reset, a refill): the trend starts again there.
+  Headers that hold while calls go out at ``UNDERSTATED`` times the spread
+  or more, or whose budget refills that fast, understate (a bucket of 100
+  calls/s described in whole seconds says "9 left, reset in 1 s" at any
+  rate below its own): no ceiling for good, and when such a budget falls
+  the rate is cut as a throttle would cut it, from the limit its fall
+  measured, so what is left refills before it runs out. None left:
   no call before the reset, and if the headers were not what paced the
   calls, a cut (to ``MIN_FACTOR`` of the rate unless the fall measured the
   limit): the calls went well above what the server allows.
@@ -587,6 +589,8 @@ class Pacer:
         headers proved they understate (``Remaining`` held while calls went out faster), and
         then, when it falls, a cut to the rate the budget drains at."""
         trend = self._remaining
+        if trend and remaining - trend[-1][1] >= max(FALL_CALLS, FALL_SHARE * remaining, in_flight):
+            trend.clear()  # refilled at once (a new window): what came before was another budget
         trend.append((now, remaining, self._successes))
         while trend[0][0] < now - TREND_WINDOW:
             trend.popleft()

@@ -244,6 +244,25 @@ def test_a_window_draining_as_it_should_caps_at_what_is_left_spread_to_the_reset
     assert pacer.rate == pytest.approx(falling[-1] / 30.0, rel=0.05)
 
 
+def test_a_new_window_is_a_new_budget_not_a_budget_that_held() -> None:
+    """A start-up burst at 160 calls/s into a fixed window of 100 a second, begun half way
+    through it: Remaining falls to 20, then the next window says 99. Read as one trend that
+    "held" at 99 while calls went out at 160/s, and then "fell by fewer than the calls
+    taken"; it once cut the rate to its floor, and a crawl of seconds took a minute."""
+    clock = Clock()
+    clock.now = 0.5
+    pacer = Pacer(clock=clock)
+    taken = {0: 0, 1: 0}
+    for _ in range(150):  # 0.94 s at 160 answers a second: 80 in the first window, 70 in the next
+        clock.now += 1 / 160
+        window = int(clock.now)
+        taken[window] = taken.get(window, 0) + 1
+        limits = RateLimits(remaining=100.0 - taken[window], reset=window + 1 - clock.now)
+        pacer.record(sent=clock.now, throttled=False, success=True, limits=limits, in_flight=1)
+    assert pacer.cuts == 0
+    assert pacer.rate is not None and pacer.rate >= 30.0  # what is left, spread to the reset
+
+
 def test_a_budget_that_falls_by_fewer_than_the_calls_taken_refills_and_understates() -> None:
     """Remaining falls by 6 a second at 100 answers a second, from "9 left in 1 s": not a
     window (that falls by every call), a bucket refilling at 94/s: no ceiling of 9/s."""
