@@ -246,7 +246,9 @@ class Transaction:
     def _add_children(
         self, queried: Iterable[_Queried], leaf_level: int, now: float, priority: PriorityOf
     ) -> None:
-        """Insert the children of the nodes just marked queried, in multi-row statements."""
+        """Insert the children of the nodes just marked queried, in multi-row statements,
+        SOURCE_CHUNK children's values at a time at most: a page of 300,000 children is
+        not held a second time as one list of their INSERT values."""
         values: list[object] = []  # INSERT values, _COLUMNS per child
         for q in queried:
             result = q.result
@@ -258,9 +260,16 @@ class Transaction:
                 weight=q.weight,
                 priority=priority,
             )
-            before = len(values)
-            shaped = _child_values(values, kin, result.items)
-            self._count_children(kin, (len(values) - before) // _COLUMNS, shaped)
+            items, count, shaped = result.items, 0, _Shaped(0, 0)
+            for start in range(0, len(items), SOURCE_CHUNK):
+                before = len(values)
+                chunk = items[start : start + SOURCE_CHUNK]
+                shaped = shaped.plus(_child_values(values, kin, chunk, first=count))
+                count += (len(values) - before) // _COLUMNS
+                if len(values) >= SOURCE_CHUNK * _COLUMNS:
+                    _insert_children(self._cur, values)
+                    values = []
+            self._count_children(kin, count, shaped)
         _insert_children(self._cur, values)
 
     def _count_children(self, kin: _Kin, count: int, shaped: _Shaped) -> None:

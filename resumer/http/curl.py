@@ -318,6 +318,7 @@ class _Handle:
         try:
             curl.perform()
         except pycurl.error as exc:
+            chunks.clear()
             where = curl.getinfo(pycurl.EFFECTIVE_URL) or url
             if cap is not None and int(exc.args[0]) in (_FILESIZE_EXCEEDED, _WRITE_ERROR):
                 too_large = _too_large(int(exc.args[0]), cap, head, capped)
@@ -328,6 +329,9 @@ class _Handle:
         if curl.getinfo(pycurl.REDIRECT_COUNT):
             target = httpx.URL(curl.getinfo(pycurl.EFFECTIVE_URL))
         content = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        # The handle keeps its write callback, and so this list, until its next call:
+        # emptied, it does not hold a second copy of the body (or a capped one's start).
+        chunks.clear()
         return _response(method, target, head, content)
 
     def _method(self, method: str, body: bytes | None) -> None:

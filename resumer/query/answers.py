@@ -70,7 +70,9 @@ class Body:
     (``orjson`` would make an integer past 64 bits a float: an id must not lose its
     digits). Such a body's ``NaN`` and ``Infinity`` are ``mapping.Constant`` floats,
     which ``orjson`` will not encode: its items' payloads are then encoded by ``json``,
-    so they say exactly what the API said (``mapping.encode_payload``)."""
+    so they say exactly what the API said (``mapping.encode_payload``). A body over
+    ``BIG_BODY`` is decoded by ``json`` too: ``orjson`` first parses into a buffer of
+    about ten times the body, which for one huge answer is most of the crawl's memory."""
 
     __slots__ = ("_document", "content")
 
@@ -83,8 +85,8 @@ class Body:
         """The decoded JSON body, or ``NOT_JSON``."""
         if self._document is _UNREAD:
             try:
-                if _has_long_number(self.content):
-                    raise orjson.JSONDecodeError("a long number", "", 0)
+                if len(self.content) > BIG_BODY or _has_long_number(self.content):
+                    raise orjson.JSONDecodeError("json's to decode", "", 0)
                 self._document = orjson.loads(self.content)
             except orjson.JSONDecodeError:
                 try:
@@ -95,6 +97,7 @@ class Body:
 
 
 _UNREAD = object()
+BIG_BODY = 4 << 20  # bytes: a body larger is decoded by json, in less memory than orjson's
 _LONG_DIGITS = 19  # digits in a row that may not fit 64 bits (in a string too)
 _ZERO_DIGITS = bytes.maketrans(b"123456789", b"000000000")
 _CHUNK = 1 << 20  # bytes: a big body is looked through a piece at a time, not copied whole

@@ -33,6 +33,7 @@ class Handler(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     style = "length"
+    big = BIG
 
     def do_GET(self) -> None:
         parts = urlsplit(self.path)
@@ -52,7 +53,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _big(self) -> None:
         if self.style == "length":
-            self._whole(BIG)
+            self._whole(self.big)
             return
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -62,8 +63,8 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Connection", "close")
             self.close_connection = True
         self.end_headers()
-        for start in range(0, len(BIG), 1000):
-            chunk = BIG[start : start + 1000]
+        for start in range(0, len(self.big), 1000):
+            chunk = self.big[start : start + 1000]
             try:
                 if self.style == "chunked":
                     self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
@@ -79,8 +80,8 @@ class Handler(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def serving(style: str) -> Iterator[str]:
-    handler = type("Styled", (Handler,), {"style": style})
+def serving(style: str, big: bytes = BIG) -> Iterator[str]:
+    handler = type("Styled", (Handler,), {"style": style, "big": big})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -143,3 +144,30 @@ def test_a_level_cap_below_the_others_names_its_own_key(engine: str, tmp_path: P
         )
     assert status == 1
     assert failed["B"].startswith("answer larger than levels.1.max_body (1 kB): ")
+
+
+@pytest.mark.parametrize("style", ["length", "chunked"])
+def test_a_pool_keeps_no_copy_of_an_answer_it_gave(engine: str, style: str) -> None:
+    """Once the response is let go, the body is gone: a handle that kept its last body (a
+    curl handle keeps its write callback, and whatever that holds, until its next call)
+    doubled the memory of a big answer, and held a capped one's first 256 MiB."""
+    import gc
+    import tracemalloc
+
+    from tests.helpers import pool_of
+
+    huge = json.dumps({"items": BIG_ITEMS * 50}).encode()  # about 0.6 MB
+    with serving(style, huge) as url, pool_of(engine, timeout=5.0) as http:
+        http.request("GET", f"{url}/children?id=A").read()  # the connection, made
+        gc.collect()
+        tracemalloc.start()
+        try:
+            response = http.request("GET", f"{url}/children?id=B")
+            response.read()
+            assert len(response.content) == len(huge)
+            del response
+            gc.collect()
+            kept, _ = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert kept < len(huge) // 2

@@ -183,3 +183,25 @@ def test_a_big_body_with_a_long_number_keeps_its_digits(monkeypatch: pytest.Monk
     monkeypatch.setattr(answers, "_CHUNK", 64)
     body = b'{"items": [' + b'{"id": 1}, ' * 40 + b'{"id": 123456789012345678901234}]}'
     assert answers.Body(body).document["items"][-1]["id"] == 123456789012345678901234
+
+
+def test_a_body_past_big_body_is_decoded_by_json_to_the_same_document(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Past BIG_BODY, ``json`` decodes (orjson's parse buffer is about ten times the body):
+    the same values, and what ``json`` alone reads (NaN) as for any body it decodes."""
+    import orjson
+
+    from resumer.query import answers
+    from resumer.query.mapping import Constant
+
+    text = '{"items": [{"id": "A", "name": "名", "n": 1.5, "big": 12345678901234567}]}'
+    small = answers.Body(text.encode()).document
+    assert small == orjson.loads(text)
+    decoded_by: list[str] = []
+    monkeypatch.setattr(answers, "BIG_BODY", 16)
+    monkeypatch.setattr(answers.orjson, "loads", lambda _: decoded_by.append("orjson"))
+    assert answers.Body(text.encode()).document == small
+    assert decoded_by == []
+    odd = answers.Body(b'{"values": [NaN, 1]}').document["values"]
+    assert isinstance(odd[0], Constant) and odd[1] == 1
