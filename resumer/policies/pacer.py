@@ -21,7 +21,9 @@ model, with CUBIC growth). These are the rules; ``bench/pacing.py`` and
   server took over the last second, nor below ``MIN_FACTOR`` of the limit
   the last cut measured: a window that counts refused calls refuses every
   call for a while after the first refusals, whatever the rate, and each
-  refusal would cut again. Between two cuts at least
+  refusal would cut again. While the server has taken nothing since the last
+  cut (and took some within ``CLOSED_FOR``), not even that: no lower than
+  what it took over the second before it closed. Between two cuts at least
   ``MIN_BETWEEN`` apart, with no pause between, the calls the server took
   over that span measure its limit more finely (a bucket that overflowed at
   both ends let exactly its rate through): that measure is used when it
@@ -108,6 +110,7 @@ MIN_FACTOR = 0.5  # the measured limit is at least this share of the rate sent .
 SEEN = 0.9  # ... and at least this share of what the server took over the last second
 PRIOR = 2  # answers added to the count when judging the share refused since a cut
 MIN_RATE = 0.5  # calls/s: the floor
+CLOSED_FOR = 2.0  # seconds since the last success: a window refusing everything, not a limit
 # Growing
 CUBIC_SCALE = 0.05  # rate = limit * (1 + CUBIC_SCALE * (t - K) ** 3), t seconds since the cut
 K = ((1 - BETA) / CUBIC_SCALE) ** (1 / 3)  # seconds back to the limit: 1.4
@@ -233,6 +236,7 @@ class Pacer:
         self._meter = _Meter()
         self._curve: float | None = None  # the adaptive rate; None until the first throttle
         self._w_max = 0.0  # the rate the curve returns to (the last cut's)
+        self._took = 0.0  # calls/s the server took in the second before the last cut it took some
         self._cut_at = -math.inf
         self._paused_since_cut = 0.0  # seconds: the curve does not grow while nothing is sent
         self._since_cut = [0, 0]  # answers, throttles of calls sent since the last cut
@@ -483,6 +487,12 @@ class Pacer:
             floor = SEEN * accepted / WINDOW  # what it took within the last second it allows
         if now - self._cut_at < WINDOW:  # a window may still be refusing what came before
             floor = max(floor, MIN_FACTOR * self._w_max)
+            if not self._taken and now - self._last_success < CLOSED_FOR:
+                # Nothing taken since the last cut, whatever the rate: a window still full
+                # of what came before, not a lower limit. No lower than what it took then.
+                floor = max(floor, min(self._w_max, self._took))
+        if self._taken:
+            self._took = SEEN * accepted / WINDOW
         between = self._between_cuts(now, noise)
         if between is not None and AGREE * estimate <= between < estimate:
             estimate = between  # sent above the limit all along: the finer measure
