@@ -6,6 +6,7 @@ database or HTTP detail.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import NamedTuple
 
 STATUSES = ("pending", "running", "waiting", "complete", "failed")
@@ -43,12 +44,27 @@ class Item(NamedTuple):
     drop: int = 0
 
 
+class Streamed:
+    """Children not held as a list: read again, one at a time, each time they are
+    iterated (a page too big to hold mapped). ``len`` is how many there are; ``waits``
+    how many are neither leaves nor dropped by a rule (the children to wait for)."""
+
+    def __init__(self, count: int, waits: int) -> None:
+        self.count, self.waits = count, waits
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self) -> Iterator[Item]:
+        raise NotImplementedError
+
+
 class Children(NamedTuple):
     """A successful query: the node's children, in API order."""
 
     node: int
     level: int
-    items: list[Item]
+    items: list[Item] | Streamed
     attempts: int
 
 

@@ -30,7 +30,7 @@ from typing import NamedTuple
 
 from resumer import _crashpoints
 from resumer.checkpoint.tally import Moves
-from resumer.model import Children, Failure, Item, Release, Result, Task
+from resumer.model import Children, Failure, Item, Release, Result, Streamed, Task
 
 SOURCE_CHUNK = 2048  # level-1 nodes read from the source and inserted at a time
 
@@ -260,10 +260,9 @@ class Transaction:
                 weight=q.weight,
                 priority=priority,
             )
-            items, count, shaped = result.items, 0, _Shaped(0, 0)
-            for start in range(0, len(items), SOURCE_CHUNK):
+            items, count, shaped = iter(result.items), 0, _Shaped(0, 0)
+            while chunk := list(itertools.islice(items, SOURCE_CHUNK)):
                 before = len(values)
-                chunk = items[start : start + SOURCE_CHUNK]
                 shaped = shaped.plus(_child_values(values, kin, chunk, first=count))
                 count += (len(values) - before) // _COLUMNS
                 if len(values) >= SOURCE_CHUNK * _COLUMNS:
@@ -370,7 +369,11 @@ def _by_outcome(results: Iterable[Result], leaf_level: int) -> dict[_Outcome, di
             if result.level + 1 >= leaf_level:
                 waits_for = 0
             else:
-                waits_for = sum(1 for item in result.items if not (item.leaf or item.drop))
+                items = result.items
+                if isinstance(items, Streamed):
+                    waits_for = items.waits  # counted when mapped: not read again for it
+                else:
+                    waits_for = sum(1 for item in items if not (item.leaf or item.drop))
             if waits_for:
                 outcome = _Outcome("waiting", waits_for, result.attempts)
             else:

@@ -118,7 +118,7 @@ def probe(job: Job, per_level: int) -> list[LevelReport]:
             for task in frontier:
                 began = time.monotonic()
                 try:
-                    found, error = client.query(task, job.level(level).timeout), None
+                    found, error = list(client.query(task, job.level(level).timeout)), None
                 except QueryError as exc:
                     found, error = [], str(exc)
                 request = client.redactor.redact(recorder.request)

@@ -29,6 +29,7 @@ from resumer.job.settings import Rule
 from resumer.policies.gate import FAILURE, PERMANENT, SUCCESS, THROTTLE
 from resumer.query.conditions import FieldTest
 from resumer.query.mapping import Constant, as_text, lookup
+from resumer.query.streamed import decoder, skeleton
 
 # How each rule outcome counts for the policies (renew and stop end the call otherwise).
 RULE_KINDS = {
@@ -43,6 +44,7 @@ RULE_KINDS = {
 EMPTY: Any = object()  # what the client's call gives for a rule's "empty": no children
 
 __all__ = [
+    "BIG_BODY",
     "EMPTY",
     "FAILURE",
     "NOT_JSON",
@@ -72,17 +74,28 @@ class Body:
     which ``orjson`` will not encode: its items' payloads are then encoded by ``json``,
     so they say exactly what the API said (``mapping.encode_payload``). A body over
     ``BIG_BODY`` is decoded by ``json`` too: ``orjson`` first parses into a buffer of
-    about ten times the body, which for one huge answer is most of the crawl's memory."""
+    about ten times the body, which for one huge answer is most of the crawl's memory.
+    With ``streams`` (an items path), the items array there is left in the text
+    (``streamed.skeleton``): the caller says so only for a big body whose items nothing
+    but the mapping reads."""
 
-    __slots__ = ("_document", "content")
+    __slots__ = ("_document", "content", "streams")
 
-    def __init__(self, content: bytes) -> None:
+    def __init__(self, content: bytes, streams: str | None = None) -> None:
         self.content = content
+        self.streams = streams  # an items path: its array is left in the text (``streamed``)
         self._document: Any = _UNREAD
 
     @property
     def document(self) -> Any:
         """The decoded JSON body, or ``NOT_JSON``."""
+        if self._document is _UNREAD and self.streams is not None:
+            try:
+                content = self.content
+                text = content.decode(json.detect_encoding(content), "surrogatepass")
+                self._document = skeleton(text, self.streams, _DECODE)
+            except (ValueError, RecursionError):  # not JSON (UnicodeDecodeError too)
+                self._document = NOT_JSON
         if self._document is _UNREAD:
             try:
                 if len(self.content) > BIG_BODY or _has_long_number(self.content):
@@ -97,6 +110,7 @@ class Body:
 
 
 _UNREAD = object()
+_DECODE = decoder(Constant.parse)
 BIG_BODY = 4 << 20  # bytes: a body larger is decoded by json, in less memory than orjson's
 _LONG_DIGITS = 19  # digits in a row that may not fit 64 bits (in a string too)
 _ZERO_DIGITS = bytes.maketrans(b"123456789", b"000000000")

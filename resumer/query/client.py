@@ -30,13 +30,14 @@ from resumer.http.pool import HTTP
 from resumer.http.ratelimits import parse_rate_limits, parse_retry_after
 from resumer.http.tls import tls_problem
 from resumer.job.bound import BoundJob
-from resumer.job.settings import Job, Pagination, Rule
+from resumer.job.settings import Job, Pagination, Response, Rule
 from resumer.job.template import PLACEHOLDERS, Template, quote_segment
-from resumer.model import Item, Task
+from resumer.model import Item, Streamed, Task
 from resumer.ops import logs
 from resumer.policies.concurrency import ConcurrencyLimiter
 from resumer.policies.gate import CallOutcome, Gate
 from resumer.query.answers import (
+    BIG_BODY,
     EMPTY,
     FAILURE,
     NOT_JSON,
@@ -78,6 +79,7 @@ class _Asking(NamedTuple):
     message: str | None  # where the API puts its own error text
     max_body: int  # bytes: the largest answer read (the pool caps at the largest of all)
     max_body_key: str  # the key that sets it, for messages
+    streams: str | None  # the items path, if a big answer's items may stay in its text
 
 
 def _compile_json(value: Any) -> _Render:
@@ -153,6 +155,7 @@ class Client:
             message=response.message,
             max_body=job.request.max_body if level == 0 else job.level(level).max_body,
             max_body_key=_max_body_key(job, level),
+            streams=_streamed_path(response),
         )
 
     @staticmethod
@@ -161,7 +164,7 @@ class Client:
             return None
         return {k: t.render(values) for k, t in asking.headers.items()}
 
-    def query(self, task: Task, timeout: float) -> list[Item]:
+    def query(self, task: Task, timeout: float) -> list[Item] | Streamed:
         """``task``'s children: one HTTP call, or one per page when the API paginates."""
         values = {
             "id": task.id,
@@ -264,7 +267,7 @@ class Client:
                 raise self._too_large(asking, method, url, None)
             if self._pacing:
                 outcome.limits = parse_rate_limits(response.headers)
-            answer = Body(response.content)
+            answer = Body(response.content, self._streams(asking, response.content))
             if asking.rules and (verdict := asking.rules.judge(response.status_code, answer)):
                 outcome.rule, outcome.then = verdict.rule, verdict.then
                 return self._decided(asking, verdict, answer, method, response, outcome, on_answer)
@@ -359,6 +362,14 @@ class Client:
             transient=False,
         )
 
+    @staticmethod
+    def _streams(asking: _Asking, content: bytes) -> str | None:
+        """The items path, for a body big enough to leave its items in its text (and
+        without a lone surrogate escape, which only a whole decode checks)."""
+        if asking.streams is None or len(content) <= BIG_BODY:
+            return None
+        return None if _SURROGATE_ESCAPE.search(content) else asking.streams
+
     def _refuses(self, response: httpx.Response) -> bool:
         """Whether an answer refuses the credentials, so that ``AuthorizedHTTP`` renews
         them once and sends the call again: a 401, or a rule's ``renew`` (any level's:
@@ -409,7 +420,7 @@ class Client:
         said = self._said(asking, response, answer)
         return AuthError(f"{status} from {where}: the API refused {what}; it said: {said}")
 
-    def _items(self, asking: _Asking, document: Any, url: str) -> list[Item]:
+    def _items(self, asking: _Asking, document: Any, url: str) -> list[Item] | Streamed:
         try:
             return asking.mapper.items(document)
         except MappingError as exc:
@@ -465,6 +476,22 @@ class Client:
 _CERTIFICATE_WANTED = re.compile(
     rb"(?i)no required ssl certificate|ssl certificate (error|required)"
 )
+
+
+def _streamed_path(response: Response) -> str | None:
+    """The items path, when a big answer's items may stay in its text (``streamed``):
+    no pagination (which reads the page it counts) and no rule, ``wait`` or message
+    path inside the items; None otherwise."""
+    path = response.items
+    if not path or response.pagination is not None:
+        return None
+    paths = [response.message or ""]
+    for rule in response.rules:
+        paths += [rule.wait or "", rule.condition.field if rule.condition else ""]
+    inside = any(p == path or p.startswith(path + ".") for p in paths)
+    return None if inside else path
+
+
 _SURROGATE_ESCAPE = re.compile(rb"\\[uU][dD][89a-fA-F]")  # \ud800-\udfff in a JSON body
 
 

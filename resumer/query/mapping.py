@@ -18,6 +18,7 @@ import orjson
 from resumer.errors import ResumerError
 from resumer.job.settings import Response
 from resumer.model import Item
+from resumer.query.streamed import LazyItems, StreamedItems
 
 if TYPE_CHECKING:
     from resumer.query.shape import Shape
@@ -151,13 +152,13 @@ class Mapper:
         keys = (response.id, response.name, response.type)
         self._plain_keys = keys if all(k and "." not in k for k in keys) else None
 
-    def items(self, document: Any) -> list[Item]:
+    def items(self, document: Any) -> list[Item] | StreamedItems:
         try:
             return self._items(document)
         except RecursionError:  # an item nested past Python's stack: no payload to store
             raise MappingError("an item is nested too deeply to store") from None
 
-    def _items(self, document: Any) -> list[Item]:
+    def _items(self, document: Any) -> list[Item] | StreamedItems:
         path = self.response.items
         try:
             found = lookup(document, path)
@@ -166,6 +167,8 @@ class Mapper:
         if not isinstance(found, list):
             where = f"items path {path!r}" if path else "the body"
             raise MappingError(f"{where} is {kind_of(found)}, expected a list of items")
+        if isinstance(found, LazyItems):
+            return self._streamed(found)
         # A page of many items lets each decoded item go once it is mapped, so that the
         # page is never held whole twice, decoded and mapped (the decoded is the larger).
         release = len(found) > BIG_PAGE
@@ -193,6 +196,15 @@ class Mapper:
                     continue
             out.append(self._mapped(item, index))  # conversions and errors
         return out
+
+    def _streamed(self, found: LazyItems) -> StreamedItems:
+        """Items left in the answer's text: each mapped now, to check it and count those
+        to wait for, and let go; mapped again, the same way, when they are stored."""
+        waits = 0
+        for index, item in enumerate(found.iter_items()):
+            mapped = self.item(item, index)
+            waits += not (mapped.leaf or mapped.drop)
+        return StreamedItems(found, self.item, waits)
 
     def item(self, item: Any, index: int) -> Item:
         """One item (the ``index``-th) as an ``Item``, marked by the shape's rules."""

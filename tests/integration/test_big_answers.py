@@ -171,3 +171,29 @@ def test_a_pool_keeps_no_copy_of_an_answer_it_gave(engine: str, style: str) -> N
         finally:
             tracemalloc.stop()
     assert kept < len(huge) // 2
+
+
+@pytest.mark.parametrize(
+    "rules", ["", '[[response.rule]]\nfield = "code"\nin = [500]\nthen = "retry"\n']
+)
+def test_a_big_answer_s_items_are_read_from_its_text_and_stored_the_same(
+    engine: str, rules: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past BIG_BODY (made small here), the items stay in the answer's text: mapped to
+    check them, mapped again as they are stored; the tree is the same, and a rule that
+    reads the envelope still reads it."""
+    from resumer.query import client, streamed
+
+    monkeypatch.setattr(client, "BIG_BODY", 1000)
+    skeletons: list[str] = []
+    real = streamed.skeleton
+    monkeypatch.setattr(
+        "resumer.query.answers.skeleton", lambda *a: skeletons.append(a[1]) or real(*a)
+    )
+    with serving("chunked") as url:
+        status, failed = crawl(tmp_path, url, engine, '[levels.1]\nmax_body = "64KiB"\n' + rules)
+    assert (status, failed) == (0, {})
+    assert skeletons == ["items"]  # B's answer only: A's is under the size
+    stored = list(api.export(tmp_path / "r.db", level=2))
+    assert [n.id for n in stored] == ["A.1", *(item["id"] for item in BIG_ITEMS)]
+    assert [n.payload for n in stored[1:]] == BIG_ITEMS

@@ -105,14 +105,18 @@ def test_kill_at_random_moments_then_resume_each_time(tmp_path: Path) -> None:
 
 
 WIDE = FakeTree(seed=23, roots=3, fanout=(3000,), even=True)  # pages of 3,000 children
+# One page of 70,000 children, about 5 MB: past BIG_BODY, its items are read from its text
+STREAMED = FakeTree(seed=29, roots=1, fanout=(70_000,), even=True)
 
 
+@pytest.mark.parametrize("tree", [WIDE, STREAMED], ids=["pages of 3,000", "one streamed page"])
 def test_kill_in_the_middle_of_storing_a_big_page_loses_and_repeats_nothing(
-    tmp_path: Path,
+    tree: FakeTree, tmp_path: Path
 ) -> None:
     """A page of 3,000 children is inserted in a dozen statements, one transaction: a kill
-    after the fifth leaves none of them, and resume stores each child once."""
-    with fake_api(WIDE) as server:
+    after the fifth leaves none of them, and resume stores each child once. The same for
+    a page so big its items are mapped again from its text as they are stored."""
+    with fake_api(tree) as server:
         job = write_job(tmp_path, server.url, max_depth=2)
         env = {ENV_VAR: "mid_insert:5"}
         killed = resumer("start", job, "--db", "r.db", cwd=tmp_path, env=env)
@@ -123,7 +127,8 @@ def test_kill_in_the_middle_of_storing_a_big_page_loses_and_repeats_nothing(
         done = resumer("resume", "--db", "r.db", cwd=tmp_path)
         calls = server.stats.snapshot()
     assert done.returncode == 0, done.stderr
-    assert export_json(tmp_path / "r.db", tmp_path) == WIDE.expected_export(2)
+    assert export_json(tmp_path / "r.db", tmp_path) == tree.expected_export(2)
     assert repeats(calls) <= claimed
     with sqlite3.connect(tmp_path / "r.db") as db:
-        assert db.execute("SELECT count(*) FROM nodes WHERE level = 2").fetchone() == (9000,)
+        count = db.execute("SELECT count(*) FROM nodes WHERE level = 2").fetchone()[0]
+    assert count == tree.roots * tree.fanout[0]
