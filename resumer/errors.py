@@ -14,6 +14,7 @@ another module are named with it; the others live here::
     │   └── BodyTooLarge   an answer past request.max_body: its query fails for good
     ├── AuthError          a 401, or no token: the run stops, nothing failed  → exit 2
     │   ├── TlsError       a certificate refused (theirs or ours): the same   → exit 2
+    │   ├── ProxyAuthError the proxy refused its credentials: the same        → exit 2
     │   └── StopError      an answer a rule says stops the run: the same      → exit 2
     ├── MappingError       (query/mapping.py) a body lacks the [response] shape: its QueryError
     ├── TemplateError      a template string is malformed: job/loader.py: a ConfigError
@@ -123,6 +124,13 @@ class TlsError(AuthError):
     wants a client certificate. Authentication too (of the server, or of us), and every
     call would fail the same way, so the run stops as for a 401; the message names the
     ``[request.tls]`` key that fixes it."""
+
+
+class ProxyAuthError(AuthError):
+    """The proxy refused its credentials: an HTTP proxy's 407 (to a call, or to the
+    ``CONNECT`` of an HTTPS one), or a SOCKS5 proxy rejecting the user. Every call would
+    be refused the same way and no retry mends it, so the run stops as for a 401; the
+    message says to check the proxy URL's user and password (never shows them)."""
 
 
 class StopError(AuthError):

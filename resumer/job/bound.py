@@ -157,8 +157,11 @@ def _check_urls_and_headers(job: Job, env: Mapping[str, str]) -> None:
     hide = Redactor(env.values())
     for dotted, text in _urls(job):
         names = Template.compile(text).env_vars
-        check = proxy_problem if dotted == "request.proxy" else url_problem
-        problem = check(with_samples(text, env)) if names else None
+        problem = None
+        if names and dotted == "request.proxy":  # SOCKS needs socksio on httpx only
+            problem = proxy_problem(with_samples(text, env), job.request.engine)
+        elif names:
+            problem = url_problem(with_samples(text, env))
         if problem:
             where = ", ".join(f"${{{name}}}" for name in dict.fromkeys(names))
             raise ConfigError(

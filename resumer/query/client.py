@@ -24,7 +24,14 @@ from urllib.parse import quote_plus, urlencode
 
 import httpx
 
-from resumer.errors import AuthError, BodyTooLarge, QueryError, StopError, TlsError
+from resumer.errors import (
+    AuthError,
+    BodyTooLarge,
+    ProxyAuthError,
+    QueryError,
+    StopError,
+    TlsError,
+)
 from resumer.http.auth import AuthorizedHTTP, authorizer_for
 from resumer.http.pool import HTTP
 from resumer.http.ratelimits import parse_rate_limits, parse_retry_after
@@ -56,6 +63,7 @@ from resumer.query.pages import Pager
 from resumer.query.shape import shape_of
 from resumer.query.sources import read_source_file
 
+_POINTED = ("link", "next_url")  # pagination modes whose answers name the next page
 BODY_EXCERPT = 200  # characters of a response body kept in an error message
 MAX_PAGES = 100_000  # pages of one node's children at most: a runaway cursor ends here
 _NO_NODE = dict.fromkeys(PLACEHOLDERS, "")  # placeholder values for the source call
@@ -226,8 +234,14 @@ class Client:
         if self.job.source.file is not None:
             return read_source_file(self.job.source.file, self.job.response, asking.mapper.shape)
         headers = self._headers(asking, _NO_NODE)
-        document = self._call("GET", self._source_url, None, headers, self.job.request.timeout)
         source = asking._replace(method="GET")
+        timeout = self.job.request.timeout
+        if source.pages is not None and source.pages.mode in _POINTED:
+            # The answer points to the next page itself (a Link header, a URL in the body):
+            # follow it, as for a node's children; stopping at the first page would lose
+            # the level-1 nodes of the others, and every tree under them, without a word.
+            return self._all_pages(source, self._source_url, {}, None, headers, timeout, 0)
+        document = self._call("GET", self._source_url, None, headers, timeout)
         return [] if document is EMPTY else self._items(source, document, self._source_url)
 
     def _call(
@@ -257,6 +271,9 @@ class Client:
                 problem = tls_problem(exc)  # a certificate refused: no retry mends it
                 if problem is not None:  # every call would fail so: the runner stops
                     raise TlsError(f"{problem} ({where})") from exc
+                if isinstance(exc, httpx.ProxyError) and _PROXY_REFUSED.search(str(exc)):
+                    said = self.redactor.redact(" ".join(str(exc).split()))
+                    raise ProxyAuthError(f"{_PROXY_AUTH} ({said}; {where})") from exc
                 reason = self.redactor.redact(str(exc) or type(exc).__name__)
                 raise QueryError(
                     f"{type(exc).__name__} on {where}: {reason}", transient=True
@@ -273,6 +290,9 @@ class Client:
                 return self._decided(asking, verdict, answer, method, response, outcome, on_answer)
             if response.status_code == 401:  # never a node's fault: the runner stops the run
                 raise self._refused(asking, method, response, answer)
+            if response.status_code == 407:  # nor is the proxy's refusal (plain HTTP)
+                where = self.redactor.redact(f"{method} {response.url}")
+                raise ProxyAuthError(f"{_PROXY_AUTH} (HTTP 407 from the proxy; {where})")
             if response.status_code < 300:
                 outcome.kind = SUCCESS
                 return self._document(asking, answer, method, response, on_answer)
@@ -475,6 +495,19 @@ class Client:
 # nginx answers 400 "No required SSL certificate was sent" (or 496 / 495 with an error_page).
 _CERTIFICATE_WANTED = re.compile(
     rb"(?i)no required ssl certificate|ssl certificate (error|required)"
+)
+# A proxy refusing its credentials, as either engine words it: an HTTP proxy's 407 (curl:
+# "CONNECT tunnel failed, response 407"; httpx: "407 Proxy Authentication Required"), a
+# SOCKS5 proxy's refusal (curl: "User was rejected by the SOCKS5 server", "No authentication
+# method was acceptable"; httpx: "Invalid username/password", "Requested NO AUTHENTICATION
+# REQUIRED from proxy server, but got ...").
+_PROXY_REFUSED = re.compile(
+    r"(?i)\b407\b|rejected by the socks|no authentication method was acceptable"
+    r"|invalid username/password|requested no authentication required"
+)
+_PROXY_AUTH = (
+    "the proxy refused its credentials — check the user and password in request.proxy"
+    " (or HTTP_PROXY / HTTPS_PROXY / ALL_PROXY)"
 )
 
 

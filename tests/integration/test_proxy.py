@@ -19,10 +19,10 @@ from urllib.parse import urlsplit
 import pytest
 
 from resumer import api
-from resumer.errors import ConfigError
+from resumer.errors import ConfigError, ProxyAuthError
 from resumer.fake.server import FakeAPI
 from resumer.fake.tree import FakeTree
-from tests.helpers import crawl_in_process, use_engine, write_request_job
+from tests.helpers import crawl_in_process, use_engine, write_csv_roots, write_request_job
 
 TREE = FakeTree(seed=9, roots=3, fanout=(3, 2))
 DEPTH = 3
@@ -191,11 +191,31 @@ def test_a_wrong_proxy_password_is_masked_in_the_errors(
     wrong = "wr0ng-s3cret"
     address = guarded.url.replace("http://", f"http://crawler:{wrong}@")
     job = write_proxy_job(tmp_path, origin.url, address, engine=engine)
-    assert api.run(job, tmp_path / "r.db").exit_status != 0
+    # A refused proxy is never a node's fault (nor the source's): the run stops, as for a 401.
+    with pytest.raises(ProxyAuthError, match=r"request\.proxy") as refused:
+        api.run(job, tmp_path / "r.db")
     assert guarded.refused >= 1 and origin.stats.received == 0
     logged = "\n".join(record.getMessage() for record in caplog.records)
-    assert "407" in logged and "crawler:***" in logged and wrong not in logged
-    assert wrong not in (api.status(tmp_path / "r.db").source_error or "")
+    assert "407" in str(refused.value) and "407" in logged
+    assert wrong not in logged and wrong not in str(refused.value)
+    status = api.status(tmp_path / "r.db")
+    assert status.state == "stopped" and wrong not in (status.source_error or "")
+
+
+def test_a_wrong_proxy_password_on_the_queries_stops_the_run_and_fails_no_node(
+    engine: str, tmp_path: Path, guarded: Proxy, origin: FakeAPI
+) -> None:
+    wrong = "wr0ng-s3cret"
+    address = guarded.url.replace("http://", f"http://crawler:{wrong}@")
+    job = write_proxy_job(tmp_path, origin.url, address, engine=engine)
+    write_csv_roots(tmp_path, TREE)  # the roots from a file: the queries meet the proxy first
+    text = job.read_text(encoding="utf-8")
+    job.write_text(text.replace(f'url = "{origin.url}/features"', 'file = "roots.csv"'), "utf-8")
+    with pytest.raises(ProxyAuthError, match=r"request\.proxy"):
+        api.run(job, tmp_path / "r.db")
+    status = api.status(tmp_path / "r.db")
+    assert status.state == "stopped" and status.totals["failed"] == 0
+    assert guarded.refused >= 1 and origin.stats.received == 0
 
 
 @pytest.mark.parametrize(

@@ -139,3 +139,27 @@ def test_the_environment_defaults_to_the_process_environment(
     monkeypatch.setenv("RESUMER_TEST_TOKEN", "from-env")
     job = parse_job(MINIMAL + 'headers = { X-Key = "${RESUMER_TEST_TOKEN}" }\n', "job.toml")
     assert bind(job).secrets == ("from-env",)
+
+
+@pytest.mark.parametrize("scheme", ["socks5", "socks5h"])
+def test_a_socks_proxy_with_its_password_from_the_environment_binds_on_curl_without_socksio(
+    scheme: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # libcurl speaks SOCKS itself: only the httpx engine needs socksio, whether the
+    # password is written in the URL (checked at load) or comes from ${VAR} (at bind).
+    from importlib.util import find_spec as real
+
+    monkeypatch.setattr(
+        "resumer.job.wire.find_spec", lambda name: None if name == "socksio" else real(name)
+    )
+    proxy = f'proxy = "{scheme}://me:${{PROXY_PASSWORD}}@127.0.0.1:1080"\n'
+    curl = parse_job(MINIMAL + 'engine = "curl"\n' + proxy, "job.toml")
+    if real("pycurl") is not None:
+        bound = bind(curl, {"PROXY_PASSWORD": "pw-123"})
+        assert bound.proxy == f"{scheme}://me:pw-123@127.0.0.1:1080"
+    with pytest.raises(ConfigError, match="socksio") as caught:  # at load, or at bind
+        bind(
+            parse_job(MINIMAL + 'engine = "httpx"\n' + proxy, "job.toml"),
+            {"PROXY_PASSWORD": "pw-123"},
+        )
+    assert "pw-123" not in str(caught.value)

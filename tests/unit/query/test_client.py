@@ -10,7 +10,7 @@ import httpx
 import pytest
 import respx
 
-from resumer.errors import QueryError
+from resumer.errors import ProxyAuthError, QueryError
 from resumer.http.pool import ClientPool
 from resumer.job.bound import bind
 from resumer.job.loader import parse_job
@@ -94,6 +94,31 @@ def test_the_source_call_sends_the_same_headers() -> None:
     assert [item.id for item in client.load_roots()] == ["r1"]
     sent = route.calls.last.request.headers
     assert (sent["Authorization"], sent["X-Node"]) == ("Bearer t", "n")
+
+
+@respx.mock
+def test_a_source_in_link_pages_is_read_to_its_last_page() -> None:
+    # json-server, GitHub: the level-1 list in pages, each naming the next in a Link header.
+    first = f"{BASE}/features?_page=1&_limit=2"
+    nxt = f'<{BASE}/features?_page=2&_limit=2>; rel="next", <{first}>; rel="first"'
+    respx.get(first).respond(json=[{"id": "r1"}, {"id": "r2"}], headers={"Link": nxt})
+    last = respx.get(f"{BASE}/features?_page=2&_limit=2").respond(json=[{"id": "r3"}])
+    text = (
+        f'[source]\nurl = "{first}"\n[request]\nurl = "{BASE}/children"\n'
+        '[response]\nitems = ""\n[response.pagination]\nmode = "link"\n'
+    )
+    client = Client(bind(parse_job(text, "job.toml"), {}), ClientPool(timeout=10.0))
+    assert [item.id for item in client.load_roots()] == ["r1", "r2", "r3"]
+    assert last.call_count == 1
+
+
+@respx.mock
+def test_a_source_is_one_call_in_page_mode() -> None:
+    # Page numbers are the children's: a source URL is not sent them (it may not page).
+    route = respx.get(url__startswith=f"{BASE}/features").respond(json=items_body({"id": "r1"}))
+    client = make_client('[response.pagination]\nmode = "page"\nsize = 1\n')
+    assert [item.id for item in client.load_roots()] == ["r1"]
+    assert route.call_count == 1 and str(route.calls.last.request.url) == f"{BASE}/features"
 
 
 @respx.mock
@@ -255,6 +280,53 @@ def test_a_server_wanting_a_client_certificate_after_the_handshake_is_named(
         make_client().query(TASK, 5.0)
     assert ("[request.tls] client_cert" in str(refused.value)) is hinted
     assert not refused.value.transient
+
+
+@pytest.mark.parametrize(
+    "said",
+    [
+        "CONNECT tunnel failed, response 407",  # curl, an HTTP proxy refusing the CONNECT
+        "407 Proxy Authentication Required",  # httpx, the same
+        "User was rejected by the SOCKS5 server (1 2).",  # curl, SOCKS5 with a wrong password
+        "No authentication method was acceptable.",  # curl, SOCKS5 wanting credentials
+        "Invalid username/password",  # httpx (socksio), SOCKS5 with a wrong password
+        "Requested NO AUTHENTICATION REQUIRED from proxy server, but got NO ACCEPTABLE METHODS.",
+    ],
+)
+@respx.mock
+def test_a_proxy_refusing_its_credentials_stops_the_run_instead_of_failing_nodes(
+    said: str,
+) -> None:
+    # Every call would be refused so: retried as a network error, the breaker would keep
+    # the nodes pending for ever. A stop, naming request.proxy, never its password.
+    respx.get(url__startswith=f"{BASE}/children").mock(side_effect=httpx.ProxyError(said))
+    client = make_client(
+        proxy='"http://me:${PROXY_PASSWORD}@127.0.0.1:3128"', env={"PROXY_PASSWORD": "pw-9"}
+    )
+    with pytest.raises(ProxyAuthError, match=r"request\.proxy") as refused:
+        client.query(TASK, 5.0)
+    assert said.rstrip(".") in str(refused.value) and "pw-9" not in str(refused.value)
+
+
+@respx.mock
+def test_a_407_answer_stops_the_run_and_leaves_the_proxy_s_page_out() -> None:
+    page = "<html>Cache Access Denied: me:pw-9 ... squid</html>"  # a plain-HTTP proxy's 407
+    respx.get(url__startswith=f"{BASE}/children").respond(407, text=page)
+    client = make_client(
+        proxy='"http://me:${PROXY_PASSWORD}@127.0.0.1:3128"', env={"PROXY_PASSWORD": "pw-9"}
+    )
+    with pytest.raises(ProxyAuthError, match=r"HTTP 407 .*request\.proxy|request\.proxy.*HTTP 407"):
+        client.query(TASK, 5.0)
+
+
+@respx.mock
+def test_other_proxy_errors_stay_transient() -> None:
+    respx.get(url__startswith=f"{BASE}/children").mock(
+        side_effect=httpx.ProxyError("CONNECT tunnel failed, response 502")
+    )
+    with pytest.raises(QueryError) as caught:
+        make_client().query(TASK, 5.0)
+    assert caught.value.transient and not isinstance(caught.value, ProxyAuthError)
 
 
 @pytest.mark.parametrize(
