@@ -32,6 +32,7 @@ This module knows nothing of nodes, templates, statuses or what a body means.
 
 from __future__ import annotations
 
+import io
 import json as jsonlib
 import os
 import re
@@ -310,15 +311,17 @@ class _Handle:
         curl.setopt(pycurl.URL, url)
         curl.setopt(pycurl.HTTPHEADER, lines)
         curl.setopt(pycurl.TIMEOUT_MS, 0 if seconds is None else max(1, round(seconds * 1000)))
-        chunks: list[bytes] = []
+        # One buffer grown in place, not a list of pieces joined: the body is never held
+        # twice (``getvalue`` hands over the buffer itself, cut to size).
+        received = io.BytesIO()
         head: list[bytes] = []
-        capped = _Capped(chunks, cap) if cap is not None else None
-        curl.setopt(pycurl.WRITEFUNCTION, chunks.append if capped is None else capped.write)
+        capped = _Capped(received, cap) if cap is not None else None
+        curl.setopt(pycurl.WRITEFUNCTION, received.write if capped is None else capped.write)
         curl.setopt(pycurl.HEADERFUNCTION, head.append)
         try:
             curl.perform()
         except pycurl.error as exc:
-            chunks.clear()
+            received.close()
             where = curl.getinfo(pycurl.EFFECTIVE_URL) or url
             if cap is not None and int(exc.args[0]) in (_FILESIZE_EXCEEDED, _WRITE_ERROR):
                 too_large = _too_large(int(exc.args[0]), cap, head, capped)
@@ -328,10 +331,10 @@ class _Handle:
             raise error from (error.__cause__ or exc)
         if curl.getinfo(pycurl.REDIRECT_COUNT):
             target = httpx.URL(curl.getinfo(pycurl.EFFECTIVE_URL))
-        content = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        # The handle keeps its write callback, and so this list, until its next call:
-        # emptied, it does not hold a second copy of the body (or a capped one's start).
-        chunks.clear()
+        content = received.getvalue()
+        # The handle keeps its write callback, and so this buffer, until its next call:
+        # closed, it does not hold the body (or a capped one's start) after this one.
+        received.close()
         return _response(method, target, head, content)
 
     def _method(self, method: str, body: bytes | None) -> None:
@@ -354,16 +357,16 @@ class _Capped:
     """A body written no further than ``cap`` bytes: past it, the write refuses (curl
     then ends the transfer and drops the connection), and ``size`` says how much came."""
 
-    __slots__ = ("cap", "chunks", "size")
+    __slots__ = ("body", "cap", "size")
 
-    def __init__(self, chunks: list[bytes], cap: int) -> None:
-        self.chunks, self.cap, self.size = chunks, cap, 0
+    def __init__(self, body: io.BytesIO, cap: int) -> None:
+        self.body, self.cap, self.size = body, cap, 0
 
     def write(self, chunk: bytes) -> int | None:
         self.size += len(chunk)
         if self.size > self.cap:
             return 0  # fewer bytes taken than given: curl stops
-        self.chunks.append(chunk)
+        self.body.write(chunk)
         return None
 
 

@@ -12,6 +12,7 @@ bodies (``query``), nor of the database, the worker threads or retries.
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import re
 import ssl
@@ -42,16 +43,18 @@ def read_capped(response: httpx.Response, limit: int | None) -> None:
     try:
         if length.isdigit() and int(length) > limit:
             raise BodyTooLarge(limit, announced=int(length))
-        chunks, size = [], 0
+        # One buffer grown in place, not pieces joined: the body is never held twice
+        # (``getvalue`` hands over the buffer itself, cut to size).
+        received, size = io.BytesIO(), 0
         for chunk in response.iter_bytes():
             size += len(chunk)
             if size > limit:
                 raise BodyTooLarge(limit, read=size)
-            chunks.append(chunk)
+            received.write(chunk)
     except BaseException:
         response.close()
         raise
-    response._content = b"".join(chunks)  # what ``read`` keeps: ``content`` gives it
+    response._content = received.getvalue()  # what ``read`` keeps: ``content`` gives it
     response.close()
 
 

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -186,10 +187,12 @@ def test_a_big_answer_s_items_are_read_from_its_text_and_stored_the_same(
 
     monkeypatch.setattr(client, "BIG_BODY", 1000)
     skeletons: list[str] = []
-    real = streamed.skeleton
-    monkeypatch.setattr(
-        "resumer.query.answers.skeleton", lambda *a: skeletons.append(a[1]) or real(*a)
-    )
+
+    def noted(text: str, path: str, decode: Any) -> Any:
+        skeletons.append(path)
+        return streamed.skeleton(text, path, decode)
+
+    monkeypatch.setattr("resumer.query.answers.skeleton", noted)
     with serving("chunked") as url:
         status, failed = crawl(tmp_path, url, engine, '[levels.1]\nmax_body = "64KiB"\n' + rules)
     assert (status, failed) == (0, {})

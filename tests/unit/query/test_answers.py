@@ -200,7 +200,7 @@ def test_a_body_past_big_body_is_decoded_by_json_to_the_same_document(
     assert small == orjson.loads(text)
     decoded_by: list[str] = []
     monkeypatch.setattr(answers, "BIG_BODY", 16)
-    monkeypatch.setattr(answers.orjson, "loads", lambda _: decoded_by.append("orjson"))
+    monkeypatch.setattr(orjson, "loads", lambda _: decoded_by.append("orjson"))
     assert answers.Body(text.encode()).document == small
     assert decoded_by == []
     odd = answers.Body(b'{"values": [NaN, 1]}').document["values"]
