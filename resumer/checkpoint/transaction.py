@@ -262,9 +262,9 @@ class Transaction:
             )
             items, count, shaped = iter(result.items), 0, _Shaped(0, 0)
             while chunk := list(itertools.islice(items, SOURCE_CHUNK)):
-                before = len(values)
-                shaped = shaped.plus(_child_values(values, kin, chunk, first=count))
-                count += (len(values) - before) // _COLUMNS
+                these = _child_values(values, kin, chunk, first=count)
+                count += len(chunk) - these.dropped
+                shaped = shaped.plus(these)
                 if len(values) >= SOURCE_CHUNK * _COLUMNS:
                     _insert_children(self._cur, values)
                     values = []

@@ -104,9 +104,8 @@ def _object(text: str, index: int, steps: list[str], decode: _Decode) -> tuple[d
         if text[index : index + 1] != ":":
             raise ValueError(f"expected ':' at {index}")
         index = _skip(text, index + 1)
-        rest = steps[1:] if key == steps[0] else []
         if key == steps[0]:
-            members[key], index = _value(text, index, rest, decode)
+            members[key], index = _value(text, index, steps[1:], decode)
         else:
             members[key], index = decode(text, index)
         index = _skip(text, index)
