@@ -75,7 +75,7 @@ class Body:
     so they say exactly what the API said (``mapping.encode_payload``). A body over
     ``BIG_BODY`` is decoded by ``json`` too: ``orjson`` first parses into a buffer of
     about ten times the body, which for one huge answer is most of the crawl's memory.
-    With ``streams`` (an items path), the items array there is left in the text
+    With ``streams`` (an items path), the items array there is left in the bytes
     (``streamed.skeleton``): the caller says so only for a big body whose items nothing
     but the mapping reads."""
 
@@ -83,7 +83,7 @@ class Body:
 
     def __init__(self, content: bytes, streams: str | None = None) -> None:
         self.content = content
-        self.streams = streams  # an items path: its array is left in the text (``streamed``)
+        self.streams = streams  # an items path: its array is left in the bytes (``streamed``)
         self._document: Any = _UNREAD
 
     @property
@@ -91,9 +91,7 @@ class Body:
         """The decoded JSON body, or ``NOT_JSON``."""
         if self._document is _UNREAD and self.streams is not None:
             try:
-                content = self.content
-                text = content.decode(json.detect_encoding(content), "surrogatepass")
-                self._document = skeleton(text, self.streams, _DECODE)
+                self._document = skeleton(self.content, self.streams, _DECODE)
             except (ValueError, RecursionError):  # not JSON (UnicodeDecodeError too)
                 self._document = NOT_JSON
         if self._document is _UNREAD:

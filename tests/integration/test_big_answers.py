@@ -180,7 +180,7 @@ def test_a_pool_keeps_no_copy_of_an_answer_it_gave(engine: str, style: str) -> N
 def test_a_big_answer_s_items_are_read_from_its_text_and_stored_the_same(
     engine: str, rules: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Past BIG_BODY (made small here), the items stay in the answer's text: mapped to
+    """Past BIG_BODY (made small here), the items stay in the answer's bytes: mapped to
     check them, mapped again as they are stored; the tree is the same, and a rule that
     reads the envelope still reads it."""
     from resumer.query import client, streamed
@@ -188,9 +188,9 @@ def test_a_big_answer_s_items_are_read_from_its_text_and_stored_the_same(
     monkeypatch.setattr(client, "BIG_BODY", 1000)
     skeletons: list[str] = []
 
-    def noted(text: str, path: str, decode: Any) -> Any:
+    def noted(content: bytes, path: str, decode: Any) -> Any:
         skeletons.append(path)
-        return streamed.skeleton(text, path, decode)
+        return streamed.skeleton(content, path, decode)
 
     monkeypatch.setattr("resumer.query.answers.skeleton", noted)
     with serving("chunked") as url:
