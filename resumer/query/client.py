@@ -316,7 +316,7 @@ class Client:
         document = answer.document
         if document is NOT_JSON:
             raise self._error(asking, method, response, answer)
-        if _SURROGATE_ESCAPE.search(answer.content):  # rare: checked only then
+        if _may_hold_surrogates(answer.content):  # rare: checked only then
             _refuse_lone_surrogates(document, method, self.redactor.redact(str(response.url)))
         if on_answer is not None:
             on_answer(response)
@@ -384,11 +384,11 @@ class Client:
 
     @staticmethod
     def _streams(asking: _Asking, content: bytes) -> str | None:
-        """The items path, for a body big enough to leave its items in its text (and
-        without a lone surrogate escape, which only a whole decode checks)."""
+        """The items path, for a body big enough to leave its items in its bytes (and
+        that cannot hold a lone surrogate, which only a whole decode checks)."""
         if asking.streams is None or len(content) <= BIG_BODY:
             return None
-        return None if _SURROGATE_ESCAPE.search(content) else asking.streams
+        return None if _may_hold_surrogates(content) else asking.streams
 
     def _refuses(self, response: httpx.Response) -> bool:
         """Whether an answer refuses the credentials, so that ``AuthorizedHTTP`` renews
@@ -526,6 +526,18 @@ def _streamed_path(response: Response) -> str | None:
 
 
 _SURROGATE_ESCAPE = re.compile(rb"\\[uU][dD][89a-fA-F]")  # \ud800-\udfff in a JSON body
+_SURROGATE_BYTES = re.compile(rb"\xed[\xa0-\xbf]")  # the same in UTF-8's bytes
+
+
+def _may_hold_surrogates(content: bytes) -> bool:
+    """Whether a body may decode to a lone surrogate: it has an escape of one, or one in
+    UTF-8 bytes (``json`` decodes those too), or it is in UTF-16 or UTF-32, where neither
+    search sees. Two searches, not one of two branches: a tenth of the time."""
+    return (
+        _SURROGATE_ESCAPE.search(content) is not None
+        or _SURROGATE_BYTES.search(content) is not None
+        or json.detect_encoding(content) not in ("utf-8", "utf-8-sig")
+    )
 
 
 def _refuse_lone_surrogates(document: Any, method: str, where: str) -> None:
@@ -536,7 +548,7 @@ def _refuse_lone_surrogates(document: Any, method: str, where: str) -> None:
     except UnicodeEncodeError:
         raise QueryError(
             f"the body from {method} {where} holds a lone UTF-16 surrogate (a \\ud800-\\udfff"
-            " escape that is not half of a pair): it cannot be stored",
+            " character, not half of a pair): it cannot be stored",
             transient=False,
         ) from None
     except (ValueError, RecursionError):

@@ -478,10 +478,31 @@ def storable(found: list[Item] | None) -> None:
             field.encode("utf-8")  # what sqlite3 does with a str it binds
 
 
-@given(st.lists(items, max_size=4))
-def test_mapped_items_are_text_the_checkpoint_can_store(found_items: list[Any]) -> None:
-    body = json.dumps({"data": {"items": found_items}}).encode("utf-8", "surrogatepass")
-    storable(query(make_job(), Answer(200, [], body)))
+@given(st.lists(items, max_size=4), st.sampled_from(["ascii", "utf-8", "utf-16", "utf-32-be"]))
+def test_mapped_items_are_text_the_checkpoint_can_store(
+    found_items: list[Any], encoding: str
+) -> None:
+    """Whether a lone surrogate comes as an escape or in the body's own bytes."""
+    storable(
+        query(make_job(), Answer(200, [], encoded({"data": {"items": found_items}}, encoding)))
+    )
+
+
+@pytest.mark.parametrize("big_body", [4 << 20, 10], ids=["small", "big"])
+@pytest.mark.parametrize("encoding", ["ascii", "utf-8", "utf-16", "utf-32-be"])
+def test_a_lone_surrogate_is_refused_as_an_escape_or_as_bytes(
+    encoding: str, big_body: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its UTF-8 bytes (ED A0 80) or UTF-16 code unit decode as json decodes them, to a
+    string that the checkpoint cannot store: the query fails, the run goes on; a big
+    body is then decoded whole, not left in its bytes, to be looked into."""
+    monkeypatch.setattr("resumer.query.client.BIG_BODY", big_body)
+    body = encoded({"data": {"items": [{"id": "a"}, {"id": "b\ud800"}]}}, encoding)
+    client = Client(bind(make_job(), {}), HTTP, production_gate())
+    with served(Answer(200, [], body)), pytest.raises(QueryError) as refused:
+        client.query(TASK, 5.0)
+    assert "holds a lone UTF-16 surrogate" in str(refused.value)
+    assert not refused.value.transient
 
 
 def test_a_lone_surrogate_in_an_id_is_refused_or_stored() -> None:
