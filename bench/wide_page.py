@@ -8,7 +8,8 @@ in ordinary pages (the usual figure).
 The fake API (``resumer fake-api --roots 1 --fanout N --even``) serves the page; the
 crawl is ``resumer start`` with ``max_depth = 2`` (the root's query is the only one),
 each as a process of its own, its peak RSS from ``wait4``. The usual figure: the same
-number of nodes as 1,000 pages (``--roots 1000 --fanout N/1000``).
+number of nodes as 1,000 pages (``--roots 1000 --fanout N/1000``). Each crawl's
+export is compared with the fake API's tree, node for node.
 
 Figures, not assertions: this is not a test.
 """
@@ -16,6 +17,7 @@ Figures, not assertions: this is not a test.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -23,6 +25,8 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+
+from resumer.fake.tree import FakeTree
 
 JOB = """\
 [source]
@@ -54,8 +58,8 @@ def fake_api(roots: int, fanout: int) -> tuple[subprocess.Popen[str], str]:
     return process, url
 
 
-def crawl(folder: Path, url: str, engine: str) -> tuple[float, float, int]:
-    """(wall s, peak RSS MB, exit status) of one crawl into a new checkpoint."""
+def crawl(folder: Path, url: str, engine: str) -> tuple[float, float, int, Path]:
+    """(wall s, peak RSS MB, exit status, checkpoint) of one crawl into a new checkpoint."""
     job = folder / f"{engine}.toml"
     job.write_text(JOB.format(url=url, engine=engine), encoding="utf-8")
     db = folder / f"{engine}-{time.monotonic_ns()}.db"
@@ -65,7 +69,17 @@ def crawl(folder: Path, url: str, engine: str) -> tuple[float, float, int]:
         stdout=subprocess.DEVNULL,
     )
     _, status, usage = os.wait4(process.pid, 0)
-    return time.perf_counter() - began, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status)
+    wall, peak = time.perf_counter() - began, usage.ru_maxrss / 1024
+    return wall, peak, os.waitstatus_to_exitcode(status), db
+
+
+def export_is_the_tree(db: Path, roots: int, fanout: int) -> bool:
+    """Whether ``resumer export`` of the crawl is the fake API's tree, node for node."""
+    done = subprocess.run(
+        [*RESUMER, "export", "--db", str(db)], capture_output=True, text=True, check=True
+    )
+    tree = FakeTree(roots=roots, fanout=(fanout,), even=True)
+    return bool(json.loads(done.stdout) == tree.expected_export(max_depth=2))
 
 
 def main() -> None:
@@ -73,8 +87,8 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=300_000, help="children in the page")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="resumer-bench-wide-"))
-    print("| crawl | engine | wall s | peak RSS MB | exit |")
-    print("|---|---|---|---|---|")
+    print("| crawl | engine | wall s | peak RSS MB | exit | export == tree |")
+    print("|---|---|---|---|---|---|")
     for name, roots, fanout in (
         (f"one page of {args.items:,}", 1, args.items),
         (f"{args.items:,} in 1,000 pages", 1000, args.items // 1000),
@@ -84,10 +98,11 @@ def main() -> None:
             with urllib.request.urlopen(f"{url}/children?id=F1", timeout=120) as answer:
                 size = len(answer.read())  # also warms the fake API's answer up
             for engine in ("curl", "httpx"):
-                wall, peak, status = crawl(folder, url, engine)
+                wall, peak, status, db = crawl(folder, url, engine)
+                same = "yes" if export_is_the_tree(db, roots, fanout) else "NO"
                 print(
                     f"| {name} (a page: {size / 1e6:.1f} MB) | {engine} | {wall:.1f} |"
-                    f" {peak:.0f} | {status} |"
+                    f" {peak:.0f} | {status} | {same} |"
                 )
         finally:
             server.terminate()
