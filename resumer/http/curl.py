@@ -158,7 +158,11 @@ class CurlPool:
         self._proxy = proxy  # None: the environment's, per origin (``_Proxies``)
         self._proxies = _Proxies() if proxy is None else None
         self._urls = URLs()
-        self._sent: tuple[list[tuple[bytes, bytes]], dict[bytes, bytes]] = ([], {})
+        self._sent: tuple[list[tuple[bytes, bytes]], dict[bytes, bytes], list[bytes]] = (
+            [],
+            {},
+            [b"Expect:"],
+        )
 
     @staticmethod
     def _common_options(
@@ -228,16 +232,17 @@ class CurlPool:
         replaces it). An empty ``Name:`` line keeps curl from sending its own."""
         raw = self.headers.raw
         if raw != self._sent[0]:  # the pool's headers changed (made once, in practice)
-            self._sent = (raw, {name.lower(): name + b": " + value for name, value in raw})
-        lines = self._sent[1]
-        if headers or is_json or has_content:
-            lines = dict(lines)
-            if is_json:
-                lines[b"content-type"] = b"Content-Type: application/json"
-            elif has_content:
-                lines.setdefault(b"content-type", b"Content-Type:")
-            for name, value in httpx.Headers(headers).raw if headers else ():
-                lines[name.lower()] = name + b": " + value
+            by_name = {name.lower(): name + b": " + value for name, value in raw}
+            self._sent = (raw, by_name, [*by_name.values(), b"Expect:"])
+        if not (headers or is_json or has_content):
+            return self._sent[2]  # the same list each time: a handle sets it only once
+        lines = dict(self._sent[1])
+        if is_json:
+            lines[b"content-type"] = b"Content-Type: application/json"
+        elif has_content:
+            lines.setdefault(b"content-type", b"Content-Type:")
+        for name, value in httpx.Headers(headers).raw if headers else ():
+            lines[name.lower()] = name + b": " + value
         return [*lines.values(), b"Expect:"]
 
     def _new_handle(self) -> _Handle:
@@ -273,16 +278,23 @@ def _body(json: Any, content: Any) -> bytes | None:
 class _Handle:
     """One curl handle (one keep-alive connection) and the options it was last given."""
 
-    __slots__ = ("curl", "main", "method", "proxy")
+    __slots__ = ("curl", "lines", "main", "method", "milliseconds", "proxy", "sink")
 
     def __init__(self, options: list[tuple[int, Any]]) -> None:
         self.curl = curl = pycurl.Curl()
         for option, value in options:
             curl.setopt(option, value)
         curl.setopt(pycurl.XFERINFOFUNCTION, _no_progress)  # called only when main is True
+        # The callbacks are set once: each call gives the sink a new buffer instead, and
+        # the options below are set again only when they change (most calls: the URL only).
+        self.sink = _Sink()
+        curl.setopt(pycurl.WRITEFUNCTION, self.sink.write)
+        curl.setopt(pycurl.HEADERFUNCTION, self.sink.head.append)
         self.main = False
         self.method = "GET"
         self.proxy: str | None = None
+        self.lines: list[bytes] | None = None
+        self.milliseconds = -1
 
     def call(
         self,
@@ -309,33 +321,36 @@ class _Handle:
             curl.setopt(pycurl.PROXY, proxy or "")
             self.proxy = proxy
         curl.setopt(pycurl.URL, url)
-        curl.setopt(pycurl.HTTPHEADER, lines)
-        curl.setopt(pycurl.TIMEOUT_MS, 0 if seconds is None else max(1, round(seconds * 1000)))
-        # One buffer grown in place, not a list of pieces joined: the body is never held
-        # twice (``getvalue`` hands over the buffer itself, cut to size).
-        received = io.BytesIO()
-        head: list[bytes] = []
-        capped = _Capped(received, cap) if cap is not None else None
-        curl.setopt(pycurl.WRITEFUNCTION, received.write if capped is None else capped.write)
-        curl.setopt(pycurl.HEADERFUNCTION, head.append)
+        if lines is not self.lines:
+            curl.setopt(pycurl.HTTPHEADER, lines)
+            self.lines = lines
+        milliseconds = 0 if seconds is None else max(1, round(seconds * 1000))
+        if milliseconds != self.milliseconds:
+            curl.setopt(pycurl.TIMEOUT_MS, milliseconds)
+            self.milliseconds = milliseconds
+        sink = self.sink
+        sink.open(cap)
         try:
             curl.perform()
         except pycurl.error as exc:
-            received.close()
+            head, size = list(sink.head), sink.size
+            sink.close()
             where = curl.getinfo(pycurl.EFFECTIVE_URL) or url
             if cap is not None and int(exc.args[0]) in (_FILESIZE_EXCEEDED, _WRITE_ERROR):
-                too_large = _too_large(int(exc.args[0]), cap, head, capped)
+                too_large = _too_large(int(exc.args[0]), cap, head, size)
                 if too_large is not None:
                     raise too_large from exc
             error = _error(exc, method, where, seconds)
             raise error from (error.__cause__ or exc)
-        if curl.getinfo(pycurl.REDIRECT_COUNT):
-            target = httpx.URL(curl.getinfo(pycurl.EFFECTIVE_URL))
-        content = received.getvalue()
-        # The handle keeps its write callback, and so this buffer, until its next call:
-        # closed, it does not hold the body (or a capped one's start) after this one.
-        received.close()
-        return _response(method, target, head, content)
+        except BaseException:
+            sink.close()
+            raise
+        try:
+            if curl.getinfo(pycurl.REDIRECT_COUNT):
+                target = httpx.URL(curl.getinfo(pycurl.EFFECTIVE_URL))
+            return _response(method, target, sink.head, sink.body.getvalue())
+        finally:
+            sink.close()
 
     def _method(self, method: str, body: bytes | None) -> None:
         curl = self.curl
@@ -353,28 +368,42 @@ class _Handle:
         self.curl.close()
 
 
-class _Capped:
-    """A body written no further than ``cap`` bytes: past it, the write refuses (curl
-    then ends the transfer and drops the connection), and ``size`` says how much came."""
+class _Sink:
+    """Where curl writes one call's answer: its head lines, and its body into one buffer
+    grown in place (never held twice: ``getvalue`` hands over the buffer itself). With a
+    ``cap``, a body written past it is refused (curl then ends the transfer and drops
+    the connection), and ``size`` says how much came. A handle keeps its sink between
+    calls; ``close`` lets go of the answer, so the handle holds no body after a call."""
 
-    __slots__ = ("body", "cap", "size")
+    __slots__ = ("body", "cap", "head", "size")
 
-    def __init__(self, body: io.BytesIO, cap: int) -> None:
-        self.body, self.cap, self.size = body, cap, 0
+    def __init__(self) -> None:
+        self.head: list[bytes] = []
+        self.body = io.BytesIO()
+        self.cap: int | None = None
+        self.size = 0
+
+    def open(self, cap: int | None) -> None:
+        self.body = io.BytesIO()
+        self.cap, self.size = cap, 0
 
     def write(self, chunk: bytes) -> int | None:
         self.size += len(chunk)
-        if self.size > self.cap:
+        if self.cap is not None and self.size > self.cap:
             return 0  # fewer bytes taken than given: curl stops
         self.body.write(chunk)
         return None
 
+    def close(self) -> None:
+        self.body.close()
+        self.head.clear()
 
-def _too_large(code: int, cap: int, head: list[bytes], body: _Capped | None) -> BodyTooLarge | None:
+
+def _too_large(code: int, cap: int, head: list[bytes], size: int) -> BodyTooLarge | None:
     """``BodyTooLarge`` for a transfer curl ended at the cap: refused on its announced
-    length (the last answer's ``Content-Length``), or cut once more had come."""
-    if body is not None and body.size > cap:
-        error = BodyTooLarge(cap, read=body.size)
+    length (the last answer's ``Content-Length``), or cut once more (``size``) had come."""
+    if size > cap:
+        error = BodyTooLarge(cap, read=size)
     else:
         lengths = [
             line.split(b":", 1)[1].strip()
@@ -384,7 +413,7 @@ def _too_large(code: int, cap: int, head: list[bytes], body: _Capped | None) -> 
         if lengths and lengths[-1].isdigit():
             error = BodyTooLarge(cap, announced=int(lengths[-1]))
         elif code == _FILESIZE_EXCEEDED:  # curl stopped a body of no announced length
-            error = BodyTooLarge(cap, read=body.size if body is not None else cap)
+            error = BodyTooLarge(cap, read=size)
         else:
             return None
     return error
