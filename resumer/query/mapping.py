@@ -113,6 +113,11 @@ def encode_payload(item: dict[str, Any]) -> str:
         return _exact_payload(item)
 
 
+_orjson_dumps = orjson.dumps
+# ``Item(...)`` without its Python-level ``__new__`` (the usual item: no rule matched).
+_new_item = tuple.__new__
+
+
 def _getter(path: str) -> Callable[[dict[str, Any]], Any]:
     """A field reader for a dotted path; a plain key (the usual case) is one dict lookup."""
     if "." not in path:
@@ -192,7 +197,11 @@ class Mapper:
                     item.get(type_key, ""),
                 )
                 if type(raw_id) is str and type(name) is str and type(kind) is str:
-                    out.append(Item(raw_id, name, kind, encode_payload(item)))
+                    try:  # encode_payload, inlined: once per item of every page
+                        payload = _orjson_dumps(item).decode()
+                    except TypeError:
+                        payload = _exact_payload(item)
+                    out.append(_new_item(Item, (raw_id, name, kind, payload, 0, 0)))
                     continue
             out.append(self._mapped(item, index))  # conversions and errors
         return out
