@@ -83,8 +83,12 @@ class Template:
     def render(
         self, values: Mapping[str, str], quote_value: Callable[[str], str] | None = None
     ) -> str:
-        if len(self.parts) == 1 and self.parts[0][0] == "lit":
-            return self.parts[0][1]
+        if len(self.parts) == 1:  # a literal, or one placeholder (a param's usual value)
+            kind, text = self.parts[0]
+            if kind == "lit":
+                return text
+            if kind == "var":
+                return quote_value(values[text]) if quote_value else values[text]
         out: list[str] = []
         for kind, text in self.parts:
             if kind == "var":
