@@ -62,6 +62,7 @@ from resumer.query.mapping import Mapper, MappingError, lookup
 from resumer.query.pages import Pager
 from resumer.query.shape import shape_of
 from resumer.query.sources import read_source_file
+from resumer.query.streamed import LazyItems
 
 _POINTED = ("link", "next_url")  # pagination modes whose answers name the next page
 BODY_EXCERPT = 200  # characters of a response body kept in an error message
@@ -450,7 +451,7 @@ class Client:
                 said = f"the API said: {self.redactor.redact(message)}"
             else:
                 try:
-                    said = "body: " + self._excerpt(json.dumps(document, ensure_ascii=False))
+                    said = "body: " + self._excerpt(_shown(document, asking.mapper.response.items))
                 except (ValueError, RecursionError):
                     said = "body: (too deeply nested to show)"
             raise QueryError(f"{exc} (from {where}); {said}", transient=False) from None
@@ -553,6 +554,18 @@ def _refuse_lone_surrogates(document: Any, method: str, where: str) -> None:
         ) from None
     except (ValueError, RecursionError):
         return  # too deep: the mapping says so
+
+
+def _shown(document: Any, items_path: str) -> str:
+    """A decoded body as a message shows it: its JSON, or the start of the body itself
+    when its items stayed in its bytes (``streamed``)."""
+    try:
+        found = lookup(document, items_path)
+    except KeyError:
+        found = None
+    if isinstance(found, LazyItems):
+        return found.head(BODY_EXCERPT)
+    return json.dumps(document, ensure_ascii=False)
 
 
 def _text(response: httpx.Response) -> str:

@@ -63,6 +63,13 @@ class _Window:
         again.base_byte = again._next = self._byte(index)
         return again
 
+    def head(self, chars: int) -> str:
+        """The first ``chars`` characters of the body's text (for messages)."""
+        if self._decoder is None:
+            return self.text[:chars]
+        start = len(_BOM) if self.content.startswith(_BOM) else 0
+        return self.content[start : start + 4 * chars].decode("utf-8", "replace")[:chars]
+
     def _byte(self, index: int) -> int:
         """Where the character at ``index`` starts in the body."""
         before = self.text[: index - self.base]
@@ -128,10 +135,15 @@ class LazyItems(list[Any]):
         """Each item decoded, in order, none kept."""
         yield from _elements(self._window.reopen(self.start), self.start)
 
+    def head(self, chars: int) -> str:
+        """The start of the body they are in, for a message (the document around them,
+        encoded again, would show them as an empty list)."""
+        return self._window.head(chars)
+
 
 class StreamedItems(Streamed):
     """A page's mapped items, mapped again from its body as they are read: ``map`` is the
-    one that checked them all (so it raises nothing now)."""
+    one that checked them all (``checked``: so it raises nothing now)."""
 
     def __init__(self, items: LazyItems, map_one: Callable[[Any, int], Item], waits: int) -> None:
         super().__init__(items.size, waits)
@@ -141,6 +153,33 @@ class StreamedItems(Streamed):
         map_one = self._map
         for index, item in enumerate(self._items.iter_items()):
             yield map_one(item, index)
+
+
+def checked(items: LazyItems, map_one: Callable[[Any, int], Item]) -> StreamedItems:
+    """The items, each mapped once now to check it and count those to wait for (neither
+    leaves nor dropped), then let go.
+
+    The check runs ``HEADROOM`` frames deeper than its caller: the store reads the items
+    again in the coordinator, some frames deeper than a worker, and an item nested
+    nearly as deep as the recursion limit allows must fail its check here (the mapping's
+    "nested too deeply"), not the store's transaction, and every resume's."""
+
+    def count() -> int:
+        waits = 0
+        for index, item in enumerate(items.iter_items()):
+            mapped = map_one(item, index)
+            waits += not (mapped.leaf or mapped.drop)
+        return waits
+
+    return StreamedItems(items, map_one, _deeper(HEADROOM, count))
+
+
+HEADROOM = 100  # frames: far more than a coordinator's stack is deeper than a worker's
+
+
+def _deeper(frames: int, call: Callable[[], int]) -> int:
+    """``call()``, run ``frames`` frames deeper than here."""
+    return call() if frames <= 0 else _deeper(frames - 1, call)
 
 
 def skeleton(content: bytes, path: str, decode: _Decode, piece: int = PIECE) -> Any:

@@ -200,3 +200,19 @@ def test_a_big_answer_s_items_are_read_from_its_text_and_stored_the_same(
     stored = list(api.export(tmp_path / "r.db", level=2))
     assert [n.id for n in stored] == ["A.1", *(item["id"] for item in BIG_ITEMS)]
     assert [n.payload for n in stored[1:]] == BIG_ITEMS
+
+
+def test_a_big_answer_that_does_not_map_fails_showing_its_own_start(
+    engine: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its items stayed in its bytes: the message shows the body's start, not the
+    document around them (where they look like an empty list)."""
+    from resumer.query import client
+
+    monkeypatch.setattr(client, "BIG_BODY", 1000)
+    broken = json.dumps({"items": [*BIG_ITEMS, {"name": "no id"}]}).encode()
+    with serving("length", broken) as url:
+        status, failed = crawl(tmp_path, url, engine, '[levels.1]\nmax_body = "64KiB"\n')
+    assert status == 1 and list(failed) == ["B"]
+    assert "item 200 has no usable id field 'id'" in failed["B"]
+    assert 'body: {"items": [{"id": "B.0", "name": "bbbb' in failed["B"]
