@@ -19,13 +19,14 @@ hands a ``Transaction`` its cursor. No ORM objects, no statement compiled per no
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import json
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import NamedTuple
 
 from resumer import _crashpoints
@@ -61,6 +62,21 @@ class Transaction:
     def __init__(self, cur: sqlite3.Cursor) -> None:
         self._cur = cur
         self.moves: Moves = Counter()  # what the writes changed in the counts
+
+    @contextlib.contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """What is written inside undone if it raises an error, the rest of the transaction
+        kept (an interrupt rolls back the whole transaction, as ever)."""
+        moves = self.moves.copy()
+        self._cur.execute("SAVEPOINT attempt")
+        try:
+            yield
+        except Exception:
+            self._cur.execute("ROLLBACK TO attempt")
+            self._cur.execute("RELEASE attempt")
+            self.moves = moves
+            raise
+        self._cur.execute("RELEASE attempt")
 
     def _moved(self, level: int, old: str, new: str, n: int = 1) -> None:
         self.moves[level, old] -= n
@@ -261,13 +277,19 @@ class Transaction:
                 priority=priority,
             )
             items, count, shaped = iter(result.items), 0, _Shaped(0, 0)
-            while chunk := list(itertools.islice(items, SOURCE_CHUNK)):
-                these = _child_values(values, kin, chunk, first=count)
-                count += len(chunk) - these.dropped
-                shaped = shaped.plus(these)
-                if len(values) >= SOURCE_CHUNK * _COLUMNS:
-                    _insert_children(self._cur, values)
-                    values = []
+            try:
+                while chunk := list(itertools.islice(items, SOURCE_CHUNK)):
+                    these = _child_values(values, kin, chunk, first=count)
+                    count += len(chunk) - these.dropped
+                    shaped = shaped.plus(these)
+                    if len(values) >= SOURCE_CHUNK * _COLUMNS:
+                        _insert_children(self._cur, values)
+                        values = []
+            except RecursionError:  # a page read again here (``Streamed``), deeper than its check
+                (item_id,) = self._cur.execute(
+                    "SELECT item_id FROM nodes WHERE id = ?", (result.node,)
+                ).fetchone()
+                raise UnstorablePage(result.node, item_id, _TOO_DEEP) from None
             self._count_children(kin, count, shaped)
         _insert_children(self._cur, values)
 
@@ -302,6 +324,20 @@ class Transaction:
                     if grandparent is not None:
                         above[grandparent] += 1
             completed = above
+
+
+class UnstorablePage(Exception):
+    """A node's children could not be read again to be stored (a ``Streamed`` page, read
+    again in the coordinator's thread: an item nested within a few frames of the
+    recursion limit passed its check in a worker's shallower one). The transaction is
+    rolled back; the caller stores the batch again with this node failed."""
+
+    def __init__(self, node: int, item_id: str, error: str) -> None:
+        super().__init__(error)
+        self.node, self.item_id, self.error = node, item_id, error
+
+
+_TOO_DEEP = "an item is nested too deeply to store"  # as the mapping says it in a worker
 
 
 class _Outcome(NamedTuple):

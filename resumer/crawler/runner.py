@@ -40,7 +40,13 @@ from collections.abc import Callable, Iterable, Iterator
 from resumer import _crashpoints
 from resumer.checkpoint.store import Store
 from resumer.checkpoint.tally import Counts
-from resumer.checkpoint.transaction import Health, PriorityOf, Transaction, inherit
+from resumer.checkpoint.transaction import (
+    Health,
+    PriorityOf,
+    Transaction,
+    UnstorablePage,
+    inherit,
+)
 from resumer.crawler.estimate import Window, eta_seconds, queries_done, remaining_queries
 from resumer.crawler.policyset import Policies
 from resumer.crawler.workers import QueryClient, Workers, internal_error, is_item, masked
@@ -236,7 +242,7 @@ class Runner:
         claimed: dict[int, list[Task]] = {}
         with self.store.transaction() as tx:
             if results:
-                fed = tx.save(results, self.leaf_level, self._priority_of)
+                fed, results = self._stored(tx, results)
             self._account(results, fed)
             for level, want in self._wants().items():
                 claimed[level] = tx.claim(level, want)
@@ -361,8 +367,20 @@ class Runner:
         if not results:
             return
         with self.store.transaction() as tx:
-            fed = tx.save(results, self.leaf_level, self._priority_of)
+            fed, results = self._stored(tx, results)
             self._account(results, fed)
+
+    def _stored(self, tx: Transaction, results: list[Result]) -> tuple[set[int], list[Result]]:
+        """``tx.save(results)``; a page that cannot be read again to be stored fails its
+        node instead, and the batch is saved again (within a savepoint: what the failed
+        attempt wrote is undone, the rest of the transaction stays). The levels that
+        gained pending nodes, and the results as saved."""
+        while True:
+            try:
+                with tx.savepoint():
+                    return tx.save(results, self.leaf_level, self._priority_of), results
+            except UnstorablePage as page:
+                results = [_failed(r, page) if r.node == page.node else r for r in results]
 
     def _account(self, results: list[Result], fed: set[int]) -> None:
         if self.on_results is not None and results:
@@ -473,6 +491,11 @@ class Runner:
             queries=self._saved,
             resume_after=self._resume_after if stopped else None,
         )
+
+
+def _failed(result: Result, page: UnstorablePage) -> Failure:
+    """``result`` (one that brought children) as a failure of its node."""
+    return Failure(result.node, result.level, page.error, result.attempts, page.item_id)
 
 
 def _iterable(items: object) -> Iterable[object]:

@@ -18,7 +18,7 @@ import orjson
 from resumer.errors import ResumerError
 from resumer.job.settings import Response
 from resumer.model import Item
-from resumer.query.streamed import LazyItems, StreamedItems, checked
+from resumer.query.streamed import LazyItems, StreamedItems
 
 if TYPE_CHECKING:
     from resumer.query.shape import Shape
@@ -209,7 +209,11 @@ class Mapper:
     def _streamed(self, found: LazyItems) -> StreamedItems:
         """Items left in the answer's bytes: each mapped now, to check it and count those
         to wait for, and let go; mapped again, the same way, when they are stored."""
-        return checked(found, self.item)
+        waits = 0
+        for index, item in enumerate(found.iter_items()):
+            mapped = self.item(item, index)
+            waits += not (mapped.leaf or mapped.drop)
+        return StreamedItems(found, self.item, waits)
 
     def item(self, item: Any, index: int) -> Item:
         """One item (the ``index``-th) as an ``Item``, marked by the shape's rules."""

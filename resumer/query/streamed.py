@@ -29,6 +29,7 @@ _NEXT = re.compile(r"[ \t\n\r]*([,\]])[ \t\n\r]*")  # what follows an element
 PIECE = 256 << 10  # bytes of a UTF-8 body decoded at a time (its window: some 7 times that)
 _BOM = codecs.BOM_UTF8
 _CUT = 2  # characters after a number that may still be part of it (".", "e-" of "1e-3")
+_NEAR = 10  # characters from the end within which json's error may be the window's cut
 
 _Decode = Callable[[str, int], tuple[Any, int]]
 
@@ -115,12 +116,24 @@ class _Window:
         while True:
             try:
                 value, end = self.raw(self.text, index - self.base)
-            except ValueError:
-                if self._more(index):
+            except ValueError as error:
+                if _cut_short(error, len(self.text)) and self._more(index):
                     continue
                 raise
-            if len(self.text) - end > _CUT or not self._more(index):
+            if len(self.text) - end > _CUT or not isinstance(value, int | float):
                 return value, self.base + end
+            if not self._more(index):
+                return value, self.base + end
+
+
+def _cut_short(error: ValueError, length: int) -> bool:
+    """Whether ``json`` may refuse a window of ``length`` characters only for where it
+    ends: a string left open, or an error within a token's length of its end (``tru``,
+    ``-Infinit``, ``\\u00``, ``[1, 2.``). Anything else is the body's own fault, refused
+    at once, without reading the rest of a body that is not JSON (a page of HTML)."""
+    if not isinstance(error, json.JSONDecodeError):
+        return True
+    return error.msg.startswith("Unterminated string") or length - error.pos < _NEAR
 
 
 class LazyItems(list[Any]):
@@ -143,7 +156,8 @@ class LazyItems(list[Any]):
 
 class StreamedItems(Streamed):
     """A page's mapped items, mapped again from its body as they are read: ``map`` is the
-    one that checked them all (``checked``: so it raises nothing now)."""
+    one that checked them all (so it raises nothing now, but for an item nested within a
+    few frames of the recursion limit: see ``transaction.UnstorablePage``)."""
 
     def __init__(self, items: LazyItems, map_one: Callable[[Any, int], Item], waits: int) -> None:
         super().__init__(items.size, waits)
@@ -153,33 +167,6 @@ class StreamedItems(Streamed):
         map_one = self._map
         for index, item in enumerate(self._items.iter_items()):
             yield map_one(item, index)
-
-
-def checked(items: LazyItems, map_one: Callable[[Any, int], Item]) -> StreamedItems:
-    """The items, each mapped once now to check it and count those to wait for (neither
-    leaves nor dropped), then let go.
-
-    The check runs ``HEADROOM`` frames deeper than its caller: the store reads the items
-    again in the coordinator, some frames deeper than a worker, and an item nested
-    nearly as deep as the recursion limit allows must fail its check here (the mapping's
-    "nested too deeply"), not the store's transaction, and every resume's."""
-
-    def count() -> int:
-        waits = 0
-        for index, item in enumerate(items.iter_items()):
-            mapped = map_one(item, index)
-            waits += not (mapped.leaf or mapped.drop)
-        return waits
-
-    return StreamedItems(items, map_one, _deeper(HEADROOM, count))
-
-
-HEADROOM = 100  # frames: far more than a coordinator's stack is deeper than a worker's
-
-
-def _deeper(frames: int, call: Callable[[], int]) -> int:
-    """``call()``, run ``frames`` frames deeper than here."""
-    return call() if frames <= 0 else _deeper(frames - 1, call)
 
 
 def skeleton(content: bytes, path: str, decode: _Decode, piece: int = PIECE) -> Any:

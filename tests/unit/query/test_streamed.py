@@ -4,7 +4,6 @@ the items come one at a time, and what ``json`` refuses is refused."""
 from __future__ import annotations
 
 import json
-import sys
 import tracemalloc
 from typing import Any
 
@@ -13,11 +12,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from resumer.job.settings import Response
-from resumer.model import Item, Streamed
+from resumer.model import Streamed
 from resumer.query.answers import NOT_JSON, Body
 from resumer.query.mapping import Constant, Mapper, MappingError, lookup
 from resumer.query.streamed import (
-    HEADROOM,
     PIECE,
     LazyItems,
     StreamedItems,
@@ -183,30 +181,3 @@ def test_a_big_body_is_never_held_as_text_beside_its_bytes() -> None:
     finally:
         tracemalloc.stop()
     assert len(content) > 2 << 20 and peak < len(content) / 5
-
-
-def test_an_item_that_passes_its_check_is_read_again_deeper_in_the_stack() -> None:
-    """The store reads a page again in the coordinator, deeper in its stack than the
-    worker that checked it: the deepest item the check lets through is still read there
-    (else the run's transaction fails, and every resume's)."""
-    mapper = Mapper(RESPONSE)
-
-    def page(depth: int) -> Any:
-        nested = b"[" * depth + b"]" * depth
-        return skeleton(b'{"items": [{"id": "a", "deep": ' + nested + b"}]}", "items", DECODE)
-
-    def passes(depth: int) -> bool:
-        try:
-            mapper.items(page(depth))
-        except (MappingError, RecursionError):
-            return False
-        return True
-
-    deepest = max(d for d in range(100, sys.getrecursionlimit(), 5) if passes(d))
-    mapped = mapper.items(page(deepest))
-
-    def deeper(frames: int) -> list[Item]:
-        return list(mapped) if frames == 0 else deeper(frames - 1)
-
-    assert HEADROOM > 50  # the check is stricter than a store 50 frames deeper
-    assert [item.id for item in deeper(50)] == ["a"]
