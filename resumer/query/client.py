@@ -14,6 +14,7 @@ holds no connection of its own.
 
 from __future__ import annotations
 
+import codecs
 import functools
 import json
 import re
@@ -317,7 +318,8 @@ class Client:
         document = answer.document
         if document is NOT_JSON:
             raise self._error(asking, method, response, answer)
-        if _may_hold_surrogates(answer.content):  # rare: checked only then
+        # Rare, and then only is the document looked into (a streamed page was, in ``_streams``).
+        if answer.streams is None and _may_hold_surrogates(answer.content):
             _refuse_lone_surrogates(document, method, self.redactor.redact(str(response.url)))
         if on_answer is not None:
             on_answer(response)
@@ -537,8 +539,12 @@ def _may_hold_surrogates(content: bytes) -> bool:
     return (
         _SURROGATE_ESCAPE.search(content) is not None
         or _SURROGATE_BYTES.search(content) is not None
-        or json.detect_encoding(content) not in ("utf-8", "utf-8-sig")
+        or content[:2] in _UTF16_BOMS  # UTF-16 or UTF-32, as ``json.detect_encoding`` tells:
+        or b"\x00" in content[:4]  # a BOM, or a NUL among the first bytes (never in UTF-8 JSON)
     )
+
+
+_UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)  # UTF-32-LE's starts as UTF-16-LE's
 
 
 def _refuse_lone_surrogates(document: Any, method: str, where: str) -> None:
