@@ -284,7 +284,7 @@ def _checked(items: object) -> list[Item] | Streamed:
     """``items`` if it is a list of Items of strings, else ``TypeError``: what a client
     returns is stored on the coordinator's side, where garbage would end the whole run,
     so it is checked here, where it fails one node (about 0.15 µs an item). A page left
-    in its text (``Streamed``) was checked item by item as it was mapped."""
+    in its bytes (``Streamed``) was checked item by item as it was mapped."""
     if isinstance(items, Streamed):
         return items
     if not isinstance(items, list):

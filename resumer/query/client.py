@@ -89,7 +89,7 @@ class _Asking(NamedTuple):
     message: str | None  # where the API puts its own error text
     max_body: int  # bytes: the largest answer read (the pool caps at the largest of all)
     max_body_key: str  # the key that sets it, for messages
-    streams: str | None  # the items path, if a big answer's items may stay in its text
+    streams: str | None  # the items path, if a big answer's items may stay in its bytes
 
 
 def _compile_json(value: Any) -> _Render:
@@ -515,7 +515,7 @@ _PROXY_AUTH = (
 
 
 def _streamed_path(response: Response) -> str | None:
-    """The items path, when a big answer's items may stay in its text (``streamed``):
+    """The items path, when a big answer's items may stay in its bytes (``streamed``):
     no pagination (which reads the page it counts) and no rule, ``wait`` or message
     path inside the items; None otherwise."""
     path = response.items

@@ -105,7 +105,7 @@ def test_kill_at_random_moments_then_resume_each_time(tmp_path: Path) -> None:
 
 
 WIDE = FakeTree(seed=23, roots=3, fanout=(3000,), even=True)  # pages of 3,000 children
-# One page of 70,000 children, about 5 MB: past BIG_BODY, its items are read from its text
+# One page of 70,000 children, about 5 MB: past BIG_BODY, its items are read from its bytes
 STREAMED = FakeTree(seed=29, roots=1, fanout=(70_000,), even=True)
 
 
@@ -115,7 +115,7 @@ def test_kill_in_the_middle_of_storing_a_big_page_loses_and_repeats_nothing(
 ) -> None:
     """A page of 3,000 children is inserted in a dozen statements, one transaction: a kill
     after the fifth leaves none of them, and resume stores each child once. The same for
-    a page so big its items are mapped again from its text as they are stored."""
+    a page so big its items are mapped again from its bytes as they are stored."""
     with fake_api(tree) as server:
         job = write_job(tmp_path, server.url, max_depth=2)
         env = {ENV_VAR: "mid_insert:5"}

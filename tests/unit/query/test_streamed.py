@@ -1,4 +1,4 @@
-"""A big answer's items left in its text: the document around them is what ``json`` gives,
+"""A big answer's items left in its bytes: the document around them is what ``json`` gives,
 the items come one at a time, and what ``json`` refuses is refused."""
 
 from __future__ import annotations
