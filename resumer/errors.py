@@ -20,6 +20,7 @@ another module are named with it; the others live here::
     ├── TemplateError      a template string is malformed: job/loader.py: a ConfigError
     ├── Stopped            a stop came while a query waited: the node goes back to pending
     ├── Throttled          a throttled query handed back: the node is parked, its worker goes on
+    ├── UnstorablePage     a page not read again to be stored: its node fails, the rest stored
     └── RunError           the run could not go on (an internal error)        → exit 1
 
 Foreign exceptions (tomllib, sqlite3, httpx) are translated at the boundary
@@ -170,6 +171,21 @@ class Stopped(ResumerError):
 
     def __init__(self, message: str = "a stop was requested while a query waited") -> None:
         super().__init__(message)
+
+
+class UnstorablePage(ResumerError):
+    """A node's children could not be read again to be stored: a ``Streamed`` page is read
+    again in the coordinator's thread, and an item nested within a few frames of the
+    recursion limit may pass its check in a worker's shallower stack and not there.
+
+    Raised inside a store transaction (``checkpoint.transaction``); the runner rolls its
+    savepoint back and stores the batch again with this node failed. It never reaches
+    the CLI.
+    """
+
+    def __init__(self, node: int, item_id: str, error: str) -> None:
+        super().__init__(error)
+        self.node, self.item_id, self.error = node, item_id, error
 
 
 class RunError(ResumerError):

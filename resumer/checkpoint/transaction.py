@@ -31,6 +31,7 @@ from typing import NamedTuple
 
 from resumer import _crashpoints
 from resumer.checkpoint.tally import Moves
+from resumer.errors import UnstorablePage
 from resumer.model import Children, Failure, Item, Release, Result, Streamed, Task
 
 SOURCE_CHUNK = 2048  # level-1 nodes read from the source and inserted at a time
@@ -324,17 +325,6 @@ class Transaction:
                     if grandparent is not None:
                         above[grandparent] += 1
             completed = above
-
-
-class UnstorablePage(Exception):
-    """A node's children could not be read again to be stored (a ``Streamed`` page, read
-    again in the coordinator's thread: an item nested within a few frames of the
-    recursion limit passed its check in a worker's shallower one). The transaction is
-    rolled back; the caller stores the batch again with this node failed."""
-
-    def __init__(self, node: int, item_id: str, error: str) -> None:
-        super().__init__(error)
-        self.node, self.item_id, self.error = node, item_id, error
 
 
 _TOO_DEEP = "an item is nested too deeply to store"  # as the mapping says it in a worker

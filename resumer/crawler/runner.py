@@ -44,7 +44,6 @@ from resumer.checkpoint.transaction import (
     Health,
     PriorityOf,
     Transaction,
-    UnstorablePage,
     inherit,
 )
 from resumer.crawler.estimate import Window, eta_seconds, queries_done, remaining_queries
@@ -55,6 +54,7 @@ from resumer.errors import (
     QueryError,
     ResumerError,
     RunError,
+    UnstorablePage,
     describe,
 )
 from resumer.job.settings import Job

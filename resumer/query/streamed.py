@@ -157,7 +157,7 @@ class LazyItems(list[Any]):
 class StreamedItems(Streamed):
     """A page's mapped items, mapped again from its body as they are read: ``map`` is the
     one that checked them all (so it raises nothing now, but for an item nested within a
-    few frames of the recursion limit: see ``transaction.UnstorablePage``)."""
+    few frames of the recursion limit: see ``errors.UnstorablePage``)."""
 
     def __init__(self, items: LazyItems, map_one: Callable[[Any, int], Item], waits: int) -> None:
         super().__init__(items.size, waits)
