@@ -40,12 +40,7 @@ from collections.abc import Callable, Iterable, Iterator
 from resumer import _crashpoints
 from resumer.checkpoint.store import Store
 from resumer.checkpoint.tally import Counts
-from resumer.checkpoint.transaction import (
-    Health,
-    PriorityOf,
-    Transaction,
-    inherit,
-)
+from resumer.checkpoint.transaction import Health, PriorityOf, Transaction, inherit
 from resumer.crawler.estimate import Window, eta_seconds, queries_done, remaining_queries
 from resumer.crawler.policyset import Policies
 from resumer.crawler.workers import QueryClient, Workers, internal_error, is_item, masked
@@ -380,6 +375,8 @@ class Runner:
                 with tx.savepoint():
                     return tx.save(results, self.leaf_level, self._priority_of), results
             except UnstorablePage as page:
+                if not any(r.node == page.node for r in results):
+                    raise  # not one of these: no saving again would mend it
                 results = [_failed(r, page) if r.node == page.node else r for r in results]
 
     def _account(self, results: list[Result], fed: set[int]) -> None:
