@@ -185,7 +185,7 @@ class UnstorablePage(ResumerError):
 
     def __init__(self, node: int, item_id: str, error: str) -> None:
         super().__init__(error)
-        self.node, self.item_id, self.error = node, item_id, error
+        self.node, self.item_id = node, item_id
 
 
 class RunError(ResumerError):

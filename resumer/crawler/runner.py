@@ -492,7 +492,7 @@ class Runner:
 
 def _failed(result: Result, page: UnstorablePage) -> Failure:
     """``result`` (one that brought children) as a failure of its node."""
-    return Failure(result.node, result.level, page.error, result.attempts, page.item_id)
+    return Failure(result.node, result.level, str(page), result.attempts, page.item_id)
 
 
 def _iterable(items: object) -> Iterable[object]:

@@ -330,22 +330,17 @@ class _Handle:
             self.milliseconds = milliseconds
         sink = self.sink
         sink.open(cap)
-        try:
-            curl.perform()
-        except pycurl.error as exc:
-            head, size = list(sink.head), sink.size
-            sink.close()
-            where = curl.getinfo(pycurl.EFFECTIVE_URL) or url
-            if cap is not None and int(exc.args[0]) in (_FILESIZE_EXCEEDED, _WRITE_ERROR):
-                too_large = _too_large(int(exc.args[0]), cap, head, size)
-                if too_large is not None:
-                    raise too_large from exc
-            error = _error(exc, method, where, seconds)
-            raise error from (error.__cause__ or exc)
-        except BaseException:
-            sink.close()
-            raise
-        try:
+        try:  # whatever comes of the call, the sink lets go of its answer after it
+            try:
+                curl.perform()
+            except pycurl.error as exc:
+                where = curl.getinfo(pycurl.EFFECTIVE_URL) or url
+                if cap is not None and int(exc.args[0]) in (_FILESIZE_EXCEEDED, _WRITE_ERROR):
+                    too_large = _too_large(int(exc.args[0]), cap, sink.head, sink.size)
+                    if too_large is not None:
+                        raise too_large from exc
+                error = _error(exc, method, where, seconds)
+                raise error from (error.__cause__ or exc)
             if curl.getinfo(pycurl.REDIRECT_COUNT):
                 target = httpx.URL(curl.getinfo(pycurl.EFFECTIVE_URL))
             return _response(method, target, sink.head, sink.body.getvalue())
@@ -379,13 +374,12 @@ class _Sink:
 
     def __init__(self) -> None:
         self.head: list[bytes] = []
-        self.body = io.BytesIO()
-        self.cap: int | None = None
-        self.size = 0
+        self.open(None)
 
     def open(self, cap: int | None) -> None:
         self.body = io.BytesIO()
-        self.cap, self.size = cap, 0
+        self.cap: int | None = cap
+        self.size = 0
 
     def write(self, chunk: bytes) -> int | None:
         self.size += len(chunk)
