@@ -199,11 +199,17 @@ class CurlPool:
         content: Any = None,  # a body as it is (the [auth] token call's form)
     ) -> httpx.Response:
         seconds = self._seconds if timeout is httpx.USE_CLIENT_DEFAULT else call_seconds(timeout)
-        parsed = self._urls.parse(url) if URL_SHORTCUTS and isinstance(url, str) else None
-        target = parsed if parsed is not None else httpx.URL(url)  # httpx's errors for bad ones
-        if target.scheme not in ("http", "https"):
+        # A URL whose path part was parsed before is sent as it is, and parsed again only if
+        # its answer's request is asked for; any other is parsed (httpx's errors for bad ones).
+        base = self._urls.base_of(url) if URL_SHORTCUTS and isinstance(url, str) else None
+        target: httpx.URL | str
+        if base is not None:
+            target, origin = url, base
+        else:
+            target = origin = httpx.URL(url)
+        if origin.scheme not in ("http", "https"):
             raise httpx.UnsupportedProtocol(
-                f"Request URL has an unsupported protocol '{target.scheme}://'.",
+                f"Request URL has an unsupported protocol '{origin.scheme}://'.",
                 request=httpx.Request(method, target),
             )
         try:
@@ -213,12 +219,12 @@ class CurlPool:
         try:
             return handle.call(
                 method,
-                url if parsed is not None else str(target),
+                str(target),
                 target,
                 self._lines(headers, json is not None, content is not None),
                 _body(json, content),
                 seconds,
-                None if self._proxies is None else self._proxies.of(target),
+                None if self._proxies is None else self._proxies.of(origin),
                 self.max_body,
             )
         finally:
@@ -300,7 +306,7 @@ class _Handle:
         self,
         method: str,
         url: str,
-        target: httpx.URL,
+        target: httpx.URL | str,
         lines: list[bytes],
         body: bytes | None,
         seconds: float | None,
@@ -342,7 +348,7 @@ class _Handle:
                 error = _error(exc, method, where, seconds)
                 raise error from (error.__cause__ or exc)
             if curl.getinfo(pycurl.REDIRECT_COUNT):
-                target = httpx.URL(curl.getinfo(pycurl.EFFECTIVE_URL))
+                target = curl.getinfo(pycurl.EFFECTIVE_URL)
             return _response(method, target, sink.head, sink.body.getvalue())
         finally:
             sink.close()
@@ -417,12 +423,12 @@ def _no_progress(*_: int) -> None:
     return None
 
 
-def _response(method: str, url: httpx.URL, head: list[bytes], content: bytes) -> httpx.Response:
+def _response(
+    method: str, url: httpx.URL | str, head: list[bytes], content: bytes
+) -> httpx.Response:
     """The ``httpx.Response`` of the last answer whose head is in ``head`` (a redirect's,
     a proxy's CONNECT answer and a 100 Continue come before it), its body ``content``
-    already decoded (its ``Content-Encoding`` header stays, as httpx keeps it). Its
-    request says the method and the URL, not the headers and body curl sent: a request
-    made from a stream is spared httpx's encoding of a body and its default headers."""
+    already decoded (its ``Content-Encoding`` header stays, as httpx keeps it)."""
     start = 0
     for index, line in enumerate(head):
         if line.startswith(b"HTTP/"):
@@ -438,19 +444,40 @@ def _response(method: str, url: httpx.URL, head: list[bytes], content: bytes) ->
         name, colon, value = line.partition(b":")
         if colon:
             fields.append((name.strip(), value.strip()))
-    response = httpx.Response(
-        int(code),
-        headers=fields,
-        stream=httpx.ByteStream(content),
-        request=httpx.Request(method, url, stream=_NOTHING_SENT),  # a fifth of the time
-        extensions={"http_version": version, "reason_phrase": reason},
-    )
-    response._content = content  # read: its stream would decode it a second time
-    response.is_stream_consumed = response.is_closed = True
-    return response
+    extensions = {"http_version": version, "reason_phrase": reason}
+    return _Answer(method, url, int(code), fields, content, extensions)
 
 
-_NOTHING_SENT = httpx.ByteStream(b"")
+class _Answer(httpx.Response):
+    """An ``httpx.Response`` read whole, whose ``request`` is made when first asked for:
+    most answers are read for their status, headers and body alone, and making the
+    request (parsing the URL again) was half the cost of the response. It says the
+    method and the URL, not the headers and body curl sent."""
+
+    def __init__(
+        self,
+        method: str,
+        url: httpx.URL | str,
+        status: int,
+        fields: list[tuple[bytes, bytes]],
+        content: bytes,
+        extensions: dict[str, Any],
+    ) -> None:
+        super().__init__(status, headers=fields, stream=_NOTHING_SENT, extensions=extensions)
+        del self._request  # made by __getattr__, the first time it is read
+        self._asked = (method, url)
+        self._content = content  # read: its stream would decode it a second time
+        self.is_stream_consumed = self.is_closed = True
+
+    def __getattr__(self, name: str) -> Any:
+        if name != "_request":
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        method, url = self._asked
+        self._request: httpx.Request | None = httpx.Request(method, url, stream=_NOTHING_SENT)
+        return self._request
+
+
+_NOTHING_SENT = httpx.ByteStream(b"")  # an empty body, shared (nothing is read from it)
 # The OpenSSL reason in curl's message ("... SSL routines::tlsv13 alert certificate required").
 _VERIFY_RESULT = re.compile(r"(?:verify result|certificate problem): (.*?)(?: \(\d+\))?$")
 _SSL_REASON = re.compile(r"SSL routines:[^:]*:([A-Za-z0-9 _]+)")

@@ -455,6 +455,17 @@ class URLs:
         self._bases: dict[str, httpx.URL | None] = {}
 
     def parse(self, url: str) -> httpx.URL | None:
+        base = self.base_of(url)
+        if base is None:
+            return None
+        _, mark, query = url.partition("?")
+        made = httpx.URL.__new__(httpx.URL)
+        made._uri_reference = base._uri_reference._replace(query=query if mark else None)
+        return made
+
+    def base_of(self, url: str) -> httpx.URL | None:
+        """The parse of ``url`` without its query (shared), when ``url`` is one ``parse``
+        is sure of: ``url`` as it is then equals httpx's own parse of it, whole."""
         base, mark, query = url.partition("?")
         try:
             parsed = self._bases[base]
@@ -462,9 +473,7 @@ class URLs:
             parsed = self._base(base)
         if parsed is None or (mark and not _PLAIN_QUERY.fullmatch(query)) or len(url) > _MAX_URL:
             return None
-        made = httpx.URL.__new__(httpx.URL)
-        made._uri_reference = parsed._uri_reference._replace(query=query if mark else None)
-        return made
+        return parsed
 
     def _base(self, base: str) -> httpx.URL | None:
         try:

@@ -38,7 +38,7 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
-_RATE_PREFIXES = ("ratelimit", "x-ratelimit")
+_RATE_PREFIXES = (b"ratelimit", b"x-ratelimit")
 
 
 def parse_rate_limits(headers: httpx.Headers, now: float | None = None) -> RateLimits | None:
@@ -50,9 +50,10 @@ def parse_rate_limits(headers: httpx.Headers, now: float | None = None) -> RateL
     ``limit=.., remaining=.., reset=..``) with ``RateLimit-Policy: q=..;w=..``.
     """
     found: dict[str, str] = {}
-    for name, value in headers.multi_items():
-        if name.startswith(_RATE_PREFIXES):
-            found[name.removeprefix("x-")] = value
+    for name, value in headers.raw:  # only the few named so are decoded: most answers have none
+        lower = name.lower()
+        if lower.startswith(_RATE_PREFIXES):
+            found[lower.decode("latin-1").removeprefix("x-")] = value.decode(headers.encoding)
     if not found:
         return None
     fields = _structured(found.get("ratelimit", "")) | _structured(

@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from resumer.http.pool import Pool
+from resumer.http.ratelimits import parse_rate_limits
 from tests.helpers import pool_of
 
 AUTH = {"Authorization": "Bearer t0ken"}
@@ -175,6 +176,27 @@ def test_the_pool_s_headers_and_the_call_s_are_sent(http: Pool, server: Scripted
     assert headers["accept"] == "application/json" and headers["x-team"] == "b"  # type: ignore[index]
     assert "gzip" in headers["accept-encoding"]  # type: ignore[index]
     assert seen["target"] == "/echo?id=A%201"
+
+
+def test_an_answer_names_the_request_it_answers(http: Pool, server: Scripted) -> None:
+    # The curl engine makes an answer's request only when it is asked for (most never are).
+    missing = http.request("GET", f"{server.url}/missing?id=A%201&name=b")
+    assert missing.request.method == "GET"
+    assert missing.url == httpx.URL(f"{server.url}/missing?id=A%201&name=b")
+    with pytest.raises(httpx.HTTPStatusError, match=r"404 Not Found.*/missing\?id=A%201&name=b"):
+        missing.raise_for_status()
+    quoted = http.request("GET", f"{server.url}/echo?q=a b|c")  # sent as httpx quotes it
+    assert echoed(quoted)["target"] == "/echo?q=a%20b|c"
+    assert quoted.url == httpx.URL(f"{server.url}/echo?q=a%20b|c")
+    assert str(http.request("POST", f"{server.url}/see-other").url) == f"{server.url}/echo"
+
+
+def test_the_rate_limit_headers_are_read_in_any_case_and_others_are_not(
+    http: Pool, server: Scripted
+) -> None:
+    limits = parse_rate_limits(http.request("GET", f"{server.url}/limits").headers)
+    assert limits is not None and (limits.remaining, limits.reset) == (0.0, 30.0)
+    assert parse_rate_limits(http.request("GET", f"{server.url}/echo").headers) is None
 
 
 def test_a_compressed_body_is_decoded_once(http: Pool, server: Scripted) -> None:
