@@ -39,7 +39,7 @@ def fake_api(
         float, typer.Option(help="Share of calls whose connection is closed.", min=0.0, max=1.0)
     ] = 0.0,
     outage: Annotated[
-        str | None, typer.Option(help="START:END seconds after start: every call answers 503.")
+        str | None, typer.Option(help="START:END seconds after the first call: all answer 503.")
     ] = None,
     max_inflight: Annotated[
         int, typer.Option(help="Beyond K calls at once: 429 and slower answers.", min=0)

@@ -100,7 +100,7 @@ class Faults:
     throttle_rate: float = 0.0  # HTTP 429 with Retry-After
     slow_rate: float = 0.0  # the answer comes after slow_delay (past the client's timeout)
     drop_rate: float = 0.0  # the connection is closed without an answer
-    outage: tuple[float, float] | None = None  # seconds after start: every call answers 503
+    outage: tuple[float, float] | None = None  # seconds after the first call: all answer 503
     max_inflight: int = 0  # beyond this many calls at once: 429, and latency grows (0 = off)
     retry_after: float = 1.0  # seconds, sent with 429s
     slow_delay: float = 30.0  # seconds
@@ -226,7 +226,7 @@ class FakeAPI:
             else None
         )
         self._rate_lock = threading.Lock()
-        self._started = 0.0
+        self._first_call: float | None = None  # when the first call came (monotonic)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.Server | None = None
         self._thread: threading.Thread | None = None
@@ -255,7 +255,6 @@ class FakeAPI:
             self._connection, self.host, self.port, ssl=self.tls
         )
         self.port = self._server.sockets[0].getsockname()[1]
-        self._started = time.monotonic()
         self._ready.set()
         if on_ready is not None:
             on_ready(self)
@@ -433,7 +432,10 @@ class FakeAPI:
         faults = self.faults
         if faults.outage is not None:
             start, end = faults.outage
-            if start <= time.monotonic() - self._started < end:
+            now = time.monotonic()
+            if self._first_call is None:  # the window is timed from the crawl's first call
+                self._first_call = now
+            if start <= now - self._first_call < end:
                 return _Answer(503, {"error": "service unavailable (outage)"})
         if faults.max_inflight and in_flight > faults.max_inflight:
             return _Answer(429, {"error": f"too many calls at once (over {faults.max_inflight})"})
