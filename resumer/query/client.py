@@ -116,6 +116,9 @@ class Client:
     [Item(id='A1.1', name='...', type='...', payload='{...}'), ...]
     """
 
+    # Its items are made by its ``Mapper``, Items of strings each: not checked again.
+    items_are_checked = True
+
     def __init__(self, bound: BoundJob, http: HTTP, gate: Gate | None = None) -> None:
         job = self.job = bound.job
         request = bound.request
