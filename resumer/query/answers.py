@@ -79,12 +79,14 @@ class Body:
     (``streamed.skeleton``): the caller says so only for a big body whose items nothing
     but the mapping reads."""
 
-    __slots__ = ("_document", "content", "streams")
+    __slots__ = ("_document", "content", "streams", "surrogate_free")
 
     def __init__(self, content: bytes, streams: str | None = None) -> None:
         self.content = content
         self.streams = streams  # an items path: its array is left in the bytes (``streamed``)
         self._document: Any = _UNREAD
+        # True once orjson decoded it: orjson refuses a lone surrogate, escaped or in bytes.
+        self.surrogate_free = False
 
     @property
     def document(self) -> Any:
@@ -99,6 +101,7 @@ class Body:
                 if len(self.content) > BIG_BODY or _has_long_number(self.content):
                     raise orjson.JSONDecodeError("json's to decode", "", 0)
                 self._document = orjson.loads(self.content)
+                self.surrogate_free = True
             except orjson.JSONDecodeError:
                 try:
                     self._document = json.loads(self.content, parse_constant=Constant.parse)

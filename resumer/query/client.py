@@ -321,8 +321,13 @@ class Client:
         document = answer.document
         if document is NOT_JSON:
             raise self._error(asking, method, response, answer)
-        # Rare, and then only is the document looked into (a streamed page was, in ``_streams``).
-        if answer.streams is None and _may_hold_surrogates(answer.content):
+        # orjson refuses a lone surrogate; json takes one, so a body it decoded is looked
+        # through (rare, and then only is the document; a streamed page was in ``_streams``).
+        if (
+            answer.streams is None
+            and not answer.surrogate_free
+            and _may_hold_surrogates(answer.content)
+        ):
             _refuse_lone_surrogates(document, method, self.redactor.redact(str(response.url)))
         if on_answer is not None:
             on_answer(response)

@@ -74,6 +74,24 @@ def test_the_body_is_decoded_once_and_only_when_a_field_is_read() -> None:
 
 
 @pytest.mark.parametrize(
+    ("content", "free"),
+    [
+        ('{"name": "特性 \\ud83d\\ude00"}'.encode(), True),  # orjson's: a whole pair
+        (b'{"name": "\\ud800"}', False),  # a lone one: orjson refuses it, json takes it
+        (b'{"name": "\xed\xa0\x80"}', False),  # in UTF-8's bytes: json's too
+        ('{"name": "x"}'.encode("utf-16"), False),  # only json reads UTF-16
+        (b'{"id": 12345678901234567890}', False),  # a long number: json's, to keep its digits
+    ],
+)
+def test_only_a_body_orjson_decoded_is_known_to_hold_no_lone_surrogate(
+    content: bytes, free: bool
+) -> None:
+    body = Body(content)
+    assert body.document is not NOT_JSON
+    assert body.surrogate_free is free
+
+
+@pytest.mark.parametrize(
     ("document", "message"),
     [
         ({"msg": "无权限访问该特性"}, "无权限访问该特性"),
