@@ -15,13 +15,12 @@ holds no connection of its own.
 from __future__ import annotations
 
 import codecs
-import functools
 import json
 import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple
-from urllib.parse import quote_plus, urlencode
+from urllib.parse import urlencode
 
 import httpx
 
@@ -39,7 +38,7 @@ from resumer.http.ratelimits import parse_rate_limits, parse_retry_after
 from resumer.http.tls import tls_problem
 from resumer.job.bound import BoundJob
 from resumer.job.settings import Job, Pagination, Response, Rule
-from resumer.job.template import PLACEHOLDERS, Template, quote_segment
+from resumer.job.template import PLACEHOLDERS, Template, quote_query, quote_segment
 from resumer.model import Item, Streamed, Task
 from resumer.ops import logs
 from resumer.policies.concurrency import ConcurrencyLimiter
@@ -621,23 +620,13 @@ def _with_query(url: str, params: Mapping[str, Any]) -> str:
 
 
 def _query_string(params: Mapping[str, Any]) -> str:
-    """``urlencode(params)``, to the character, in a third of its time: the names are
-    quoted once, and a value with nothing to quote is taken as it is."""
+    """``urlencode(params)``, to the character, in half its time (a Chinese name: a third)."""
     pairs = []
     for name, value in params.items():
         if not isinstance(name, str) or not isinstance(value, str):
             return urlencode(params)  # a page number, say: urlencode's own way
-        plain = _NOTHING_TO_QUOTE.fullmatch(value)
-        pairs.append(f"{_quoted(name)}={value if plain else quote_plus(value, safe='')}")
+        pairs.append(f"{quote_query(name)}={quote_query(value)}")
     return "&".join(pairs)
-
-
-@functools.lru_cache(maxsize=256)
-def _quoted(name: str) -> str:
-    return quote_plus(name, safe="")
-
-
-_NOTHING_TO_QUOTE = re.compile(r"[A-Za-z0-9_.~-]*")  # what quote_plus leaves as it is
 
 
 def _url_of(exc: httpx.HTTPError, fallback: str) -> str:

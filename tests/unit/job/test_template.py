@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+from urllib.parse import quote, quote_plus
 
-from resumer.job.template import Redactor, Template, TemplateError, quote_segment
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from resumer.job.template import Redactor, Template, TemplateError, quote_query, quote_segment
 
 VALUES = {"id": "A/1 b", "name": "Alpha", "type": "core", "level": "2", "parent_id": "P"}
 
@@ -48,3 +52,23 @@ def test_redactor_masks_raw_and_url_encoded_secrets() -> None:
     redactor = Redactor(["a b&c"])
     assert redactor.redact("x=a+b%26c y=a%20b%26c z=a b&c") == "x=*** y=*** z=***"
     assert not Redactor([])
+
+
+_TEXT = st.text(st.characters(exclude_categories=["Cs"]))  # any text UTF-8 can encode
+
+
+@given(_TEXT)
+def test_values_are_percent_encoded_exactly_as_urllib_encodes_them(value: str) -> None:
+    assert quote_segment(value) == quote(value, safe="")
+    assert quote_query(value) == quote_plus(value, safe="")
+
+
+@pytest.mark.parametrize(
+    ("value", "in_path", "in_query"),
+    [
+        ("特性 一", "%E7%89%B9%E6%80%A7%20%E4%B8%80", "%E7%89%B9%E6%80%A7+%E4%B8%80"),
+        ("a/b&c=d+e~_.-", "a%2Fb%26c%3Dd%2Be~_.-", "a%2Fb%26c%3Dd%2Be~_.-"),
+    ],
+)
+def test_a_value_is_one_segment_or_one_query_value(value: str, in_path: str, in_query: str) -> None:
+    assert (quote_segment(value), quote_query(value)) == (in_path, in_query)
