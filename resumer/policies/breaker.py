@@ -95,6 +95,7 @@ class CircuitBreaker:
     def after_call(self, probe: bool, *, failed: bool) -> None:
         """Record how a call that ``before_call`` let through ended."""
         with self._cond:
+            before = self._state
             if probe:
                 self._probing = False
             if failed:
@@ -106,7 +107,8 @@ class CircuitBreaker:
                     log.warning("breaker closed: the server answers again")
                 self._state = CLOSED
                 self._failures = 0
-            self._cond.notify_all()
+            if probe or self._state != before:  # what the waiting calls wait for changed
+                self._cond.notify_all()
 
     def abandon(self, probe: bool) -> None:
         """A permitted call was not made after all (a stop came): free the probe."""

@@ -81,6 +81,19 @@ def test_the_last_answer_of_a_redirect_is_the_response() -> None:
     assert response.url == url and response.request.method == "GET"
 
 
+@pytest.mark.parametrize("own", [True, False])
+def test_an_answer_s_headers_are_httpx_s_whichever_way_they_are_made(
+    own: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert curl._OWN_HEADERS  # this httpx keeps headers as the short way makes them
+    monkeypatch.setattr(curl, "_OWN_HEADERS", own)
+    head = [b"HTTP/1.1 200 OK\r\n", b"X-RateLimit-Limit: 10\r\n", b"Set-Cookie: a=1\r\n", b"\r\n"]
+    response = curl._response("GET", "http://api.example/x", head, b"{}")
+    expected = httpx.Headers([(b"X-RateLimit-Limit", b"10"), (b"Set-Cookie", b"a=1")])
+    assert response.headers == expected and response.headers.raw == expected.raw
+    assert response.headers["x-ratelimit-limit"] == "10" and "set-cookie" in response.headers
+
+
 def _curl_error(code: int, message: str) -> httpx.HTTPError:
     return curl._error(pycurl.error(code, message), "GET", "https://api.example/x", 2.0)
 
