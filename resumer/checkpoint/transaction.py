@@ -421,11 +421,10 @@ def _child_values(out: list[object], kin: _Kin, items: Iterable[Item], first: in
         priority = weight if weigh is None else weigh(level, item_id, kind, weight)
         if leaf and status == "pending":
             leaves += 1
-            out += (node, level, position, item_id, name, kind, payload, "complete")
-            out += (priority, kin.now, leaf)
+            done, when, rule = "complete", kin.now, leaf
         else:
-            out += (node, level, position, item_id, name, kind, payload, status)
-            out += (priority, done_at, None)
+            done, when, rule = status, done_at, None
+        out += (node, level, position, item_id, name, kind, payload, done, priority, when, rule)
         position += 1
     return _Shaped(leaves, dropped)
 
