@@ -414,6 +414,8 @@ def _child_values(out: list[object], kin: _Kin, items: Iterable[Item], first: in
     of each there were."""
     node, level, status, done_at, weight, weigh, _ = kin
     position, leaves, dropped = first, 0, 0
+    when: float | None
+    rule: int | None
     for item_id, name, kind, payload, leaf, drop in items:
         if drop:
             dropped += 1

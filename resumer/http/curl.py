@@ -492,7 +492,7 @@ def _keep(headers: httpx.Headers, fields: list[tuple[bytes, bytes]]) -> None:
 
 def _own_headers_work() -> bool:
     """True if this httpx keeps headers as ``_keep`` does: then they equal its own."""
-    fields = [(b"Content-Type", b"application/json"), (b"X-RateLimit-Remaining", b"7")]
+    fields = [(b"Content-Type", b"application/json"), (b"X-Name", "特性".encode())]
     try:
         headers = httpx.Headers()
         _keep(headers, fields)

@@ -465,7 +465,7 @@ class URLs:
 
     def base_of(self, url: str) -> httpx.URL | None:
         """The parse of ``url`` without its query (shared), when ``url`` is one ``parse``
-        is sure of: ``url`` as it is then equals httpx's own parse of it, whole."""
+        is sure of: ``parse(url)`` then equals ``httpx.URL(url)``."""
         base, mark, query = url.partition("?")
         try:
             parsed = self._bases[base]

@@ -72,3 +72,12 @@ def test_values_are_percent_encoded_exactly_as_urllib_encodes_them(value: str) -
 )
 def test_a_value_is_one_segment_or_one_query_value(value: str, in_path: str, in_query: str) -> None:
     assert (quote_segment(value), quote_query(value)) == (in_path, in_query)
+
+
+@pytest.mark.parametrize("value", ["\ud800", "a\udfffb"])
+def test_a_lone_surrogate_is_refused_as_urllib_refuses_it(value: str) -> None:
+    with pytest.raises(UnicodeEncodeError):
+        quote(value, safe="")
+    for quoting in (quote_segment, quote_query):
+        with pytest.raises(UnicodeEncodeError):
+            quoting(value)
