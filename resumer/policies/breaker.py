@@ -83,6 +83,10 @@ class CircuitBreaker:
 
     def before_call(self, stop: threading.Event) -> bool:
         """Wait until a call may go; return True if it is the half-open probe."""
+        if self._state == CLOSED:  # the usual case, read without the lock (one load)
+            if stop.is_set():
+                raise Stopped
+            return False
         with self._cond:
             while True:
                 if stop.is_set():
@@ -94,6 +98,8 @@ class CircuitBreaker:
 
     def after_call(self, probe: bool, *, failed: bool) -> None:
         """Record how a call that ``before_call`` let through ended."""
+        if not (probe or failed) and self._state == CLOSED and not self._failures:
+            return  # a success that changes nothing: the lock is not taken
         with self._cond:
             before = self._state
             if probe:

@@ -49,6 +49,7 @@ class ConcurrencyLimiter:
             raise ValueError("limit must be >= 1")
         self._limit = limit
         self._in_flight = 0
+        self._waiting = 0  # threads waiting for a slot: a release wakes one only if there are
         self._cond = threading.Condition()
 
     @property
@@ -69,13 +70,18 @@ class ConcurrencyLimiter:
     def acquire(self) -> None:
         with self._cond:
             while self._in_flight >= self._limit:
-                self._cond.wait()
+                self._waiting += 1
+                try:
+                    self._cond.wait()
+                finally:
+                    self._waiting -= 1
             self._in_flight += 1
 
     def release(self) -> None:
         with self._cond:
             self._in_flight -= 1
-            self._cond.notify()
+            if self._waiting:
+                self._cond.notify()
 
     def __enter__(self) -> ConcurrencyLimiter:
         self.acquire()
