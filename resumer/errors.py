@@ -173,6 +173,9 @@ class Stopped(ResumerError):
         super().__init__(message)
 
 
+TOO_DEEP = "an item is nested too deeply to store"  # the mapping's and the store's word
+
+
 class UnstorablePage(ResumerError):
     """A node's children could not be read again to be stored: a ``Streamed`` page is read
     again in the coordinator's thread, and an item nested within a few frames of the

@@ -31,7 +31,7 @@ from typing import NamedTuple
 
 from resumer import _crashpoints
 from resumer.checkpoint.tally import Moves
-from resumer.errors import UnstorablePage
+from resumer.errors import TOO_DEEP, UnstorablePage
 from resumer.model import Children, Failure, Item, Release, Result, Streamed, Task
 
 SOURCE_CHUNK = 2048  # level-1 nodes read from the source and inserted at a time
@@ -290,7 +290,7 @@ class Transaction:
                 (item_id,) = self._cur.execute(
                     "SELECT item_id FROM nodes WHERE id = ?", (result.node,)
                 ).fetchone()
-                raise UnstorablePage(result.node, item_id, _TOO_DEEP) from None
+                raise UnstorablePage(result.node, item_id, TOO_DEEP) from None
             self._count_children(kin, count, shaped)
         _insert_children(self._cur, values)
 
@@ -325,9 +325,6 @@ class Transaction:
                     if grandparent is not None:
                         above[grandparent] += 1
             completed = above
-
-
-_TOO_DEEP = "an item is nested too deeply to store"  # as the mapping says it in a worker
 
 
 class _Outcome(NamedTuple):

@@ -219,7 +219,6 @@ class CurlPool:
         try:
             return handle.call(
                 method,
-                str(target),
                 target,
                 self._lines(headers, json is not None, content is not None),
                 _body(json, content),
@@ -305,7 +304,6 @@ class _Handle:
     def call(
         self,
         method: str,
-        url: str,
         target: httpx.URL | str,
         lines: list[bytes],
         body: bytes | None,
@@ -313,7 +311,9 @@ class _Handle:
         proxy: str | None,
         cap: int | None = None,
     ) -> httpx.Response:
+        """One call to ``target`` (a URL as sent, or parsed by httpx)."""
         curl = self.curl
+        url = target if isinstance(target, str) else str(target)
         main = threading.current_thread() is _MAIN
         if main is not self.main:
             # Python runs a signal handler between two bytecodes, not while curl waits: on

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from resumer.errors import ResumerError
+from resumer.errors import TOO_DEEP, ResumerError
 from resumer.job.settings import Response
 from resumer.model import Item
 from resumer.query.streamed import LazyItems, StreamedItems
@@ -161,7 +161,7 @@ class Mapper:
         try:
             return self._items(document)
         except RecursionError:  # an item nested past Python's stack: no payload to store
-            raise MappingError("an item is nested too deeply to store") from None
+            raise MappingError(TOO_DEEP) from None
 
     def _items(self, document: Any) -> list[Item] | StreamedItems:
         path = self.response.items
