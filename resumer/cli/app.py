@@ -122,13 +122,12 @@ def _report(outcome: Outcome, db: Path) -> NoReturn:
         err().print(
             f"the API asked to wait until {iso_utc(outcome.resume_after)}, longer than [rate]"
             " max_pause: stopped; everything is checkpointed and no node failed. Resume after"
-            f" that time with: resumer resume --db {db}",
-            markup=False,
+            f" that time with: resumer resume --db {db}"
         )
     elif outcome.stopped:
         err().print(f"stopped; everything is checkpointed. Resume with: resumer resume --db {db}")
     elif outcome.source_error is not None:
-        err().print(f"the level-1 list could not be loaded: {outcome.source_error}", markup=False)
+        err().print(f"the level-1 list could not be loaded: {outcome.source_error}")
     elif outcome.complete:
         out().print(
             f"complete: every node is stored in {db}. Export with: resumer export --db {db}"
@@ -176,9 +175,7 @@ def init(
         path.write_text(template(), encoding="utf-8")
     except OSError as exc:
         fail(f"{path}: cannot write ({exc.strerror})", EXIT_USAGE)
-    err().print(
-        f"wrote {path}; edit [source] and [request], then: resumer start {path}", markup=False
-    )
+    err().print(f"wrote {path}; edit [source] and [request], then: resumer start {path}")
 
 
 @app.command()
@@ -263,7 +260,7 @@ def start(
         if from_db is not None:
             job = api.job_in(from_db)
             db = db or next_checkpoint(from_db)
-            err().print(f"crawling the job stored in {from_db} again, into {db}", markup=False)
+            err().print(f"crawling the job stored in {from_db} again, into {db}")
         else:
             assert job_file is not None
             job = job_file
@@ -323,7 +320,7 @@ def diff(
         api.comparing(old, new, level=level, ignore=ignore or (), partial=partial) as compared,
     ):
         for note in compared.notes:
-            err().print(f"note: {note}", markup=False)
+            err().print(f"note: {note}")
         for difference in compared.diff.changes():
             differences += difference.change != "unfinished"
             if as_json:
@@ -439,7 +436,7 @@ def check(db: DbOption = DEFAULT_DB) -> None:
         out().print(f"{db}: ok (SQLite integrity and the checkpoint's invariants)")
         return
     for problem in problems:
-        err().print(f"{db}: {problem}", markup=False)
+        err().print(f"{db}: {problem}")
     raise typer.Exit(EXIT_FAILED)
 
 
@@ -466,7 +463,7 @@ def export(
             return
         written = api.export_file(db, output, partial=partial, fmt=fmt, level=level)
     what = "level-1 tree(s)" if fmt == "json" else "node(s)"
-    err().print(f"wrote {written} {what} to {output}", markup=False)
+    err().print(f"wrote {written} {what} to {output}")
 
 
 @app.command()

@@ -21,10 +21,12 @@ if TYPE_CHECKING:
 @functools.cache
 def _console(stderr: bool) -> Console:
     """stdout's or stderr's console, made on first use: importing rich costs a command that
-    prints only JSON (``status --json``) a noticeable share of its time."""
+    prints only JSON (``status --json``) a noticeable share of its time. Everything it
+    prints is shown as it is: an error, an id or a path may hold ``[auth]`` or
+    ``:name:``, which rich's markup and emoji codes would otherwise eat."""
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, markup=False, emoji=False)
 
 
 def out() -> Console:
@@ -37,5 +39,5 @@ def err() -> Console:
 
 def fail(message: str, status: int) -> NoReturn:
     """``message`` on one line on stderr, then exit with ``status``."""
-    err().print(f"resumer: error: {one_line(message)}", markup=False, emoji=False, soft_wrap=True)
+    err().print(f"resumer: error: {one_line(message)}")
     raise typer.Exit(status)
