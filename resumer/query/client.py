@@ -21,6 +21,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple
 from urllib.parse import urlencode
+from urllib.request import getproxies
 
 import httpx
 
@@ -143,6 +144,8 @@ class Client:
         self._renewing = [rules for rules in self._rules.values() if rules.renews]
         self._pacing = job.rate.adaptive  # read rate-limit headers
         self._timeout_args: dict[float, Any] = {}
+        # A proxy may be in the way (the job's, or the environment's): a 401 may then be its.
+        self._proxied = bound.proxy is not None or bool(getproxies())
         if bound.source_url is not None:
             self._source_url = bound.source_url
 
@@ -443,6 +446,8 @@ class Client:
             status = f"rule {verdict.rule} (renew) on {status}"
         if self.auth is None:
             what = "the request's credentials (the job has no [auth] to renew them)"
+            if self._proxied:  # tinyproxy, for one, answers a wrong password with 401
+                what += f"; or a proxy refused its own: {_PROXY_CHECK}"
         elif self.auth.renewable:
             what = f"{self.auth.what}, even renewed"
         else:
@@ -506,19 +511,23 @@ class Client:
 _CERTIFICATE_WANTED = re.compile(
     rb"(?i)no required ssl certificate|ssl certificate (error|required)"
 )
-# A proxy refusing its credentials, as either engine words it: an HTTP proxy's 407 (curl:
-# "CONNECT tunnel failed, response 407"; httpx: "407 Proxy Authentication Required"), a
-# SOCKS5 proxy's refusal (curl: "User was rejected by the SOCKS5 server", "No authentication
-# method was acceptable"; httpx: "Invalid username/password", "Requested NO AUTHENTICATION
-# REQUIRED from proxy server, but got ...").
+# A proxy refusing its credentials, as either engine words it:
+# - an HTTP proxy's 407 (curl: "CONNECT tunnel failed, response 407"; httpx: "407 Proxy
+#   Authentication Required");
+# - its 401 to a CONNECT, which only the proxy answers (tinyproxy's answer to a wrong
+#   password; curl: "... response 401"; httpx: "401 Unauthorized");
+# - a SOCKS5 proxy's refusal (curl: "User was rejected by the SOCKS5 server", "No
+#   authentication method was acceptable"; httpx: "Invalid username/password", "Requested
+#   NO AUTHENTICATION REQUIRED from proxy server, but got ...").
 _PROXY_REFUSED = re.compile(
-    r"(?i)\b407\b|rejected by the socks|no authentication method was acceptable"
+    r"(?i)\b407\b|response 401\b|^401\b"
+    r"|rejected by the socks|no authentication method was acceptable"
     r"|invalid username/password|requested no authentication required"
 )
-_PROXY_AUTH = (
-    "the proxy refused its credentials — check the user and password in request.proxy"
-    " (or HTTP_PROXY / HTTPS_PROXY / ALL_PROXY)"
+_PROXY_CHECK = (
+    "check the user and password in request.proxy (or HTTP_PROXY / HTTPS_PROXY / ALL_PROXY)"
 )
+_PROXY_AUTH = f"the proxy refused its credentials — {_PROXY_CHECK}"
 
 
 def _streamed_path(response: Response) -> str | None:

@@ -2,7 +2,8 @@
 NO_PROXY honoured, proxy credentials kept out of every message and file.
 
 The proxy is a small forwarding proxy on a thread of its own (127.0.0.1) that
-counts the calls it forwards, and can ask for Basic credentials (407).
+counts the calls it forwards, and can ask for Basic credentials (407, or 401 as
+tinyproxy answers a wrong password). It opens no tunnel: a CONNECT is only refused.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from resumer import api
-from resumer.errors import ConfigError, ProxyAuthError
+from resumer.errors import AuthError, ConfigError, ProxyAuthError
 from resumer.fake.server import FakeAPI
 from resumer.fake.tree import FakeTree
 from tests.helpers import crawl_in_process, use_engine, write_csv_roots, write_request_job
@@ -36,9 +37,10 @@ class Proxy(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, credentials: str | None = None) -> None:
+    def __init__(self, credentials: str | None = None, refusal: int = 407) -> None:
         super().__init__(("127.0.0.1", 0), _Forward)
         self.credentials = credentials  # "user:password" required, or None
+        self.refusal = refusal  # the status that refuses them
         self.forwarded = 0
         self.refused = 0
         self.lock = threading.Lock()
@@ -61,15 +63,14 @@ class _Forward(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._forward()
 
+    def do_CONNECT(self) -> None:
+        if self._refused():
+            return
+        self._reply(502, b"no tunnels here", [])
+
     def _forward(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        if not self._authorized():
-            with self.server.lock:
-                self.server.refused += 1
-            # Some proxies quote what they were given: the client must mask it.
-            given = self.headers.get("Proxy-Authorization", "").removeprefix("Basic ")
-            said = f"proxy credentials refused: {base64.b64decode(given).decode()}".encode()
-            self._reply(407, said, [("Proxy-Authenticate", "Basic")])
+        if self._refused():
             return
         target = urlsplit(self.path)
         upstream = http.client.HTTPConnection(target.netloc, timeout=10)
@@ -81,6 +82,21 @@ class _Forward(BaseHTTPRequestHandler):
         with self.server.lock:
             self.server.forwarded += 1
         self._reply(answer.status, data, [("Content-Type", "application/json")])
+
+    def _refused(self) -> bool:
+        """Refuse a call without the credentials, as ``server.refusal`` says; True if so."""
+        if self._authorized():
+            return False
+        with self.server.lock:
+            self.server.refused += 1
+        # Some proxies quote what they were given: the client must mask it.
+        given = self.headers.get("Proxy-Authorization", "").removeprefix("Basic ")
+        said = f"proxy credentials refused: {base64.b64decode(given).decode()}".encode()
+        if self.server.refusal == 407:
+            self._reply(407, said, [("Proxy-Authenticate", "Basic")])
+        else:  # tinyproxy's answer to a wrong password
+            self._reply(self.server.refusal, said, [("WWW-Authenticate", 'Basic realm="proxy"')])
+        return True
 
     def _authorized(self) -> bool:
         if self.server.credentials is None:
@@ -106,6 +122,12 @@ def proxy() -> Iterator[Proxy]:
 @pytest.fixture
 def guarded() -> Iterator[Proxy]:
     yield from _serving(Proxy(credentials=f"crawler:{PASSWORD}"))
+
+
+@pytest.fixture
+def tiny() -> Iterator[Proxy]:
+    """A proxy that answers a wrong password with 401, as tinyproxy does."""
+    yield from _serving(Proxy(credentials=f"crawler:{PASSWORD}", refusal=401))
 
 
 def _serving(server: Proxy) -> Iterator[Proxy]:
@@ -216,6 +238,35 @@ def test_a_wrong_proxy_password_on_the_queries_stops_the_run_and_fails_no_node(
     status = api.status(tmp_path / "r.db")
     assert status.state == "stopped" and status.totals["failed"] == 0
     assert guarded.refused >= 1 and origin.stats.received == 0
+
+
+def test_a_401_to_a_connect_is_the_proxy_refusing_its_credentials(
+    engine: str, tmp_path: Path, tiny: Proxy
+) -> None:
+    # Only the proxy answers a CONNECT: its 401 stops the run as its 407 would (retried as a
+    # network error, the nodes would wait on the breaker for ever).
+    address = tiny.url.replace("http://", "http://crawler:wr0ng@")
+    job = write_proxy_job(tmp_path, "https://127.0.0.1:9", address, engine=engine)
+    write_csv_roots(tmp_path, TREE)  # the roots from a file: the queries meet the proxy first
+    text = job.read_text(encoding="utf-8")
+    job.write_text(text.replace('url = "https://127.0.0.1:9/features"', 'file = "roots.csv"'))
+    with pytest.raises(ProxyAuthError, match=r"401.*request\.proxy|request\.proxy.*401"):
+        api.run(job, tmp_path / "r.db")
+    status = api.status(tmp_path / "r.db")
+    assert status.state == "stopped" and status.totals["failed"] == 0
+    assert tiny.refused >= 1
+
+
+def test_a_401_through_a_plain_http_proxy_names_its_credentials_too(
+    engine: str, tmp_path: Path, tiny: Proxy, origin: FakeAPI
+) -> None:
+    # A 401 to a plain GET may be the API's or the proxy's: the stop names both places.
+    address = tiny.url.replace("http://", "http://crawler:wr0ng@")
+    job = write_proxy_job(tmp_path, origin.url, address, engine=engine)
+    with pytest.raises(AuthError) as refused:
+        api.run(job, tmp_path / "r.db")
+    assert "check the user and password in request.proxy" in str(refused.value)
+    assert "wr0ng" not in str(refused.value) and origin.stats.received == 0
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import httpx
 import pytest
 import respx
 
-from resumer.errors import ProxyAuthError, QueryError
+from resumer.errors import AuthError, ProxyAuthError, QueryError
 from resumer.http.pool import ClientPool
 from resumer.job.bound import bind
 from resumer.job.loader import parse_job
@@ -287,6 +287,8 @@ def test_a_server_wanting_a_client_certificate_after_the_handshake_is_named(
     [
         "CONNECT tunnel failed, response 407",  # curl, an HTTP proxy refusing the CONNECT
         "407 Proxy Authentication Required",  # httpx, the same
+        "CONNECT tunnel failed, response 401",  # curl, tinyproxy refusing a wrong password
+        "401 Unauthorized",  # httpx, the same (only the proxy answers a CONNECT)
         "User was rejected by the SOCKS5 server (1 2).",  # curl, SOCKS5 with a wrong password
         "No authentication method was acceptable.",  # curl, SOCKS5 wanting credentials
         "Invalid username/password",  # httpx (socksio), SOCKS5 with a wrong password
@@ -317,6 +319,23 @@ def test_a_407_answer_stops_the_run_and_leaves_the_proxy_s_page_out() -> None:
     )
     with pytest.raises(ProxyAuthError, match=r"HTTP 407 .*request\.proxy|request\.proxy.*HTTP 407"):
         client.query(TASK, 5.0)
+
+
+@pytest.mark.parametrize("proxied", [True, False])
+@respx.mock
+def test_a_401_through_a_proxy_names_the_proxy_s_credentials_too(
+    proxied: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Through a plain-HTTP proxy, a 401 may be the proxy's own refusal (tinyproxy's answer to
+    # a wrong password): the line says where to look in either case, only when proxied.
+    for name in ("http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    respx.get(url__startswith=f"{BASE}/children").respond(401, text="Unauthorized")
+    client = make_client(proxy='"http://me:pw@127.0.0.1:3128"') if proxied else make_client()
+    with pytest.raises(AuthError, match="no \\[auth\\] to renew them") as refused:
+        client.query(TASK, 5.0)
+    assert ("check the user and password in request.proxy" in str(refused.value)) is proxied
 
 
 @respx.mock
