@@ -228,9 +228,10 @@ class Client:
             if document is EMPTY:  # a rule said "no (more) children": the pages end here
                 return items
             found = self._items(asking, document, call_url)
+            assert isinstance(found, list)  # a paginated answer is never streamed
             items += found
             answer = answers[0] if answers else None
-            if not pager.advance(document, answer, found=len(found), url=call_url):
+            if not pager.advance(document, answer, found=found, url=call_url):
                 return items
         raise QueryError(f"more than {MAX_PAGES} pages for one node", transient=False)
 

@@ -6,6 +6,9 @@ number, a cursor, an offset and a limit) or which URL it goes to (the
 each answer, whether there is a next page. A next page that was already
 fetched, or one on another server, is a ``QueryError``: a loop would never
 end, and the request's headers (credentials included) must not go elsewhere.
+So is a full page, numbered or by offset, that holds the very items of the one
+before it: the API ignores the parameter, or answers past its end with its
+last page again, and counting on would never meet the short page that ends.
 
 This module makes no HTTP call: ``client.Client`` sends what the pager says.
 
@@ -13,7 +16,7 @@ This module makes no HTTP call: ``client.Client`` sends what the pager says.
 >>> pager = Pager(Pagination("page", "page", 1, "size", 2, "next", "cursor"), str, lookup)
 >>> pager.extra()
 {'size': 2, 'page': 1}
->>> pager.advance({"items": [1, 2]}, None, found=2, url="http://h/c?page=1")
+>>> pager.advance({"items": [1, 2]}, None, found=[1, 2], url="http://h/c?page=1")
 True
 >>> pager.extra()
 {'size': 2, 'page': 2}
@@ -21,7 +24,7 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx
@@ -51,6 +54,7 @@ class Pager:
         self._offset = 0
         self._cursor: str | int | None = None
         self._seen: set[Any] = set()
+        self._last: Sequence[Any] = ()  # page and offset modes: the items of the page before
 
     def extra(self) -> dict[str, Any]:
         """The parameters the next call adds to the request's (query string, or POST body)."""
@@ -67,16 +71,19 @@ class Pager:
         return extra
 
     def advance(
-        self, document: Any, response: httpx.Response | None, *, found: int, url: str
+        self, document: Any, response: httpx.Response | None, *, found: Sequence[Any], url: str
     ) -> bool:
-        """Take in the answer to ``url`` (``found`` items); True if there is a next page."""
+        """Take in the answer to ``url`` (the items ``found`` in it); True if there is a next
+        page."""
         mode = self.pages.mode
         if mode == "page":
+            self._repeated(found, url, f"page_param {self.pages.page_param!r}")
             self._page += 1
-            return found >= self.pages.size  # an empty or short page is the last
+            return len(found) >= self.pages.size  # an empty or short page is the last
         if mode == "offset":
-            self._offset += found
-            return found >= self.pages.limit
+            self._repeated(found, url, f"offset_param {self.pages.offset_param!r}")
+            self._offset += len(found)
+            return len(found) >= self.pages.limit
         if mode == "cursor":
             return self._next_cursor(document, url)
         self._seen.add(url)  # the first page's URL too: a link back to it is a loop
@@ -94,6 +101,18 @@ class Pager:
                 transient=False,
             )
         return self._follow(given, response, url, f"next_url_path {self.pages.next_url_path!r}")
+
+    def _repeated(self, found: Sequence[Any], url: str, param: str) -> None:
+        """A ``QueryError`` if ``found`` holds the items of the page before, not new ones."""
+        if found and found == self._last:
+            raise QueryError(
+                f"pagination: {self._redact(url)} answered the {len(found)} items of the page"
+                f" before again: the API ignores {param}, or answers past its last page with"
+                ' that page (when the body says which page comes next, use mode = "cursor"'
+                " with its cursor_path)",
+                transient=False,
+            )
+        self._last = found
 
     def _next_cursor(self, document: Any, url: str) -> bool:
         path = self.pages.cursor_path

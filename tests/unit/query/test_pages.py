@@ -1,6 +1,7 @@
 """``[response.pagination]`` through one query (respx): page mode stops at a short page,
 cursor mode follows the cursor until it is null, a repeated cursor is an error and not a
-loop, and a failed middle page fails the whole query."""
+loop, so is a full page repeated (page or offset ignored, or the last page answered again
+past the end), and a failed middle page fails the whole query."""
 
 from __future__ import annotations
 
@@ -85,3 +86,36 @@ def test_a_repeated_cursor_is_an_error_not_a_loop() -> None:
     respx.get(url__startswith=f"{BASE}/children").respond(json=page_of("a", following="same"))
     with pytest.raises(QueryError, match="repeated"):
         paged_client('mode = "cursor"\ncursor_path = "data.next"\n').query(TASK, 5.0)
+
+
+@respx.mock
+def test_the_last_page_answered_again_past_the_end_is_an_error_not_a_count_for_ever() -> None:
+    # json-server 1.0 answers any _page past the last with the last page: 4 items in pages of
+    # 2 would never meet a short page.
+    def answer(request: httpx.Request) -> httpx.Response:
+        page = int(request.url.params["_page"])
+        return httpx.Response(200, json=page_of("a", "b") if page == 1 else page_of("c", "d"))
+
+    route = respx.get(url__startswith=f"{BASE}/children").mock(side_effect=answer)
+    with pytest.raises(QueryError) as caught:
+        paged_client('mode = "page"\npage_param = "_page"\nsize = 2\n').query(TASK, 5.0)
+    assert route.call_count == 3 and not caught.value.transient
+    assert "page_param '_page'" in str(caught.value) and "_page=3" in str(caught.value)
+
+
+@respx.mock
+def test_an_ignored_offset_is_an_error_at_the_second_page() -> None:
+    route = respx.get(url__startswith=f"{BASE}/children").respond(json=page_of("a", "b"))
+    with pytest.raises(QueryError, match="offset_param 'offset'") as caught:
+        paged_client('mode = "offset"\nlimit = 2\n').query(TASK, 5.0)
+    assert route.call_count == 2 and not caught.value.transient
+
+
+@respx.mock
+def test_equal_pages_apart_are_not_a_repeat() -> None:
+    pages = [page_of("a", "b"), page_of("c", "d"), page_of("a", "b"), page_of("e")]
+    respx.get(url__startswith=f"{BASE}/children").mock(
+        side_effect=[httpx.Response(200, json=page) for page in pages]
+    )
+    items = paged_client('mode = "page"\nsize = 2\n').query(TASK, 5.0)
+    assert [i.id for i in items] == ["a", "b", "c", "d", "a", "b", "e"]
