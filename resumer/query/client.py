@@ -298,6 +298,13 @@ class Client:
                 return self._decided(asking, verdict, answer, method, response, outcome, on_answer)
             if response.status_code == 401:  # never a node's fault: the runner stops the run
                 raise self._refused(asking, method, response, answer)
+            if _wants_certificate(response.status_code, answer):  # nor is this: every call gets it
+                where = self.redactor.redact(f"{method} {response.url}")
+                said = self._said(asking, response, answer)
+                raise TlsError(
+                    f"HTTP {response.status_code} from {where} (the server wants a client"
+                    f" certificate: [request.tls] client_cert): {said}"
+                )
             if response.status_code == 407:  # nor is the proxy's refusal (plain HTTP)
                 where = self.redactor.redact(f"{method} {response.url}")
                 raise ProxyAuthError(f"{_PROXY_AUTH} (HTTP 407 from the proxy; {where})")
@@ -492,11 +499,8 @@ class Client:
                 status=status,
             )
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        hint = ""
-        if status in (400, 495, 496) and _CERTIFICATE_WANTED.search(answer.content[:4096]):
-            hint = " (the server wants a client certificate: [request.tls] client_cert)"
         return QueryError(
-            f"HTTP {status} from {where}{hint}: {self._said(asking, response, answer)}",
+            f"HTTP {status} from {where}: {self._said(asking, response, answer)}",
             transient=status in self._retry_on,
             status=status,
             retry_after=retry_after,
@@ -512,6 +516,13 @@ class Client:
 _CERTIFICATE_WANTED = re.compile(
     rb"(?i)no required ssl certificate|ssl certificate (error|required)"
 )
+
+
+def _wants_certificate(status: int, answer: Body) -> bool:
+    """The answer is a TLS server's, after the handshake, saying no (good) certificate came."""
+    return status in (400, 495, 496) and bool(_CERTIFICATE_WANTED.search(answer.content[:4096]))
+
+
 # A proxy refusing its credentials, as either engine words it:
 # - an HTTP proxy's 407 (curl: "CONNECT tunnel failed, response 407"; httpx: "407 Proxy
 #   Authentication Required");

@@ -12,7 +12,9 @@ import socket
 import ssl
 import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trustme
@@ -21,7 +23,13 @@ from resumer import api
 from resumer.errors import ConfigError
 from resumer.fake.server import FakeAPI
 from resumer.fake.tree import FakeTree
-from tests.helpers import crawl_in_process, resumer, use_engine, write_request_job
+from tests.helpers import (
+    crawl_in_process,
+    resumer,
+    use_engine,
+    write_csv_roots,
+    write_request_job,
+)
 
 TREE = FakeTree(seed=5, roots=3, fanout=(3, 2))
 DEPTH = 3
@@ -194,6 +202,58 @@ def test_a_server_wanting_a_client_certificate_names_client_cert(
     # lingering may reset the connection before libcurl reads the alert, which then reads
     # as a network error and is retried: README, "The HTTP engine". This one lingers.)
     assert len(server.refusals) == 1
+
+
+class _NoCertificateSent(BaseHTTPRequestHandler):
+    """nginx with ``ssl_verify_client optional``-like checks: the handshake passes, and every
+    call without a certificate gets its 400 page."""
+
+    protocol_version = "HTTP/1.1"
+    page = b"<html><head><title>400 No required SSL certificate was sent</title></head></html>"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # quiet
+
+    def do_GET(self) -> None:
+        self.server.calls += 1  # type: ignore[attr-defined]
+        self.send_response(400)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(self.page)))
+        self.end_headers()
+        self.wfile.write(self.page)
+
+
+@pytest.fixture
+def nginx_wanting_a_certificate(ca: trustme.CA) -> Iterator[ThreadingHTTPServer]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _NoCertificateSent)
+    server.socket = server_context(ca).wrap_socket(server.socket, server_side=True)
+    server.calls = 0  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+def test_a_400_saying_no_certificate_came_stops_the_run_and_fails_no_node(
+    engine: str, tmp_path: Path, ca: trustme.CA, nginx_wanting_a_certificate: ThreadingHTTPServer
+) -> None:
+    # Every call would get the same page: the run stops (exit 2) instead of failing each node.
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    port = nginx_wanting_a_certificate.server_address[1]
+    job = write_tls_job(tmp_path, f"https://127.0.0.1:{port}", 'ca_bundle = "ca.pem"\n', engine)
+    write_csv_roots(tmp_path, TREE)  # the roots from a file: the queries meet the refusal
+    text = job.read_text(encoding="utf-8")
+    job.write_text(text.replace(f'url = "https://127.0.0.1:{port}/features"', 'file = "roots.csv"'))
+    done = resumer("start", job, "--db", "r.db", cwd=tmp_path, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert "the server wants a client certificate: [request.tls] client_cert" in done.stderr
+    status = api.status(tmp_path / "r.db")
+    assert status.state == "stopped" and status.totals["failed"] == 0
+    assert nginx_wanting_a_certificate.calls >= 1  # type: ignore[attr-defined]
 
 
 def test_a_missing_ca_bundle_is_refused_at_load_naming_the_key(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import httpx
 import pytest
 import respx
 
-from resumer.errors import AuthError, ProxyAuthError, QueryError
+from resumer.errors import AuthError, ProxyAuthError, QueryError, TlsError
 from resumer.http.pool import ClientPool
 from resumer.job.bound import bind
 from resumer.job.loader import parse_job
@@ -272,14 +272,15 @@ NGINX_NO_CERT = (
     ],
 )
 @respx.mock
-def test_a_server_wanting_a_client_certificate_after_the_handshake_is_named(
+def test_a_server_wanting_a_client_certificate_after_the_handshake_stops_the_run(
     status: int, body: bytes, hinted: bool
 ) -> None:
+    # Every call would get the same answer: a TlsError stops the run, naming the key.
     respx.get(f"{BASE}/children").respond(status, content=body)
-    with pytest.raises(QueryError) as refused:
+    with pytest.raises((TlsError, QueryError)) as refused:
         make_client().query(TASK, 5.0)
+    assert isinstance(refused.value, TlsError) is hinted
     assert ("[request.tls] client_cert" in str(refused.value)) is hinted
-    assert not refused.value.transient
 
 
 @pytest.mark.parametrize(
