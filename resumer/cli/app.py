@@ -87,6 +87,13 @@ def _errors() -> Iterator[None]:
         fail(str(exc), EXIT_FAILED)
 
 
+def _reader_left() -> NoReturn:
+    """stdout's reader stopped reading (``| head``): nothing to say about it, and stdout
+    is not flushed again at exit; the status says the output is not whole."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    raise typer.Exit(EXIT_USAGE)
+
+
 def _logging(level: str, log_file: Path | None, log_format: str = "text") -> None:
     if level.upper() not in logs.LEVELS:
         fail(f"--log-level: expected one of {', '.join(logs.LEVELS)}, got {level!r}", EXIT_USAGE)
@@ -459,7 +466,12 @@ def export(
     """Write the crawled trees (streamed): nested JSON, or a node a row as JSON lines or CSV."""
     with _errors():
         if output is None:
-            api.export_to(db, sys.stdout, partial=partial, fmt=fmt, level=level)
+            try:
+                api.export_to(db, sys.stdout, partial=partial, fmt=fmt, level=level)
+            except ConfigError as exc:
+                if isinstance(exc.__cause__, BrokenPipeError):
+                    _reader_left()
+                raise
             return
         written = api.export_file(db, output, partial=partial, fmt=fmt, level=level)
     what = "level-1 tree(s)" if fmt == "json" else "node(s)"

@@ -37,6 +37,18 @@ def test_post_with_a_templated_body(tmp_path: Path) -> None:
     assert export_json(tmp_path / "r.db", tmp_path) == TREE.expected_export(4)
 
 
+def test_an_export_whose_reader_stopped_reading_says_nothing(tmp_path: Path) -> None:
+    # `resumer export | head -1`: the reader goes, the export stops with no error line.
+    with fake_api(TREE) as server:
+        done = resumer("start", write_job(tmp_path, server.url), "--db", "r.db", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    exporting = spawn("export", "--db", "r.db", "--format", "jsonl", cwd=tmp_path)
+    assert exporting.stdout is not None
+    exporting.stdout.close()  # before the first line: every write meets a closed pipe
+    _, said = exporting.communicate(timeout=60)
+    assert (exporting.returncode, said) == (2, "")
+
+
 def test_csv_source_with_rows_as_payloads(tmp_path: Path) -> None:
     expected = write_csv_roots(tmp_path, TREE, count=2)
     with fake_api(TREE) as server:
