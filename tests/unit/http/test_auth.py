@@ -7,6 +7,7 @@ waits), and expiry runs on a fake clock: nothing here sleeps to synchronise.
 from __future__ import annotations
 
 import base64
+import logging
 import sys
 import threading
 import time
@@ -140,7 +141,10 @@ def test_the_renewal_rule(lifetime: float | None, renew_after: float) -> None:
     assert expires_at == (lifetime if lifetime is not None else float("inf"))
 
 
-def test_many_401s_with_the_same_token_make_one_renewal() -> None:
+def test_many_401s_with_the_same_token_make_one_renewal(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="resumer.http.auth")
     tokens = Tokens()
     auth = Authorizer(tokens)
     refused = auth.current()
@@ -160,6 +164,8 @@ def test_many_401s_with_the_same_token_make_one_renewal() -> None:
     assert answers == [True] * 20
     assert tokens.calls == 2
     assert auth.refused(refused) and auth.current().header == "Bearer tok-2"  # late: no effect
+    renewals = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert renewals == ["auth: token 1 refused (HTTP 401): renewing it"]  # said once
 
 
 def test_a_fixed_value_is_never_renewed() -> None:
