@@ -38,6 +38,7 @@ from resumer.http.pool import HTTP
 from resumer.http.ratelimits import parse_rate_limits, parse_retry_after
 from resumer.http.tls import tls_problem
 from resumer.job.bound import BoundJob
+from resumer.job.messages import one_line
 from resumer.job.settings import Job, Pagination, Response, Rule
 from resumer.job.template import PLACEHOLDERS, Template, quote_query, quote_segment
 from resumer.model import Item, Streamed, Task
@@ -298,12 +299,13 @@ class Client:
                 return self._decided(asking, verdict, answer, method, response, outcome, on_answer)
             if response.status_code == 401:  # never a node's fault: the runner stops the run
                 raise self._refused(asking, method, response, answer)
-            if _wants_certificate(response.status_code, answer):  # nor is this: every call gets it
+            problem = _certificate_problem(response.status_code, answer)
+            if problem is not None:  # nor is this: every call gets the same answer
                 where = self.redactor.redact(f"{method} {response.url}")
                 said = self._said(asking, response, answer)
                 raise TlsError(
-                    f"HTTP {response.status_code} from {where} (the server wants a client"
-                    f" certificate: [request.tls] client_cert): {said}"
+                    f"HTTP {response.status_code} from {where} ({problem}: [request.tls]"
+                    f" client_cert): {said}"
                 )
             if response.status_code == 407:  # nor is the proxy's refusal (plain HTTP)
                 where = self.redactor.redact(f"{method} {response.url}")
@@ -507,20 +509,30 @@ class Client:
         )
 
     def _excerpt(self, text: str) -> str:
-        text = text[:BODY_EXCERPT].replace("\n", " ")
+        """The start of a body on one line: its line breaks (CRLF in nginx's pages, say) and
+        runs of blanks one space, any other control character escaped (a terminal shown a
+        carriage return would write over the start of the line)."""
+        text = one_line(" ".join(text[:BODY_EXCERPT].split()))
         return self.redactor.redact(text) if text else "(empty body)"
 
 
-# How a TLS server that asks for a client certificate after the handshake says none came:
-# nginx answers 400 "No required SSL certificate was sent" (or 496 / 495 with an error_page).
-_CERTIFICATE_WANTED = re.compile(
-    rb"(?i)no required ssl certificate|ssl certificate (error|required)"
-)
+# How a TLS server that asks for a client certificate after the handshake says none, or
+# none it trusts, came: nginx answers 400 "No required SSL certificate was sent" or "The SSL
+# certificate error" (or 496 "SSL Certificate Required" / 495 with an error_page).
+_CERTIFICATE_WANTED = re.compile(rb"(?i)no required ssl certificate|ssl certificate required")
+_CERTIFICATE_REFUSED = re.compile(rb"(?i)ssl certificate error")
 
 
-def _wants_certificate(status: int, answer: Body) -> bool:
-    """The answer is a TLS server's, after the handshake, saying no (good) certificate came."""
-    return status in (400, 495, 496) and bool(_CERTIFICATE_WANTED.search(answer.content[:4096]))
+def _certificate_problem(status: int, answer: Body) -> str | None:
+    """What a TLS server's answer after the handshake says of our certificate, or None."""
+    if status not in (400, 495, 496):
+        return None
+    start = answer.content[:4096]
+    if _CERTIFICATE_WANTED.search(start):
+        return "the server wants a client certificate"
+    if _CERTIFICATE_REFUSED.search(start):
+        return "the server refused the client certificate"
+    return None
 
 
 # A proxy refusing its credentials, as either engine words it:

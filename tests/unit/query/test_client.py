@@ -263,24 +263,43 @@ NGINX_NO_CERT = (
 )
 
 
+NGINX_BAD_CERT = (
+    b"<html>\r\n<head><title>400 The SSL certificate error</title></head>\r\n<body>\r\n"
+    b"<center><h1>400 Bad Request</h1></center>\r\n</body>\r\n</html>\r\n"
+)
+
+
 @pytest.mark.parametrize(
-    ("status", "body", "hinted"),
+    ("status", "body", "hint"),
     [
-        (400, NGINX_NO_CERT, True),  # nginx with ssl_verify_client on, no certificate sent
-        (496, b"SSL Certificate Required", True),
-        (400, b'{"code": 400, "msg": "bad id"}', False),
+        (400, NGINX_NO_CERT, "wants a client certificate"),  # ssl_verify_client on, none sent
+        (496, b"SSL Certificate Required", "wants a client certificate"),
+        (400, NGINX_BAD_CERT, "refused the client certificate"),  # one it does not trust
+        (400, b'{"code": 400, "msg": "bad id"}', None),
     ],
 )
 @respx.mock
 def test_a_server_wanting_a_client_certificate_after_the_handshake_stops_the_run(
-    status: int, body: bytes, hinted: bool
+    status: int, body: bytes, hint: str | None
 ) -> None:
     # Every call would get the same answer: a TlsError stops the run, naming the key.
     respx.get(f"{BASE}/children").respond(status, content=body)
     with pytest.raises((TlsError, QueryError)) as refused:
         make_client().query(TASK, 5.0)
-    assert isinstance(refused.value, TlsError) is hinted
-    assert ("[request.tls] client_cert" in str(refused.value)) is hinted
+    assert isinstance(refused.value, TlsError) is (hint is not None)
+    if hint is not None:
+        assert f"{hint}: [request.tls] client_cert" in str(refused.value)
+
+
+@respx.mock
+def test_a_body_quoted_in_an_error_is_one_line_with_no_control_character() -> None:
+    # nginx's pages end their lines with CRLF: a carriage return shown on a terminal would
+    # write over the start of the line.
+    body = b"<html>\r\n<body>\tbad\x1b[2J  gateway</body>\r\n</html>\r\n"
+    respx.get(f"{BASE}/children").respond(502, content=body)
+    with pytest.raises(QueryError) as failed:
+        make_client().query(TASK, 5.0)
+    assert str(failed.value).endswith("<html> <body> bad\\x1b[2J gateway</body> </html>")
 
 
 @pytest.mark.parametrize(
