@@ -6,18 +6,35 @@ import io
 import json
 import os
 import signal
+import socketserver
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from resumer.fake.server import FakeAPI
 from resumer.fake.tree import FakeTree
 from resumer.http.pool import ClientPool, Pool
 
 ENGINES = ("curl", "httpx")  # [request] engine: the tests about HTTP behaviour run on both
+
+Server = TypeVar("Server", bound=socketserver.BaseServer)
+
+
+@contextmanager
+def serving(server: Server) -> Iterator[Server]:
+    """``server`` answering on a thread of its own inside the block; shut down after it."""
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
 
 
 def job_text(url: str, *, max_depth: int = 4, extra: str = "", **sections: str) -> str:

@@ -4,7 +4,6 @@ receives the JSON."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,7 +15,7 @@ import pytest
 from resumer import api
 from resumer.fake.server import Faults
 from resumer.fake.tree import FakeTree
-from tests.helpers import fake_api, write_job
+from tests.helpers import fake_api, serving, write_job
 
 TREE = FakeTree(seed=16, roots=8, fanout=(6, 5, 4))
 PATIENT = "[retry]\nattempts = 100\ninitial = 0.01\nmax = 0.05\n"  # nodes outlive the outage
@@ -36,14 +35,8 @@ def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(ThreadingHTTPServer(("127.0.0.1", 0), Hook)) as server:
         yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def changes(received: list[dict[str, Any]], rule: str) -> list[str]:

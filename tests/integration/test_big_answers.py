@@ -10,7 +10,6 @@ every body with a Content-Length.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,6 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from resumer import api
+from tests import helpers
 
 SMALL = json.dumps({"items": [{"id": "A.1", "name": "a", "type": "t"}]}).encode()
 BIG_ITEMS = [{"id": f"B.{n}", "name": "b" * 40, "type": "t"} for n in range(200)]
@@ -83,15 +83,8 @@ class Handler(BaseHTTPRequestHandler):
 @contextmanager
 def serving(style: str, big: bytes = BIG) -> Iterator[str]:
     handler = type("Styled", (Handler,), {"style": style, "big": big})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with helpers.serving(ThreadingHTTPServer(("127.0.0.1", 0), handler)) as server:
         yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
 
 
 def crawl(folder: Path, url: str, engine: str, extra: str = "") -> tuple[int, dict[str, str]]:

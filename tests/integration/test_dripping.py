@@ -24,7 +24,7 @@ import pytest
 from resumer import api
 from resumer.http.pool import Pool
 from resumer.results import Outcome
-from tests.helpers import pool_of, use_engine, write_job
+from tests.helpers import pool_of, serving, use_engine, write_job
 
 DRIP = 0.3  # seconds between two bytes of a dripped answer
 BODY = 100  # bytes of a dripped answer
@@ -101,16 +101,11 @@ def _head(length: int) -> bytes:
 
 @contextmanager
 def drip_server(mode: str) -> Iterator[DripServer]:
-    server = DripServer(mode)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.stop.set()
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with serving(DripServer(mode)) as server:
+        try:
+            yield server
+        finally:
+            server.stop.set()  # the drips end first: a handler mid-drip holds the shutdown
 
 
 def timed_call(pool: Pool, url: str) -> tuple[BaseException | None, float]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import gzip
 import json
 import socketserver
-import threading
 from collections.abc import Iterator
 
 import httpx
@@ -19,7 +18,7 @@ import pytest
 
 from resumer.http.pool import Pool
 from resumer.http.ratelimits import parse_rate_limits
-from tests.helpers import pool_of
+from tests.helpers import pool_of, serving
 
 AUTH = {"Authorization": "Bearer t0ken"}
 
@@ -102,14 +101,8 @@ def _redirect(status: int, location: str) -> bytes:
 
 
 def _serve(server: Scripted) -> Iterator[Scripted]:
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(server):
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 @pytest.fixture(scope="module")

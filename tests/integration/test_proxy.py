@@ -23,7 +23,13 @@ from resumer import api
 from resumer.errors import AuthError, ConfigError, ProxyAuthError
 from resumer.fake.server import FakeAPI
 from resumer.fake.tree import FakeTree
-from tests.helpers import crawl_in_process, use_engine, write_csv_roots, write_request_job
+from tests.helpers import (
+    crawl_in_process,
+    serving,
+    use_engine,
+    write_csv_roots,
+    write_request_job,
+)
 
 TREE = FakeTree(seed=9, roots=3, fanout=(3, 2))
 DEPTH = 3
@@ -131,14 +137,8 @@ def tiny() -> Iterator[Proxy]:
 
 
 def _serving(server: Proxy) -> Iterator[Proxy]:
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(server):
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ from resumer.fake.tree import FakeTree
 from tests.helpers import (
     crawl_in_process,
     resumer,
+    serving,
     use_engine,
     write_csv_roots,
     write_request_job,
@@ -228,14 +229,8 @@ def nginx_wanting_a_certificate(ca: trustme.CA) -> Iterator[ThreadingHTTPServer]
     server = ThreadingHTTPServer(("127.0.0.1", 0), _NoCertificateSent)
     server.socket = server_context(ca).wrap_socket(server.socket, server_side=True)
     server.calls = 0  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(server):
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
 
 
 def test_a_400_saying_no_certificate_came_stops_the_run_and_fails_no_node(
