@@ -91,25 +91,44 @@ def start_fake_api(
     return process, line.rsplit(" ", 1)[-1].strip()
 
 
+# Spawns one command and reports its figures. Linux counts in a process's peak RSS the
+# memory of whatever spawned it (the spawner's peak is carried over the exec), so the
+# measured command is spawned by this small process, not by the bench, grown by then.
+_MEASURE = """\
+import os, sys, time
+core, report, command = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
+if core >= 0:
+    os.sched_setaffinity(0, {core})
+began = time.perf_counter()
+_, status, usage = os.wait4(os.posix_spawn(command[0], command, os.environ), 0)
+wall = time.perf_counter() - began
+cpu = usage.ru_utime + usage.ru_stime
+os.write(report, f"{os.waitstatus_to_exitcode(status)} {wall} {usage.ru_maxrss} {cpu}".encode())
+"""
+
+
 def timed(command: list[str], cwd: Path) -> tuple[float, float, str, float]:
     """Run ``command`` on the client's core: (wall seconds, peak RSS MB, its output,
     CPU seconds, user + sys)."""
-    began = time.perf_counter()
+    core = CLIENT_CORE if pinned(CLIENT_CORE) else -1
+    read, write = os.pipe()
     process = subprocess.Popen(
-        command,
+        [sys.executable, "-c", _MEASURE, str(core), str(write), *command],
         cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
-        **pinned(CLIENT_CORE),  # type: ignore[call-overload]
+        pass_fds=(write,),
     )
+    os.close(write)
     assert process.stdout is not None
     output = process.stdout.read()
-    _, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - began
-    if status != 0:
+    process.wait()
+    with os.fdopen(read) as report:
+        status, wall, rss_kb, cpu = report.read().split()
+    if status != "0":
         raise SystemExit(f"{command[:4]} failed with status {status}")
-    return wall, usage.ru_maxrss / 1024, output, usage.ru_utime + usage.ru_stime
+    return float(wall), int(rss_kb) / 1024, output, float(cpu)
 
 
 def run_resumer(
