@@ -122,9 +122,10 @@ class AuthError(ResumerError):
 
 class TlsError(AuthError):
     """The TLS handshake failed: the server's certificate is not trusted, or the server
-    wants a client certificate. Authentication too (of the server, or of us), and every
-    call would fail the same way, so the run stops as for a 401; the message names the
-    ``[request.tls]`` key that fixes it."""
+    wants a client certificate (or, past the handshake, answers so: nginx's 400 page, 495
+    or 496). Authentication too (of the server, or of us), and every call would fail the
+    same way, so the run stops as for a 401; the message names the ``[request.tls]`` key
+    that fixes it."""
 
 
 class ProxyAuthError(AuthError):

@@ -45,16 +45,14 @@ from typing import Any
 
 import httpx
 import pycurl
-from httpx._utils import URLPattern, get_environment_proxies
 
 from resumer.errors import BodyTooLarge
-from resumer.http.pool import URL_SHORTCUTS, URLs, call_seconds
+from resumer.http.pool import URL_SHORTCUTS, EnvironmentProxies, URLs, call_seconds
 from resumer.job.settings import Tls
 
 MAX_REDIRECTS = 20  # hops followed at most in one call (httpx's default)
 USER_AGENT = f"resumer (libcurl/{pycurl.version_info()[1]})"
 _WEB = pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS
-_ORIGINS = 1024  # origins whose proxy is remembered
 _MAIN = threading.main_thread()
 
 # Where each platform keeps the CAs it trusts, in one PEM file (Go's crypto/x509 looks in the
@@ -155,8 +153,8 @@ class CurlPool:
         self._options = self._common_options(follow_redirects, tls or Tls(), proxy, environ)
         if max_body is not None:  # a Content-Length above it: refused before the body
             self._options.append((pycurl.MAXFILESIZE_LARGE, max_body))
-        self._proxy = proxy  # None: the environment's, per origin (``_Proxies``)
-        self._proxies = _Proxies() if proxy is None else None
+        self._proxy = proxy  # None: the environment's, per origin (``EnvironmentProxies``)
+        self._proxies = EnvironmentProxies() if proxy is None else None
         self._urls = URLs()
         self._sent: tuple[list[tuple[bytes, bytes]], dict[bytes, bytes], list[bytes]] = (
             [],
@@ -565,25 +563,3 @@ def _ssl_error(code: int, message: str) -> ssl.SSLError | None:
     error = ssl.SSLError(1, message)
     error.reason = reason
     return error
-
-
-class _Proxies:
-    """The proxy of each origin from the environment (HTTP_PROXY, HTTPS_PROXY,
-    ALL_PROXY, NO_PROXY, read once), by httpx's own reading and matching of them."""
-
-    def __init__(self) -> None:
-        mounts = [(URLPattern(key), url) for key, url in get_environment_proxies().items()]
-        self._patterns = sorted(mounts, key=lambda mount: mount[0])  # as an httpx.Client
-        self._known: dict[tuple[str, str, int | None], str | None] = {}
-
-    def of(self, url: httpx.URL) -> str | None:
-        """The proxy URL for ``url``, or None to go direct."""
-        origin = (url.scheme, url.host, url.port)
-        try:
-            return self._known[origin]
-        except KeyError:
-            pass
-        proxy = next((p for pattern, p in self._patterns if pattern.matches(url)), None)
-        if len(self._known) < _ORIGINS:
-            self._known[origin] = proxy
-        return proxy

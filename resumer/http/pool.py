@@ -23,6 +23,7 @@ from typing import Any, Protocol
 import httpcore
 import httpx
 from httpcore import NetworkBackend
+from httpx._utils import URLPattern, get_environment_proxies
 
 from resumer.errors import BodyTooLarge
 from resumer.http.deadline import NEVER, Watch, Watchdog
@@ -524,3 +525,29 @@ def _overdue(
         with contextlib.suppress(RuntimeError):  # no request attached
             request = exc.request
     return httpx.ReadTimeout(f"no complete answer within {seconds}s (timeout)", request=request)
+
+
+_ORIGINS = 1024  # origins whose proxy is remembered
+
+
+class EnvironmentProxies:
+    """The proxy of each origin from the environment (HTTP_PROXY, HTTPS_PROXY,
+    ALL_PROXY, NO_PROXY, read once), by httpx's own reading and matching of them: the
+    curl engine's proxies, and the client's telling whether a call went through one."""
+
+    def __init__(self) -> None:
+        mounts = [(URLPattern(key), url) for key, url in get_environment_proxies().items()]
+        self._patterns = sorted(mounts, key=lambda mount: mount[0])  # as an httpx.Client
+        self._known: dict[tuple[str, str, int | None], str | None] = {}
+
+    def of(self, url: httpx.URL) -> str | None:
+        """The proxy URL for ``url``, or None to go direct."""
+        origin = (url.scheme, url.host, url.port)
+        try:
+            return self._known[origin]
+        except KeyError:
+            pass
+        proxy = next((p for pattern, p in self._patterns if pattern.matches(url)), None)
+        if len(self._known) < _ORIGINS:
+            self._known[origin] = proxy
+        return proxy

@@ -21,7 +21,6 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple
 from urllib.parse import urlencode
-from urllib.request import getproxies
 
 import httpx
 
@@ -34,7 +33,7 @@ from resumer.errors import (
     TlsError,
 )
 from resumer.http.auth import AuthorizedHTTP, authorizer_for
-from resumer.http.pool import HTTP
+from resumer.http.pool import HTTP, EnvironmentProxies
 from resumer.http.ratelimits import parse_rate_limits, parse_retry_after
 from resumer.http.tls import tls_problem
 from resumer.job.bound import BoundJob
@@ -145,8 +144,7 @@ class Client:
         self._renewing = [rules for rules in self._rules.values() if rules.renews]
         self._pacing = job.rate.adaptive  # read rate-limit headers
         self._timeout_args: dict[float, Any] = {}
-        # A proxy may be in the way (the job's, or the environment's): a 401 may then be its.
-        self._proxied = bound.proxy is not None or bool(getproxies())
+        self._proxy = bound.proxy  # None: the environment's, if any
         if bound.source_url is not None:
             self._source_url = bound.source_url
 
@@ -456,7 +454,7 @@ class Client:
             status = f"rule {verdict.rule} (renew) on {status}"
         if self.auth is None:
             what = "the request's credentials (the job has no [auth] to renew them)"
-            if self._proxied:  # tinyproxy, for one, answers a wrong password with 401
+            if self._through_proxy(response.url):  # tinyproxy answers a wrong password so
                 what += f"; or a proxy refused its own: {_PROXY_CHECK}"
         elif self.auth.renewable:
             what = f"{self.auth.what}, even renewed"
@@ -464,6 +462,13 @@ class Client:
             what = self.auth.what
         said = self._said(asking, response, answer)
         return AuthError(f"{status} from {where}: the API refused {what}; it said: {said}")
+
+    def _through_proxy(self, url: httpx.URL) -> bool:
+        """A plain-HTTP call to ``url`` went through a proxy, whose 401 comes as an answer
+        (to an HTTPS call's CONNECT, it comes as a ``ProxyError``)."""
+        if url.scheme != "http":
+            return False
+        return self._proxy is not None or EnvironmentProxies().of(url) is not None
 
     def _items(self, asking: _Asking, document: Any, url: str) -> list[Item] | Streamed:
         try:
@@ -516,23 +521,23 @@ class Client:
         return self.redactor.redact(text) if text else "(empty body)"
 
 
-# How a TLS server that asks for a client certificate after the handshake says none, or
-# none it trusts, came: nginx answers 400 "No required SSL certificate was sent" or "The SSL
-# certificate error" (or 496 "SSL Certificate Required" / 495 with an error_page).
-_CERTIFICATE_WANTED = re.compile(rb"(?i)no required ssl certificate|ssl certificate required")
-_CERTIFICATE_REFUSED = re.compile(rb"(?i)ssl certificate error")
+# How nginx, asking for a client certificate after the handshake, says that none, or none it
+# trusts, came: 496 or 495 (its own codes), or 400 with its page for either. Only its page's
+# title is taken: an API's 400 may well speak of certificates (of one node's).
+_WANTED = "the server wants a client certificate"
+_REFUSED = "the server refused the client certificate"
+_NGINX_PAGES = (
+    (b"<title>400 No required SSL certificate was sent</title>", _WANTED),
+    (b"<title>400 The SSL certificate error</title>", _REFUSED),
+)
 
 
 def _certificate_problem(status: int, answer: Body) -> str | None:
     """What a TLS server's answer after the handshake says of our certificate, or None."""
-    if status not in (400, 495, 496):
-        return None
-    start = answer.content[:4096]
-    if _CERTIFICATE_WANTED.search(start):
-        return "the server wants a client certificate"
-    if _CERTIFICATE_REFUSED.search(start):
-        return "the server refused the client certificate"
-    return None
+    if status == 400:
+        start = answer.content[:1024]
+        return next((problem for page, problem in _NGINX_PAGES if page in start), None)
+    return {496: _WANTED, 495: _REFUSED}.get(status)
 
 
 # A proxy refusing its credentials, as either engine words it:

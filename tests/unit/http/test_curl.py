@@ -152,22 +152,6 @@ def test_a_refused_handshake_names_client_cert() -> None:
     assert said is not None and "try http://" in said
 
 
-def test_environment_proxies_are_matched_per_origin_as_httpx_matches_them(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
-    monkeypatch.setenv("HTTP_PROXY", "http://user:pw@proxy.corp:3128")
-    monkeypatch.setenv("HTTPS_PROXY", "socks5h://proxy.corp:1080")
-    monkeypatch.setenv("NO_PROXY", "internal.corp,127.0.0.1")
-    proxies = curl._Proxies()
-    assert proxies.of(httpx.URL("http://api.example/x")) == "http://user:pw@proxy.corp:3128"
-    assert proxies.of(httpx.URL("https://api.example/x")) == "socks5h://proxy.corp:1080"
-    assert proxies.of(httpx.URL("http://db.internal.corp/x")) is None
-    assert proxies.of(httpx.URL("http://127.0.0.1:8808/x")) is None
-
-
 def test_a_url_with_another_scheme_is_refused_before_any_call() -> None:
     with curl.CurlPool(timeout=1.0) as http, pytest.raises(httpx.UnsupportedProtocol):
         http.request("GET", "ftp://files.example/x")

@@ -11,7 +11,7 @@ import respx
 
 from resumer.errors import BodyTooLarge
 from resumer.fake.tree import FakeTree
-from resumer.http.pool import ClientPool, URLs, read_capped
+from resumer.http.pool import ClientPool, EnvironmentProxies, URLs, read_capped
 from tests.helpers import fake_api
 
 BASE = "http://127.0.0.1:9"
@@ -198,3 +198,19 @@ def test_the_pool_refuses_a_body_past_its_cap_and_goes_on() -> None:
         finally:
             pool.close()
     assert answer.status_code == 200 and len(answer.content) <= 500
+
+
+def test_environment_proxies_are_matched_per_origin_as_httpx_matches_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    monkeypatch.setenv("HTTP_PROXY", "http://user:pw@proxy.corp:3128")
+    monkeypatch.setenv("HTTPS_PROXY", "socks5h://proxy.corp:1080")
+    monkeypatch.setenv("NO_PROXY", "internal.corp,127.0.0.1")
+    proxies = EnvironmentProxies()
+    assert proxies.of(httpx.URL("http://api.example/x")) == "http://user:pw@proxy.corp:3128"
+    assert proxies.of(httpx.URL("https://api.example/x")) == "socks5h://proxy.corp:1080"
+    assert proxies.of(httpx.URL("http://db.internal.corp/x")) is None
+    assert proxies.of(httpx.URL("http://127.0.0.1:8808/x")) is None

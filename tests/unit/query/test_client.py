@@ -275,7 +275,9 @@ NGINX_BAD_CERT = (
         (400, NGINX_NO_CERT, "wants a client certificate"),  # ssl_verify_client on, none sent
         (496, b"SSL Certificate Required", "wants a client certificate"),
         (400, NGINX_BAD_CERT, "refused the client certificate"),  # one it does not trust
+        (495, b'{"error": "cert"}', "refused the client certificate"),  # an error_page's
         (400, b'{"code": 400, "msg": "bad id"}', None),
+        (400, b'{"msg": "host F1: SSL certificate error (expired)"}', None),  # one node's
     ],
 )
 @respx.mock
@@ -351,6 +353,7 @@ def test_a_401_through_a_proxy_names_the_proxy_s_credentials_too(
     for name in ("http_proxy", "https_proxy", "all_proxy"):
         monkeypatch.delenv(name, raising=False)
         monkeypatch.delenv(name.upper(), raising=False)
+    monkeypatch.setenv("NO_PROXY", "localhost")  # a proxy setting, but no proxy
     respx.get(url__startswith=f"{BASE}/children").respond(401, text="Unauthorized")
     client = make_client(proxy='"http://me:pw@127.0.0.1:3128"') if proxied else make_client()
     with pytest.raises(AuthError, match="no \\[auth\\] to renew them") as refused:
