@@ -6,9 +6,10 @@ number, a cursor, an offset and a limit) or which URL it goes to (the
 each answer, whether there is a next page. A next page that was already
 fetched, or one on another server, is a ``QueryError``: a loop would never
 end, and the request's headers (credentials included) must not go elsewhere.
-So is a full page, numbered or by offset, that holds the very items of the one
-before it: the API ignores the parameter, or answers past its end with its
-last page again, and counting on would never meet the short page that ends.
+So is a full page of two items or more, numbered or by offset, that holds the
+very items of the one before it: the API ignores the parameter, or answers
+past its end with its last page again, and counting on would never meet the
+short page that ends.
 
 This module makes no HTTP call: ``client.Client`` sends what the pager says.
 
@@ -103,8 +104,9 @@ class Pager:
         return self._follow(given, response, url, f"next_url_path {self.pages.next_url_path!r}")
 
     def _repeated(self, found: Sequence[Any], url: str, param: str) -> None:
-        """A ``QueryError`` if ``found`` holds the items of the page before, not new ones."""
-        if found and found == self._last:
+        """A ``QueryError`` if ``found`` holds the items of the page before, not new ones
+        (two items at least: one item like the one before may be a sibling just like it)."""
+        if len(found) > 1 and found == self._last:
             raise QueryError(
                 f"pagination: {self._redact(url)} answered the {len(found)} items of the page"
                 f" before again: the API ignores {param}, or answers past its last page with"

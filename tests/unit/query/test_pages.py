@@ -119,3 +119,14 @@ def test_equal_pages_apart_are_not_a_repeat() -> None:
     )
     items = paged_client('mode = "page"\nsize = 2\n').query(TASK, 5.0)
     assert [i.id for i in items] == ["a", "b", "c", "d", "a", "b", "e"]
+
+
+@respx.mock
+def test_pages_of_one_item_may_repeat_it() -> None:
+    # Two siblings alike, in pages of one: not a repeated page (nothing tells them apart).
+    pages = [page_of("a"), page_of("a"), page_of()]
+    respx.get(url__startswith=f"{BASE}/children").mock(
+        side_effect=[httpx.Response(200, json=page) for page in pages]
+    )
+    items = paged_client('mode = "page"\nsize = 1\n').query(TASK, 5.0)
+    assert [i.id for i in items] == ["a", "a"]
