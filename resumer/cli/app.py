@@ -88,9 +88,8 @@ def _errors() -> Iterator[None]:
 
 
 def _reader_left() -> NoReturn:
-    """stdout's reader stopped reading (``| head``): nothing to say about it, and stdout
-    is not flushed again at exit; the status says the output is not whole."""
-    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    """stdout's reader stopped reading (``| head``): nothing to say about it (``main``
+    drops what stdout still holds); the status says the output is not whole."""
     raise typer.Exit(EXIT_USAGE)
 
 

@@ -183,7 +183,7 @@ class Authorizer:
         with self._cond:
             if self._credential is credential:
                 self._credential = None
-                log.info("auth: token %d refused (HTTP 401): renewing it", self.fetches)
+                log.info("auth: token %d refused: renewing it", self.fetches)
         return True
 
     def _renew(self) -> Credential:

@@ -25,6 +25,7 @@ from typing import Any
 
 import orjson
 
+from resumer.job.messages import one_line
 from resumer.job.settings import Rule
 from resumer.policies.gate import FAILURE, PERMANENT, SUCCESS, THROTTLE
 from resumer.query.conditions import FieldTest
@@ -222,7 +223,7 @@ def api_message(document: Any, path: str | None) -> str | None:
         return None
     if value is None or isinstance(value, dict | list):
         return None
-    text = " ".join(as_text(value).split())
+    text = one_line(" ".join(as_text(value).split()))
     return text[:MESSAGE_LENGTH] or None
 
 

@@ -165,7 +165,7 @@ def test_many_401s_with_the_same_token_make_one_renewal(
     assert tokens.calls == 2
     assert auth.refused(refused) and auth.current().header == "Bearer tok-2"  # late: no effect
     renewals = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
-    assert renewals == ["auth: token 1 refused (HTTP 401): renewing it"]  # said once
+    assert renewals == ["auth: token 1 refused: renewing it"]  # said once
 
 
 def test_a_fixed_value_is_never_renewed() -> None:
