@@ -97,10 +97,11 @@ def start_fake_api(
 _MEASURE = """\
 import os, sys, time
 core, report, command = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
+os.set_inheritable(report, False)  # the command's end closes nothing of ours
 if core >= 0:
     os.sched_setaffinity(0, {core})
 began = time.perf_counter()
-_, status, usage = os.wait4(os.posix_spawn(command[0], command, os.environ), 0)
+_, status, usage = os.wait4(os.posix_spawnp(command[0], command, os.environ), 0)
 wall = time.perf_counter() - began
 cpu = usage.ru_utime + usage.ru_stime
 os.write(report, f"{os.waitstatus_to_exitcode(status)} {wall} {usage.ru_maxrss} {cpu}".encode())
@@ -123,9 +124,11 @@ def timed(command: list[str], cwd: Path) -> tuple[float, float, str, float]:
     os.close(write)
     assert process.stdout is not None
     output = process.stdout.read()
-    process.wait()
     with os.fdopen(read) as report:
-        status, wall, rss_kb, cpu = report.read().split()
+        figures = report.read().split()
+    if process.wait() != 0 or len(figures) != 4:
+        raise SystemExit(f"could not run {command[:4]} (status {process.returncode})")
+    status, wall, rss_kb, cpu = figures
     if status != "0":
         raise SystemExit(f"{command[:4]} failed with status {status}")
     return float(wall), int(rss_kb) / 1024, output, float(cpu)

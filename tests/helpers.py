@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import signal
 import socketserver
 import subprocess
@@ -99,6 +100,16 @@ def crawl_in_process(job: Path) -> Any:
 def fake_api(tree: FakeTree, **kwargs: Any) -> Iterator[FakeAPI]:
     with FakeAPI(tree, **kwargs) as api:
         yield api
+
+
+def roots_from_csv(job: Path, tree: FakeTree) -> None:
+    """Make ``job`` read its roots from ``roots.csv`` (written beside it) instead of its
+    source URL: its queries, not the source call, meet the server first."""
+    write_csv_roots(job.parent, tree)
+    text = job.read_text(encoding="utf-8")
+    changed, count = re.subn(r'(?m)^\[source\]\nurl = ".*"$', '[source]\nfile = "roots.csv"', text)
+    assert count == 1, f"no [source] url in {job}"
+    job.write_text(changed, encoding="utf-8")
 
 
 def write_csv_roots(folder: Path, tree: FakeTree, count: int | None = None) -> Any:

@@ -25,9 +25,9 @@ from resumer.fake.server import FakeAPI
 from resumer.fake.tree import FakeTree
 from tests.helpers import (
     crawl_in_process,
+    roots_from_csv,
     serving,
     use_engine,
-    write_csv_roots,
     write_request_job,
 )
 
@@ -230,9 +230,7 @@ def test_a_wrong_proxy_password_on_the_queries_stops_the_run_and_fails_no_node(
     wrong = "wr0ng-s3cret"
     address = guarded.url.replace("http://", f"http://crawler:{wrong}@")
     job = write_proxy_job(tmp_path, origin.url, address, engine=engine)
-    write_csv_roots(tmp_path, TREE)  # the roots from a file: the queries meet the proxy first
-    text = job.read_text(encoding="utf-8")
-    job.write_text(text.replace(f'url = "{origin.url}/features"', 'file = "roots.csv"'), "utf-8")
+    roots_from_csv(job, TREE)  # the queries meet the proxy first
     with pytest.raises(ProxyAuthError, match=r"request\.proxy"):
         api.run(job, tmp_path / "r.db")
     status = api.status(tmp_path / "r.db")
@@ -247,9 +245,7 @@ def test_a_401_to_a_connect_is_the_proxy_refusing_its_credentials(
     # network error, the nodes would wait on the breaker for ever).
     address = tiny.url.replace("http://", "http://crawler:wr0ng@")
     job = write_proxy_job(tmp_path, "https://127.0.0.1:9", address, engine=engine)
-    write_csv_roots(tmp_path, TREE)  # the roots from a file: the queries meet the proxy first
-    text = job.read_text(encoding="utf-8")
-    job.write_text(text.replace('url = "https://127.0.0.1:9/features"', 'file = "roots.csv"'))
+    roots_from_csv(job, TREE)  # the queries meet the proxy first
     with pytest.raises(ProxyAuthError, match=r"401.*request\.proxy|request\.proxy.*401"):
         api.run(job, tmp_path / "r.db")
     status = api.status(tmp_path / "r.db")

@@ -26,9 +26,9 @@ from resumer.fake.tree import FakeTree
 from tests.helpers import (
     crawl_in_process,
     resumer,
+    roots_from_csv,
     serving,
     use_engine,
-    write_csv_roots,
     write_request_job,
 )
 
@@ -240,9 +240,7 @@ def test_a_400_saying_no_certificate_came_stops_the_run_and_fails_no_node(
     ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
     port = nginx_wanting_a_certificate.server_address[1]
     job = write_tls_job(tmp_path, f"https://127.0.0.1:{port}", 'ca_bundle = "ca.pem"\n', engine)
-    write_csv_roots(tmp_path, TREE)  # the roots from a file: the queries meet the refusal
-    text = job.read_text(encoding="utf-8")
-    job.write_text(text.replace(f'url = "https://127.0.0.1:{port}/features"', 'file = "roots.csv"'))
+    roots_from_csv(job, TREE)  # the queries meet the refusal
     done = resumer("start", job, "--db", "r.db", cwd=tmp_path, timeout=60)
     assert done.returncode == 2, done.stderr
     assert "the server wants a client certificate: [request.tls] client_cert" in done.stderr
