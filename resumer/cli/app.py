@@ -87,12 +87,6 @@ def _errors() -> Iterator[None]:
         fail(str(exc), EXIT_FAILED)
 
 
-def _reader_left() -> NoReturn:
-    """stdout's reader stopped reading (``| head``): nothing to say about it (``main``
-    drops what stdout still holds); the status says the output is not whole."""
-    raise typer.Exit(EXIT_USAGE)
-
-
 def _logging(level: str, log_file: Path | None, log_format: str = "text") -> None:
     if level.upper() not in logs.LEVELS:
         fail(f"--log-level: expected one of {', '.join(logs.LEVELS)}, got {level!r}", EXIT_USAGE)
@@ -468,8 +462,10 @@ def export(
             try:
                 api.export_to(db, sys.stdout, partial=partial, fmt=fmt, level=level)
             except ConfigError as exc:
+                # Its reader stopped reading (``| head``): nothing to say about it (``main``
+                # drops what stdout still holds); the status says the output is not whole.
                 if isinstance(exc.__cause__, BrokenPipeError):
-                    _reader_left()
+                    raise typer.Exit(EXIT_USAGE) from None
                 raise
             return
         written = api.export_file(db, output, partial=partial, fmt=fmt, level=level)

@@ -297,6 +297,12 @@ class Client:
                 return self._decided(asking, verdict, answer, method, response, outcome, on_answer)
             if response.status_code == 401:  # never a node's fault: the runner stops the run
                 raise self._refused(asking, method, response, answer)
+            if response.status_code == 407:  # nor is the proxy's refusal (plain HTTP)
+                where = self.redactor.redact(f"{method} {response.url}")
+                raise ProxyAuthError(f"{_PROXY_AUTH} (HTTP 407 from the proxy; {where})")
+            if response.status_code < 300:
+                outcome.kind = SUCCESS
+                return self._document(asking, answer, method, response, on_answer)
             problem = _certificate_problem(response.status_code, answer)
             if problem is not None:  # nor is this: every call gets the same answer
                 where = self.redactor.redact(f"{method} {response.url}")
@@ -305,12 +311,6 @@ class Client:
                     f"HTTP {response.status_code} from {where} ({problem}: [request.tls]"
                     f" client_cert): {said}"
                 )
-            if response.status_code == 407:  # nor is the proxy's refusal (plain HTTP)
-                where = self.redactor.redact(f"{method} {response.url}")
-                raise ProxyAuthError(f"{_PROXY_AUTH} (HTTP 407 from the proxy; {where})")
-            if response.status_code < 300:
-                outcome.kind = SUCCESS
-                return self._document(asking, answer, method, response, on_answer)
             error = self._error(asking, method, response, answer)
             outcome.kind = kind_of_status(
                 response.status_code, error.retry_after, self._retry_on, self.gate.sheds_load
@@ -530,6 +530,7 @@ _NGINX_PAGES = (
     (b"<title>400 No required SSL certificate was sent</title>", _WANTED),
     (b"<title>400 The SSL certificate error</title>", _REFUSED),
 )
+_NGINX_STATUSES = {496: _WANTED, 495: _REFUSED}
 
 
 def _certificate_problem(status: int, answer: Body) -> str | None:
@@ -537,7 +538,7 @@ def _certificate_problem(status: int, answer: Body) -> str | None:
     if status == 400:
         start = answer.content[:1024]
         return next((problem for page, problem in _NGINX_PAGES if page in start), None)
-    return {496: _WANTED, 495: _REFUSED}.get(status)
+    return _NGINX_STATUSES.get(status)
 
 
 # A proxy refusing its credentials, as either engine words it:

@@ -215,8 +215,10 @@ class _NoCertificateSent(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass  # quiet
 
+    server: _CallCounting
+
     def do_GET(self) -> None:
-        self.server.calls += 1  # type: ignore[attr-defined]
+        self.server.calls += 1
         self.send_response(400)
         self.send_header("Content-Type", "text/html")
         self.send_header("Content-Length", str(len(self.page)))
@@ -224,17 +226,20 @@ class _NoCertificateSent(BaseHTTPRequestHandler):
         self.wfile.write(self.page)
 
 
+class _CallCounting(ThreadingHTTPServer):
+    calls = 0  # calls answered
+
+
 @pytest.fixture
-def nginx_wanting_a_certificate(ca: trustme.CA) -> Iterator[ThreadingHTTPServer]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _NoCertificateSent)
+def nginx_wanting_a_certificate(ca: trustme.CA) -> Iterator[_CallCounting]:
+    server = _CallCounting(("127.0.0.1", 0), _NoCertificateSent)
     server.socket = server_context(ca).wrap_socket(server.socket, server_side=True)
-    server.calls = 0  # type: ignore[attr-defined]
     with serving(server):
         yield server
 
 
 def test_a_400_saying_no_certificate_came_stops_the_run_and_fails_no_node(
-    engine: str, tmp_path: Path, ca: trustme.CA, nginx_wanting_a_certificate: ThreadingHTTPServer
+    engine: str, tmp_path: Path, ca: trustme.CA, nginx_wanting_a_certificate: _CallCounting
 ) -> None:
     # Every call would get the same page: the run stops (exit 2) instead of failing each node.
     ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
@@ -246,7 +251,7 @@ def test_a_400_saying_no_certificate_came_stops_the_run_and_fails_no_node(
     assert "the server wants a client certificate: [request.tls] client_cert" in done.stderr
     status = api.status(tmp_path / "r.db")
     assert status.state == "stopped" and status.totals["failed"] == 0
-    assert nginx_wanting_a_certificate.calls >= 1  # type: ignore[attr-defined]
+    assert nginx_wanting_a_certificate.calls >= 1
 
 
 def test_a_missing_ca_bundle_is_refused_at_load_naming_the_key(tmp_path: Path) -> None:
